@@ -1,0 +1,300 @@
+"""The BlobStore interface: immutable blobs under keys that are never reused.
+
+The store layer (``jobstore/store.py``) chooses a fresh key for every version of every file, writes
+the bytes with a create-only write, and only then commits the catalog row that points at them. A
+blob store therefore never overwrites and never needs locking; it needs to do four things well:
+
+* write a blob create-only, streaming, computing size and CRC32C in the same pass, and leave
+  nothing at the key if the writer fails (``open_write`` / ``put_file``);
+* read a blob back, streaming, verifying size and checksum in the same pass (``open_read`` /
+  ``get_file``);
+* delete (idempotent) and list keys (for garbage collection and fsck);
+* translate its provider's errors into ``jobstore.errors`` in one place.
+
+Providers implement the small abstract methods (``_open_sink``, ``_open_source`` and the
+key operations); this module supplies checksumming, verification, text modes and atomic local
+materialisation on top of them, so no provider writes those again.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import secrets
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from jobstore.blobs.checksum import RunningChecksum, verify
+from jobstore.errors import UnsafeLocationError
+
+#: Read/write chunk size for streaming copies: large enough for throughput, small enough that
+#: memory stays flat whatever the file size.
+CHUNK_SIZE = 1024 * 1024
+
+_KEY_SEGMENT = re.compile(r"^[A-Za-z0-9_.-]+$")
+MAX_KEY_LENGTH = 512
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """Size and checksum of a blob as written (what the catalog records)."""
+
+    size: int
+    checksum: str
+
+
+def check_key(key: object) -> str:
+    """Refuse keys that could escape the store's directory or prefix (e.g. from a tampered row)."""
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
+        raise UnsafeLocationError(f"Blob key {key!r} is not a valid key (1-{MAX_KEY_LENGTH} characters).")
+    for segment in key.split("/"):
+        if segment in ("", ".", "..") or not _KEY_SEGMENT.match(segment):
+            raise UnsafeLocationError(
+                f"Blob key {key!r} is not allowed: keys are '/'-separated segments of letters, digits, "
+                "'.', '_' and '-', with no empty, '.' or '..' segment. A catalog row holding such a key "
+                "has been tampered with; run `jobstore fsck`."
+            )
+    return key
+
+
+def new_key(*parts: str) -> str:
+    """A fresh, never-reused key: the given parts plus a random suffix."""
+    return "/".join(parts) + "." + secrets.token_hex(8)
+
+
+class BlobSink(ABC):
+    """A blob being written. The provider's half of ``open_write``."""
+
+    @abstractmethod
+    def write(self, data: bytes) -> None:
+        """Append ``data``."""
+
+    @abstractmethod
+    def commit(self, info: BlobInfo) -> None:
+        """Make the blob visible at its key (create-only). ``info`` lets providers verify server-side."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Discard everything written; nothing may remain at the key. Must not raise."""
+
+
+class _HashingRawWriter(io.RawIOBase):
+    """Feeds a sink and a running checksum; what ``open_write`` hands (buffered) to callers."""
+
+    def __init__(self, sink: BlobSink) -> None:
+        super().__init__()
+        self._sink = sink
+        self.checksum = RunningChecksum()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        chunk = bytes(data)
+        if chunk:
+            self._sink.write(chunk)
+            self.checksum.update(chunk)
+        return len(chunk)
+
+
+class _VerifyingRawReader(io.RawIOBase):
+    """Reads a provider stream, checking size and checksum when the end is reached."""
+
+    def __init__(self, source: BinaryIO, expected: BlobInfo | None, what: str) -> None:
+        super().__init__()
+        self._source = source
+        self._expected = expected
+        self._what = what
+        self._checksum = RunningChecksum()
+        self._verified = expected is None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        data = self._source.read(len(view))
+        if not data:
+            if not self._verified and self._expected is not None:
+                self._verified = True
+                verify(self._expected.size, self._expected.checksum, self._checksum, self._what)
+            return 0
+        self._checksum.update(data)
+        if self._expected is not None and self._checksum.size > self._expected.size:
+            self._verified = True
+            verify(self._expected.size, self._expected.checksum, self._checksum, self._what)
+        view[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        try:
+            self._source.close()
+        finally:
+            super().close()
+
+
+def wrap_text(stream: io.BufferedIOBase, encoding: str | None, errors: str | None) -> io.IOBase:
+    """Return ``stream`` itself (binary) or a text wrapper over it, as ``open()`` would."""
+    if encoding is None:
+        if errors is not None:
+            raise ValueError("errors= is only meaningful together with encoding=, as with open().")
+        return stream
+    return io.TextIOWrapper(stream, encoding=encoding, errors=errors or "strict", write_through=True)
+
+
+class BlobStore(ABC):
+    """A place for immutable blobs: a local directory, an S3 prefix or a GCS prefix."""
+
+    #: URL of this blob store (``file:///dir``, ``s3://bucket/prefix``, ``gs://bucket/prefix``).
+    url: str
+    #: True when every blob is written with a customer or KMS key.
+    encrypted: bool = False
+
+    # --- the container ------------------------------------------------------------------------
+
+    @abstractmethod
+    def create(self) -> None:
+        """Make the container (directory, bucket) exist. Idempotent."""
+
+    @abstractmethod
+    def container_exists(self) -> bool:
+        """True if the directory / bucket exists."""
+
+    @abstractmethod
+    def destroy(self) -> None:
+        """Delete every blob under this store's prefix (and the directory, for local stores)."""
+
+    # --- provider primitives ------------------------------------------------------------------
+
+    @abstractmethod
+    def _open_sink(self, key: str) -> BlobSink:
+        """Start a create-only write of ``key`` (already checked)."""
+
+    @abstractmethod
+    def _open_source(self, key: str) -> BinaryIO:
+        """Open ``key`` (already checked) for streaming reads. Raise BlobNotFoundError if missing."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Delete ``key``; a missing key is not an error."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool:
+        """True if a blob is stored at ``key``."""
+
+    @abstractmethod
+    def size(self, key: str) -> int | None:
+        """Stored size of ``key`` in bytes, or None if it is missing."""
+
+    @abstractmethod
+    def list_keys(self, prefix: str = "") -> Iterator[str]:
+        """Every key under this store (optionally under ``prefix``), in no particular order."""
+
+    @abstractmethod
+    def public_url(self, key: str, expires_in: int) -> str:
+        """A URL anyone holding it can GET for ``expires_in`` seconds (PublicURLError if impossible)."""
+
+    # --- what the store layer calls -----------------------------------------------------------
+
+    @contextmanager
+    def open_write(self, key: str) -> Iterator[tuple[io.BufferedWriter, _PendingInfo]]:
+        """Write a new blob from a stream.
+
+        Yields ``(handle, pending)``: write bytes to ``handle``; after a normal exit the blob is
+        committed and ``pending.info`` holds its size and checksum. On an exception the blob is
+        aborted (nothing at the key) and the exception propagates.
+        """
+        sink = self._open_sink(check_key(key))
+        raw = _HashingRawWriter(sink)
+        handle = io.BufferedWriter(raw, buffer_size=CHUNK_SIZE)
+        pending = _PendingInfo()
+        try:
+            yield handle, pending
+            if not handle.closed:
+                handle.flush()
+            info = BlobInfo(raw.checksum.size, raw.checksum.hexdigest())
+            sink.commit(info)
+            pending.info = info
+        except BaseException:
+            sink.abort()
+            raise
+        finally:
+            # Detach so closing the caller's handle later cannot reach the sink again.
+            raw.close()
+
+    def put_file(self, key: str, local_path: str) -> BlobInfo:
+        """Store the contents of a local file at a new ``key``; return its size and checksum."""
+        with open(local_path, "rb") as source, self.open_write(key) as (handle, pending):
+            while chunk := source.read(CHUNK_SIZE):
+                handle.write(chunk)
+        assert pending.info is not None
+        return pending.info
+
+    def put_bytes(self, key: str, data: bytes) -> BlobInfo:
+        with self.open_write(key) as (handle, pending):
+            handle.write(data)
+        assert pending.info is not None
+        return pending.info
+
+    def open_read(self, key: str, expected: BlobInfo | None, what: str) -> io.BufferedReader:
+        """A buffered binary reader of ``key`` that verifies ``expected`` when read to the end."""
+        source = self._open_source(check_key(key))
+        return io.BufferedReader(_VerifyingRawReader(source, expected, what), buffer_size=CHUNK_SIZE)
+
+    def get_file(
+        self,
+        key: str,
+        local_path: str,
+        expected: BlobInfo | None,
+        *,
+        executable: bool = False,
+        allow_link: bool = False,
+        what: str = "",
+    ) -> None:
+        """Materialise ``key`` at ``local_path`` atomically (temp name, then rename), verified.
+
+        ``allow_link`` lets local providers hard-link the immutable blob instead of copying.
+        """
+        with self.open_read(key, expected, what or key) as reader:
+            write_local_atomically(local_path, reader, executable=executable)
+
+
+class _PendingInfo:
+    """Filled in with the blob's BlobInfo once ``open_write`` commits."""
+
+    __slots__ = ("info",)
+
+    def __init__(self) -> None:
+        self.info: BlobInfo | None = None
+
+
+def local_temp_path(local_path: str) -> str:
+    """A hidden temporary name beside ``local_path`` (same directory, so rename is atomic)."""
+    directory, name = os.path.split(os.path.abspath(local_path))
+    return os.path.join(directory, f".{name}.jobstore-{secrets.token_hex(6)}.tmp")
+
+
+def write_local_atomically(local_path: str, reader: io.BufferedIOBase, *, executable: bool) -> None:
+    """Copy ``reader`` into ``local_path`` via a temporary file and a rename; clean up on failure."""
+    temp = local_temp_path(local_path)
+    mode = 0o755 if executable else 0o644  # O_CREAT applies the umask, as open() would
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb", buffering=0) as out:
+            while chunk := reader.read(CHUNK_SIZE):
+                out.write(chunk)
+        os.replace(temp, local_path)
+    except BaseException:
+        _unlink_quietly(temp)
+        raise
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
