@@ -1,0 +1,92 @@
+"""The SQL catalog: engine ownership, transactions with retries, the schema gate.
+
+``Catalog`` is the only object above this package that touches the database. The store asks it for
+a transaction (``read`` / ``write``) and gets a :class:`CatalogTx` whose methods are the queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
+
+from jobstore.catalog.engine import READ_ONLY, make_engine, run_with_retries
+from jobstore.catalog.migrate import SchemaState, schema_state, upgrade
+from jobstore.catalog.queries import CatalogTx, FileRow, JobFields, NewFile, StoreRow
+from jobstore.redact import redact_url
+
+__all__ = ["Catalog", "CatalogTx", "FileRow", "JobFields", "NewFile", "StoreRow"]
+
+T = TypeVar("T")
+
+
+class Catalog:
+    """One catalog database, shared by every store whose rows it holds."""
+
+    def __init__(self, url: str, *, durability: str = "normal", pool_size: int = 5) -> None:
+        self.url = url
+        self.engine: Engine = make_engine(url, durability=durability, pool_size=pool_size)
+        self._read_engine = self.engine.execution_options(**{READ_ONLY: True})
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def __repr__(self) -> str:
+        return f"Catalog({redact_url(self.url)!r})"
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # --- schema ------------------------------------------------------------------------------
+
+    def schema_state(self, where: str) -> SchemaState:
+        with self._read_engine.connect() as connection:
+            return schema_state(connection, where)
+
+    def create_schema_if_fresh(self, where: str) -> None:
+        """Create the schema of a new catalog through the migrations; refuse an outdated one."""
+        if self.schema_state(where) == "fresh":
+            upgrade(self.engine)
+        # Another process may have created it concurrently, or it may be outdated: check again.
+        self.schema_state(where)
+
+    # --- transactions ------------------------------------------------------------------------
+
+    def read(self, store_id: int, work: Callable[[CatalogTx], T], *, describe: str) -> T:
+        """Run ``work`` in a read transaction (a consistent snapshot), retrying transient failures."""
+
+        def attempt() -> T:
+            with self._read_engine.connect() as connection, connection.begin():
+                return work(CatalogTx(connection, store_id))
+
+        return run_with_retries(self.engine, attempt, describe=describe)
+
+    def write(self, store_id: int, work: Callable[[CatalogTx], T], *, describe: str) -> T:
+        """Run ``work`` in a write transaction, committed on return, retrying transient failures."""
+
+        def attempt() -> T:
+            with self.engine.begin() as connection:
+                return work(CatalogTx(connection, store_id))
+
+        return run_with_retries(self.engine, attempt, describe=describe)
+
+    def run_raw(self, work: Callable[[Connection], T], *, describe: str, write: bool = True) -> T:
+        """Run ``work`` on a bare connection in one transaction (store-level operations)."""
+
+        def attempt() -> T:
+            engine = self.engine if write else self._read_engine
+            with engine.connect() as connection, connection.begin():
+                return work(connection)
+
+        return run_with_retries(self.engine, attempt, describe=describe)
+
+    @contextmanager
+    def open_transaction(self, store_id: int) -> Iterator[CatalogTx]:
+        """One explicit write transaction spanning many operations (``batch()``). Not retried:
+        the caller's whole batch either commits or raises."""
+        with self.engine.begin() as connection:
+            yield CatalogTx(connection, store_id)

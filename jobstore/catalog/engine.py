@@ -1,0 +1,218 @@
+"""Engines and transaction policy: SQLite pragmas, PostgreSQL pooling, and the one retry loop.
+
+SQLite (Prefect's recipe): WAL, ``foreign_keys=ON``, a long ``busy_timeout``, and write transactions
+begun with ``BEGIN IMMEDIATE``, because a deferred read-then-write transaction fails at once under
+contention whatever the timeout. Reads use a plain deferred ``BEGIN`` so they never queue behind a
+writer (WAL gives them a snapshot).
+
+PostgreSQL: a pooled engine with ``pool_pre_ping`` so a restarted server costs one reconnect,
+not a dead workflow.
+
+Transient failures (SQLite busy past the timeout, PostgreSQL serialization failures and deadlocks,
+dropped connections) are retried in exactly one place: :func:`run_with_retries`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from jobstore.errors import (
+    CatalogUnavailableError,
+    InvalidLocatorError,
+    MissingDependencyError,
+    UnsafeLocationError,
+)
+from jobstore.redact import redact_url
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: How long a SQLite writer waits for the lock before SQLite reports "busy".
+SQLITE_BUSY_TIMEOUT_MS = 120_000
+
+#: Execution option that marks a connection as read-only, so its transactions begin deferred.
+READ_ONLY = "jobstore_read_only"
+
+#: File systems on which SQLite's locking is unreliable (see the SQLite FAQ on network files).
+NETWORK_FILE_SYSTEMS = frozenset(
+    {"nfs", "nfs4", "lustre", "cifs", "smb", "smb2", "smbfs", "gpfs", "beegfs", "fuse.sshfs", "ceph", "glusterfs", "afs"}
+)
+ALLOW_NETWORK_SQLITE_ENV = "JOBSTORE_ALLOW_NETWORK_SQLITE"
+
+_RETRY_ATTEMPTS = 8
+_PG_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03", "57P01", "57P02", "57P03", "08000", "08003", "08006"})
+
+
+def parse_catalog_url(url: str) -> URL:
+    try:
+        return make_url(url)
+    except ArgumentError:
+        raise InvalidLocatorError(
+            f"{redact_url(url)!r} is not a valid SQLAlchemy database URL; use sqlite:///path or "
+            "postgresql+psycopg://user@host:port/database."
+        ) from None
+
+
+def make_engine(url: str, *, durability: str = "normal", pool_size: int = 5) -> Engine:
+    """Create the engine for a catalog URL, with our dialect policy applied."""
+    parsed = parse_catalog_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _make_sqlite_engine(parsed, durability)
+    if parsed.get_backend_name() == "postgresql":
+        return _make_postgres_engine(parsed, pool_size)
+    raise InvalidLocatorError(
+        f"Catalog URL {redact_url(url)!r} uses the {parsed.get_backend_name()!r} database; "
+        "jobstore supports sqlite and postgresql."
+    )
+
+
+def sqlite_path(url: str) -> str | None:
+    """The database file of a SQLite URL, or None for another dialect or an in-memory database."""
+    parsed = parse_catalog_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return os.path.abspath(str(parsed.database))
+
+
+def _make_sqlite_engine(url: URL, durability: str) -> Engine:
+    if url.database in (None, "", ":memory:"):
+        raise InvalidLocatorError("An in-memory SQLite catalog cannot be shared or resumed; give a file path.")
+    check_file_system_for_sqlite(os.path.dirname(os.path.abspath(str(url.database))))
+    synchronous = "FULL" if durability == "full" else "NORMAL"
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Let us issue BEGIN ourselves (the driver's implicit BEGIN is always deferred).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _make_postgres_engine(url: URL, pool_size: int) -> Engine:
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError("psycopg", "postgres", "A PostgreSQL catalog") from None
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=3600,
+        connect_args={"connect_timeout": 10},
+    )
+
+
+def check_file_system_for_sqlite(directory: str) -> None:
+    """Refuse a SQLite catalog on NFS, Lustre and friends, where its file locking is unreliable."""
+    fs_type = file_system_type(directory)
+    if fs_type is None or fs_type not in NETWORK_FILE_SYSTEMS:
+        return
+    message = (
+        f"The SQLite catalog would live in {directory!r}, on a {fs_type} file system, where SQLite's "
+        "locking is unreliable and concurrent workers can corrupt it. Use a PostgreSQL catalog "
+        "(sql:postgresql+psycopg://host/db#name) for stores shared between machines."
+    )
+    if os.environ.get(ALLOW_NETWORK_SQLITE_ENV) == "1":
+        log.warning("%s (allowed by %s=1)", message, ALLOW_NETWORK_SQLITE_ENV)
+        return
+    raise UnsafeLocationError(f"{message} To accept the risk anyway, set {ALLOW_NETWORK_SQLITE_ENV}=1.")
+
+
+def file_system_type(path: str) -> str | None:
+    """The type of the file system holding ``path`` (from /proc/mounts), or None if unknown."""
+    try:
+        with open("/proc/mounts", encoding="utf-8") as mounts:
+            entries = [line.split() for line in mounts]
+    except OSError:
+        return None
+    path = os.path.realpath(_existing_ancestor(path))
+    best: tuple[int, str] | None = None
+    for entry in entries:
+        if len(entry) < 3:
+            continue
+        mount_point = entry[1].replace("\\040", " ")
+        if path == mount_point or path.startswith(mount_point.rstrip("/") + "/") or mount_point == "/":
+            if best is None or len(mount_point) > best[0]:
+                best = (len(mount_point), entry[2])
+    return best[1] if best else None
+
+
+def _existing_ancestor(path: str) -> str:
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for failures that a fresh attempt of the same transaction can cure."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    if not isinstance(error, OperationalError | DBAPIError):
+        return False
+    original = getattr(error, "orig", None)
+    sqlstate = getattr(original, "sqlstate", None)
+    if sqlstate in _PG_RETRYABLE_SQLSTATES:
+        return True
+    text = str(original).lower()
+    return any(
+        phrase in text
+        for phrase in ("database is locked", "database is busy", "server closed the connection", "connection refused",
+                       "terminating connection", "consuming input failed", "the database system is")
+    )
+
+
+def run_with_retries(engine: Engine, work: Callable[[], T], *, describe: str) -> T:
+    """Run ``work`` (one whole transaction), retrying transient failures with jittered backoff.
+
+    The single retry loop of the catalog layer. ``work`` must be safe to run again from the start:
+    it opens its own transaction each time.
+    """
+    delay = 0.05
+    for attempt in range(1, _RETRY_ATTEMPTS + 1):
+        try:
+            return work()
+        except DBAPIError as error:
+            if not is_transient(error):
+                raise
+            if attempt == _RETRY_ATTEMPTS:
+                raise CatalogUnavailableError(
+                    f"The catalog ({redact_url(engine.url.render_as_string(hide_password=True))}) failed "
+                    f"{attempt} times while trying to {describe}: {type(error.orig).__name__}. "
+                    "Check that the database server is running and reachable."
+                ) from None
+            log.info("transient catalog failure while trying to %s (attempt %d): %s", describe, attempt, error.orig)
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 2.0)
+    raise AssertionError("unreachable")

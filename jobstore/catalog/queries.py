@@ -1,0 +1,463 @@
+"""Every query the store makes, dialect-generic, on one connection inside one transaction.
+
+Statements are built once at import time with bound parameters, so SQLAlchemy's compiled cache
+serves every call and no SQL is ever assembled from strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Boolean, Table, Text, and_, bindparam, delete, exists, func, insert, literal, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from jobstore.catalog.schema import condemned_blobs, files, jobs, logs, stores
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class StoreRow:
+    id: int
+    name: str
+    blob_url: str
+    workflow_id: str
+    config_json: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class JobRow:
+    id: str
+    version: int
+    description: str
+
+
+@dataclass(frozen=True)
+class FileRow:
+    id: str
+    version: int
+    job_id: str | None
+    cleanup: bool
+    shared_name: str | None
+    basename: str | None
+    size: int
+    checksum: str
+    blob_key: str
+    executable: bool
+    encrypted: bool
+    source_url: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class NewFile:
+    """What the store knows about a file when it commits its first version."""
+
+    id: str
+    job_id: str | None
+    cleanup: bool
+    shared_name: str | None
+    basename: str | None
+    size: int
+    checksum: str
+    blob_key: str
+    executable: bool
+    encrypted: bool
+    source_url: str | None = None
+
+
+@dataclass(frozen=True)
+class JobFields:
+    """The columns of a job row that the store fills from a JobDescription."""
+
+    id: str
+    name: str
+    unit_name: str
+    state: str
+    remaining_tries: int
+    memory: int | None
+    cores: float | None
+    disk: int | None
+    description: str
+
+    def as_params(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name[:255],
+            "unit_name": self.unit_name[:255],
+            "state": self.state[:32],
+            "remaining_tries": self.remaining_tries,
+            "memory": self.memory,
+            "cores": self.cores,
+            "disk": self.disk,
+            "description": self.description,
+        }
+
+
+JOB_FIELD_NAMES = ("id", "name", "unit_name", "state", "remaining_tries", "memory", "cores", "disk", "description")
+
+_FILE_COLUMNS = (
+    files.c.id,
+    files.c.version,
+    files.c.job_id,
+    files.c.cleanup,
+    files.c.shared_name,
+    files.c.basename,
+    files.c.size,
+    files.c.checksum,
+    files.c.blob_key,
+    files.c.executable,
+    files.c.encrypted,
+    files.c.source_url,
+    files.c.created_at,
+    files.c.updated_at,
+)
+
+# --- statements, built once -------------------------------------------------------------------
+
+_store_id = bindparam("sid")
+_job_id = bindparam("id")
+
+_SELECT_JOB = select(jobs.c.version, jobs.c.description).where(jobs.c.store_id == _store_id, jobs.c.id == _job_id)
+_JOB_EXISTS = select(literal(1)).where(jobs.c.store_id == _store_id, jobs.c.id == _job_id)
+_JOB_VALUES = {
+    "version": jobs.c.version + 1,
+    **{name: bindparam(f"new_{name}") for name in JOB_FIELD_NAMES if name != "id"},
+    "updated_at": bindparam("new_updated_at"),
+}
+_UPDATE_JOB_CAS = (
+    update(jobs)
+    .where(jobs.c.store_id == _store_id, jobs.c.id == bindparam("match_id"), jobs.c.version == bindparam("expected"))
+    .values(_JOB_VALUES)
+)
+_UPDATE_JOB_ANY = (
+    update(jobs).where(jobs.c.store_id == _store_id, jobs.c.id == bindparam("match_id")).values(_JOB_VALUES)
+)
+_SELECT_JOB_VERSION = select(jobs.c.version).where(jobs.c.store_id == _store_id, jobs.c.id == _job_id)
+_DELETE_JOB = delete(jobs).where(jobs.c.store_id == _store_id, jobs.c.id == _job_id)
+_SELECT_JOB_PAGE = (
+    select(jobs.c.id, jobs.c.version, jobs.c.description)
+    .where(jobs.c.store_id == _store_id, jobs.c.id > bindparam("after"))
+    .order_by(jobs.c.id)
+    .limit(bindparam("page_size"))
+)
+
+_SELECT_FILE = select(*_FILE_COLUMNS).where(files.c.store_id == _store_id, files.c.id == bindparam("id"))
+_SELECT_SHARED = select(*_FILE_COLUMNS).where(
+    files.c.store_id == _store_id, files.c.shared_name == bindparam("shared_name")
+)
+_FILE_EXISTS = select(literal(1)).where(files.c.store_id == _store_id, files.c.id == bindparam("id"))
+_FILE_SIZE = select(files.c.size).where(files.c.store_id == _store_id, files.c.id == bindparam("id"))
+_DELETE_FILE = delete(files).where(files.c.store_id == _store_id, files.c.id == bindparam("id"))
+_SELECT_FILE_KEY = select(files.c.blob_key).where(files.c.store_id == _store_id, files.c.id == bindparam("id"))
+_UPDATE_FILE_CAS = (
+    update(files)
+    .where(files.c.store_id == _store_id, files.c.id == bindparam("match_id"), files.c.version == bindparam("expected"))
+    .values(
+        version=files.c.version + 1,
+        size=bindparam("new_size"),
+        checksum=bindparam("new_checksum"),
+        blob_key=bindparam("new_blob_key"),
+        encrypted=bindparam("new_encrypted"),
+        executable=func.coalesce(bindparam("new_executable", type_=Boolean), files.c.executable),
+        source_url=func.coalesce(bindparam("new_source_url", type_=Text), files.c.source_url),
+        updated_at=bindparam("new_updated_at"),
+    )
+)
+_CLEANUP_FILES = select(files.c.id, files.c.blob_key).where(
+    files.c.store_id == _store_id, files.c.job_id == bindparam("job_id"), files.c.cleanup.is_(True)
+)
+_DELETE_FILES_BY_ID = delete(files).where(files.c.store_id == _store_id, files.c.id.in_(bindparam("ids", expanding=True)))
+
+_INSERT_LOG = insert(logs)
+
+
+_INSERTS_IGNORING_CONFLICTS: dict[tuple[str, str], Any] = {}
+
+
+def _insert_ignoring_conflicts(table: Table, dialect: str) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING (both SQLite and PostgreSQL have it): a taken ID shows up
+    as rowcount 0 instead of an error that would abort a PostgreSQL transaction."""
+    statement = _INSERTS_IGNORING_CONFLICTS.get((table.name, dialect))
+    if statement is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        statement = dialect_insert(table).on_conflict_do_nothing()
+        _INSERTS_IGNORING_CONFLICTS[(table.name, dialect)] = statement
+    return statement
+
+
+class CatalogTx:
+    """The queries of one store, run on one connection inside one open transaction."""
+
+    __slots__ = ("connection", "store_id")
+
+    def __init__(self, connection: Connection, store_id: int) -> None:
+        self.connection = connection
+        self.store_id = store_id
+
+    # --- stores ------------------------------------------------------------------------------
+
+    @staticmethod
+    def find_store(connection: Connection, name: str) -> StoreRow | None:
+        row = connection.execute(select(stores).where(stores.c.name == name)).first()
+        if row is None:
+            return None
+        return StoreRow(row.id, row.name, row.blob_url, row.workflow_id, row.config_json, row.created_at)
+
+    @staticmethod
+    def create_store(connection: Connection, name: str, blob_url: str, workflow_id: str, config_json: str) -> int | None:
+        """Insert a store row; None if a store of that name already exists."""
+        try:
+            with connection.begin_nested():
+                result = connection.execute(
+                    insert(stores).values(
+                        name=name,
+                        blob_url=blob_url,
+                        workflow_id=workflow_id,
+                        config_json=config_json,
+                        created_at=utc_now(),
+                    )
+                )
+        except IntegrityError:
+            return None
+        primary_key = result.inserted_primary_key
+        assert primary_key is not None
+        return int(primary_key[0])
+
+    @staticmethod
+    def delete_store(connection: Connection, store_id: int) -> None:
+        """Remove a store and all its rows (explicitly, not relying on ON DELETE CASCADE)."""
+        for table in (logs, files, jobs, condemned_blobs):
+            connection.execute(delete(table).where(table.c.store_id == store_id))
+        connection.execute(delete(stores).where(stores.c.id == store_id))
+
+    def update_store_config(self, config_json: str) -> None:
+        self.connection.execute(update(stores).where(stores.c.id == self.store_id).values(config_json=config_json))
+
+    # --- jobs --------------------------------------------------------------------------------
+
+    def insert_job(self, fields: JobFields) -> bool:
+        """Insert version 1 of a job; False if the ID is taken."""
+        now = utc_now()
+        params = fields.as_params()
+        params.update(store_id=self.store_id, version=1, created_at=now, updated_at=now)
+        result = self.connection.execute(_insert_ignoring_conflicts(jobs, self.connection.dialect.name), params)
+        return result.rowcount == 1
+
+    def get_job(self, job_id: str) -> tuple[int, str] | None:
+        row = self.connection.execute(_SELECT_JOB, {"sid": self.store_id, "id": job_id}).first()
+        return None if row is None else (row[0], row[1])
+
+    def job_exists(self, job_id: str) -> bool:
+        return self.connection.execute(_JOB_EXISTS, {"sid": self.store_id, "id": job_id}).first() is not None
+
+    def update_job(self, fields: JobFields, expected_version: int | None) -> int | None:
+        """Compare-and-set update. Returns the new version, or None if the version moved on or the
+        job is gone (the caller tells which with ``job_exists``)."""
+        params = {f"new_{name}": value for name, value in fields.as_params().items()}
+        params.update(
+            sid=self.store_id, match_id=fields.id, expected=expected_version, new_updated_at=utc_now()
+        )
+        statement = _UPDATE_JOB_ANY if expected_version is None else _UPDATE_JOB_CAS
+        result = self.connection.execute(statement, params)
+        if result.rowcount != 1:
+            return None
+        if expected_version is not None:
+            return expected_version + 1
+        row = self.connection.execute(_SELECT_JOB_VERSION, {"sid": self.store_id, "id": fields.id}).first()
+        return None if row is None else int(row[0])
+
+    def delete_job(self, job_id: str) -> tuple[bool, list[str]]:
+        """Delete a job and its cleanup files. Returns (whether it existed, blob keys to delete)."""
+        params = {"sid": self.store_id, "id": job_id}
+        existed = self.connection.execute(_DELETE_JOB, params).rowcount > 0
+        doomed = self.connection.execute(_CLEANUP_FILES, {"sid": self.store_id, "job_id": job_id}).all()
+        if doomed:
+            self.connection.execute(_DELETE_FILES_BY_ID, {"sid": self.store_id, "ids": [row[0] for row in doomed]})
+        return existed, [row[1] for row in doomed]
+
+    def job_page(self, after: str, page_size: int) -> Sequence[Any]:
+        return self.connection.execute(
+            _SELECT_JOB_PAGE, {"sid": self.store_id, "after": after, "page_size": page_size}
+        ).all()
+
+    # --- files -------------------------------------------------------------------------------
+
+    def insert_file(self, new: NewFile) -> bool:
+        """Insert version 1 of a file; False if the ID (or shared name) is taken."""
+        now = utc_now()
+        result = self.connection.execute(
+            _insert_ignoring_conflicts(files, self.connection.dialect.name),
+            {
+                "store_id": self.store_id,
+                "id": new.id,
+                "version": 1,
+                "job_id": new.job_id,
+                "cleanup": new.cleanup,
+                "shared_name": new.shared_name,
+                "basename": new.basename,
+                "size": new.size,
+                "checksum": new.checksum,
+                "blob_key": new.blob_key,
+                "executable": new.executable,
+                "encrypted": new.encrypted,
+                "source_url": new.source_url,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        return result.rowcount == 1
+
+    def get_file(self, file_id: str) -> FileRow | None:
+        row = self.connection.execute(_SELECT_FILE, {"sid": self.store_id, "id": file_id}).first()
+        return None if row is None else FileRow(*row)
+
+    def get_shared_file(self, shared_name: str) -> FileRow | None:
+        row = self.connection.execute(_SELECT_SHARED, {"sid": self.store_id, "shared_name": shared_name}).first()
+        return None if row is None else FileRow(*row)
+
+    def file_exists(self, file_id: str) -> bool:
+        return self.connection.execute(_FILE_EXISTS, {"sid": self.store_id, "id": file_id}).first() is not None
+
+    def file_size(self, file_id: str) -> int | None:
+        row = self.connection.execute(_FILE_SIZE, {"sid": self.store_id, "id": file_id}).first()
+        return None if row is None else int(row[0])
+
+    def replace_file_content(
+        self,
+        file_id: str,
+        expected_version: int,
+        *,
+        size: int,
+        checksum: str,
+        blob_key: str,
+        encrypted: bool,
+        executable: bool | None = None,
+        source_url: str | None = None,
+    ) -> bool:
+        """Point a file at new bytes if its version is still ``expected_version`` (compare-and-set)."""
+        result = self.connection.execute(
+            _UPDATE_FILE_CAS,
+            {
+                "sid": self.store_id,
+                "match_id": file_id,
+                "expected": expected_version,
+                "new_size": size,
+                "new_checksum": checksum,
+                "new_blob_key": blob_key,
+                "new_encrypted": encrypted,
+                "new_executable": executable,
+                "new_source_url": source_url,
+                "new_updated_at": utc_now(),
+            },
+        )
+        return result.rowcount == 1
+
+    def delete_file(self, file_id: str) -> str | None:
+        """Delete a file row; return its blob key, or None if there was no such file."""
+        params = {"sid": self.store_id, "id": file_id}
+        row = self.connection.execute(_SELECT_FILE_KEY, params).first()
+        if row is None:
+            return None
+        self.connection.execute(_DELETE_FILE, params)
+        return str(row[0])
+
+    def all_file_ids(self) -> list[str]:
+        return list(self.connection.execute(select(files.c.id).where(files.c.store_id == self.store_id)).scalars())
+
+    def orphaned_file_ids(self) -> list[str]:
+        """Files whose owning job no longer exists: one anti-join."""
+        no_job = ~exists().where(and_(jobs.c.store_id == files.c.store_id, jobs.c.id == files.c.job_id))
+        query = select(files.c.id).where(files.c.store_id == self.store_id, files.c.job_id.is_not(None), no_job)
+        return list(self.connection.execute(query).scalars())
+
+    def referenced_blob_keys(self, keys: Iterable[str]) -> set[str]:
+        key_list = list(keys)
+        if not key_list:
+            return set()
+        query = select(files.c.blob_key).where(
+            files.c.store_id == self.store_id, files.c.blob_key.in_(bindparam("keys", expanding=True))
+        )
+        return set(self.connection.execute(query, {"keys": key_list}).scalars())
+
+    # --- logs --------------------------------------------------------------------------------
+
+    def append_log(self, message: bytes) -> None:
+        self.connection.execute(
+            _INSERT_LOG, {"store_id": self.store_id, "message": message, "is_read": False, "created_at": utc_now()}
+        )
+
+    def claim_unread_logs(self) -> list[tuple[int, bytes]]:
+        """Mark every unread log read and return them (seq, message) in order. Atomic, so two
+        concurrent readers never receive the same message."""
+        statement = (
+            update(logs)
+            .where(logs.c.store_id == self.store_id, logs.c.is_read.is_(False))
+            .values(is_read=True)
+            .returning(logs.c.seq, logs.c.message)
+        )
+        rows = self.connection.execute(statement).all()
+        return sorted((int(row[0]), bytes(row[1])) for row in rows)
+
+    def read_logs(self) -> list[tuple[int, bytes]]:
+        """Logs already marked read, in order."""
+        query = (
+            select(logs.c.seq, logs.c.message)
+            .where(logs.c.store_id == self.store_id, logs.c.is_read.is_(True))
+            .order_by(logs.c.seq)
+        )
+        return [(int(row[0]), bytes(row[1])) for row in self.connection.execute(query)]
+
+    def unclaim_logs(self, seqs: Sequence[int]) -> None:
+        """Return logs to the unread state (their callback failed before they were delivered)."""
+        if seqs:
+            self.connection.execute(
+                update(logs)
+                .where(logs.c.store_id == self.store_id, logs.c.seq.in_(bindparam("seqs", expanding=True)))
+                .values(is_read=False),
+                {"seqs": list(seqs)},
+            )
+
+    # --- counts ------------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, Any]:
+        """Basic totals of this store (the maintenance layer builds richer reports)."""
+        sid = self.store_id
+        job_count = self.connection.execute(select(func.count()).where(jobs.c.store_id == sid)).scalar_one()
+        by_state = dict(
+            self.connection.execute(
+                select(jobs.c.state, func.count()).where(jobs.c.store_id == sid).group_by(jobs.c.state)
+            ).all()
+        )
+        failed = self.connection.execute(
+            select(func.count()).where(jobs.c.store_id == sid, jobs.c.remaining_tries <= 0)
+        ).scalar_one()
+        file_count, total_bytes = self.connection.execute(
+            select(func.count(), func.coalesce(func.sum(files.c.size), 0)).where(files.c.store_id == sid)
+        ).one()
+        shared = self.connection.execute(
+            select(func.count()).where(files.c.store_id == sid, files.c.shared_name.is_not(None))
+        ).scalar_one()
+        unread = self.connection.execute(
+            select(func.count()).where(logs.c.store_id == sid, logs.c.is_read.is_(False))
+        ).scalar_one()
+        return {
+            "jobs": int(job_count),
+            "jobs_by_state": {str(k): int(v) for k, v in by_state.items()},
+            "failed_jobs": int(failed),
+            "files": int(file_count),
+            "bytes": int(total_bytes),
+            "shared_files": int(shared),
+            "unread_logs": int(unread),
+        }

@@ -1,0 +1,1 @@
+"""Alembic migrations of the jobstore catalog (installed as the ``jobstore.migrations`` package)."""
