@@ -89,6 +89,22 @@ class InvalidJobDescriptionError(JobStoreError, ValueError):
     """A JobDescription holds something that cannot be stored (too large, wrong types)."""
 
 
+class LocalFileError(JobStoreError, OSError):
+    """A local file given to the store cannot be used (missing, a directory, unreadable)."""
+
+
+class LocalFileNotFoundError(LocalFileError, FileNotFoundError):
+    """The local file to store does not exist."""
+
+
+class LocalIsADirectoryError(LocalFileError, IsADirectoryError):
+    """A directory was given where a regular file is needed."""
+
+
+class LocalPermissionError(LocalFileError, PermissionError):
+    """The local file cannot be read (or the target written) with this process's permissions."""
+
+
 class UnsafeLocationError(JobStoreError):
     """A path or key would escape the store, or a catalog sits on a file system that breaks SQLite."""
 

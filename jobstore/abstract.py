@@ -1,0 +1,326 @@
+"""AbstractJobStore: the interface, the logic every store shares, and the seed's camelCase names.
+
+The snake_case methods follow Toil 9's ``AbstractJobStore`` (names and semantics). The camelCase
+names follow the original specification (docs in ../shared/seed), which differs from Toil in two
+places on purpose: ``delete`` raises ``NoSuchJobException`` for a missing job and ``deleteFile``
+raises ``NoSuchFileException`` for a missing file, where Toil's ``delete_job`` / ``delete_file``
+are idempotent.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import IO, Any
+
+from jobstore.config import Config
+from jobstore.errors import ConcurrentFileModificationException, InvalidNameError, NoSuchFileException
+from jobstore.job import JobDescription
+
+#: Shared file names: Toil's rule, plus '.' and '..' refused outright.
+SHARED_FILE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
+
+
+def check_shared_file_name(name: object) -> str:
+    if not isinstance(name, str) or not SHARED_FILE_NAME.match(name) or name in (".", ".."):
+        raise InvalidNameError(
+            f"{name!r} is not a valid shared file name: use 1-255 ASCII letters, digits, '.', '_' or '-' "
+            "(no '/', no spaces), and not '.' or '..'."
+        )
+    return name
+
+
+class AbstractJobStore(ABC):
+    """The job store interface (Toil 9's names and semantics) plus the seed's camelCase names."""
+
+    #: Toil's name for the shared file name rule.
+    sharedFileNameRegex = SHARED_FILE_NAME
+
+    def __init__(self, locator: str) -> None:
+        self._locator_string = locator
+
+    @property
+    def locator(self) -> str:
+        return self._locator_string
+
+    @classmethod
+    def createJobStore(cls, locator: str) -> AbstractJobStore:
+        """A store object for ``locator`` (not yet initialized or resumed)."""
+        from jobstore.store import create_job_store
+
+        return create_job_store(locator)
+
+    # --- life cycle --------------------------------------------------------------------------
+
+    @abstractmethod
+    def initialize(self, config: Config) -> None: ...
+
+    @abstractmethod
+    def resume(self) -> None: ...
+
+    @abstractmethod
+    def destroy(self) -> None: ...
+
+    @property
+    @abstractmethod
+    def config(self) -> Config: ...
+
+    # --- jobs --------------------------------------------------------------------------------
+
+    @abstractmethod
+    def assign_job_id(self, job_description: JobDescription) -> None: ...
+
+    @abstractmethod
+    def create_job(self, job_description: JobDescription) -> JobDescription: ...
+
+    @abstractmethod
+    def job_exists(self, job_id: str) -> bool: ...
+
+    @abstractmethod
+    def load_job(self, job_id: str) -> JobDescription: ...
+
+    @abstractmethod
+    def update_job(self, job_description: JobDescription) -> None: ...
+
+    @abstractmethod
+    def delete_job(self, job_id: str) -> None: ...
+
+    @abstractmethod
+    def jobs(self) -> Iterator[JobDescription]: ...
+
+    @abstractmethod
+    def batch(self) -> AbstractContextManager[None]: ...
+
+    def modify_job(
+        self,
+        job_id: str,
+        change: Callable[[JobDescription], JobDescription | None],
+        *,
+        max_attempts: int = 20,
+        base_delay: float = 0.01,
+    ) -> JobDescription:
+        """Load a job, apply ``change`` to it and update it; on a concurrent modification reload
+        and apply ``change`` again (bounded attempts, jittered exponential backoff).
+
+        ``change`` may mutate the description in place or return a replacement. It can run more than
+        once, so it must compute from the description it is given. Returns the stored description.
+        """
+        delay = base_delay
+        for attempt in range(1, max_attempts + 1):
+            job = self.load_job(job_id)
+            changed = change(job)
+            if changed is not None:
+                job = changed
+            try:
+                self.update_job(job)
+                return job
+            except ConcurrentFileModificationException:
+                if attempt == max_attempts:
+                    raise
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 1.0)
+        raise AssertionError("unreachable")
+
+    # --- files -------------------------------------------------------------------------------
+
+    @abstractmethod
+    def write_file(
+        self, local_path: str, job_id: str | None = None, cleanup: bool = False, hints: list[str] | None = None
+    ) -> str: ...
+
+    @abstractmethod
+    def write_file_stream(
+        self,
+        job_id: str | None = None,
+        cleanup: bool = False,
+        hints: list[str] | None = None,
+        basename: str | None = None,
+        encoding: str | None = None,
+        errors: str | None = None,
+    ) -> AbstractContextManager[tuple[IO[Any], str]]: ...
+
+    @abstractmethod
+    def get_empty_file_store_id(
+        self, job_id: str | None = None, cleanup: bool = False, basename: str | None = None, hints: list[str] | None = None
+    ) -> str: ...
+
+    @abstractmethod
+    def read_file(self, file_id: str, local_path: str, symlink: bool = False) -> None: ...
+
+    @abstractmethod
+    def read_file_stream(
+        self, file_id: str, encoding: str | None = None, errors: str | None = None
+    ) -> AbstractContextManager[IO[Any]]: ...
+
+    @abstractmethod
+    def update_file(self, file_id: str, local_path: str) -> None: ...
+
+    @abstractmethod
+    def update_file_stream(
+        self, file_id: str, encoding: str | None = None, errors: str | None = None
+    ) -> AbstractContextManager[IO[Any]]: ...
+
+    @abstractmethod
+    def delete_file(self, file_id: str) -> None: ...
+
+    @abstractmethod
+    def file_exists(self, file_id: str) -> bool: ...
+
+    @abstractmethod
+    def get_file_size(self, file_id: str) -> int: ...
+
+    @abstractmethod
+    def write_shared_file_stream(
+        self,
+        shared_file_name: str,
+        encrypted: bool | None = None,
+        encoding: str | None = None,
+        errors: str | None = None,
+    ) -> AbstractContextManager[IO[Any]]: ...
+
+    @abstractmethod
+    def read_shared_file_stream(
+        self, shared_file_name: str, encoding: str | None = None, errors: str | None = None
+    ) -> AbstractContextManager[IO[Any]]: ...
+
+    @abstractmethod
+    def write_logs(self, msg: str | bytes) -> None: ...
+
+    @abstractmethod
+    def read_logs(self, callback: Callable[..., Any], read_all: bool = False) -> int: ...
+
+    @abstractmethod
+    def get_public_url(self, file_name: str) -> str: ...
+
+    @abstractmethod
+    def get_shared_public_url(self, shared_file_name: str) -> str: ...
+
+    @abstractmethod
+    def import_file(self, src_uri: str, shared_file_name: str | None = None) -> str | None: ...
+
+    @abstractmethod
+    def export_file(self, file_id: str, dst_uri: str) -> None: ...
+
+    # --- maintenance -------------------------------------------------------------------------
+
+    @abstractmethod
+    def get_all_file_ids(self) -> list[str]: ...
+
+    @abstractmethod
+    def get_file_job_association(self, file_id: str) -> str | None: ...
+
+    @abstractmethod
+    def orphaned_file_ids(self) -> list[str]: ...
+
+    @abstractmethod
+    def stats(self) -> dict[str, Any]: ...
+
+    # --- the seed's camelCase names ----------------------------------------------------------
+
+    def assignID(self, jobDescription: JobDescription) -> str:
+        self.assign_job_id(jobDescription)
+        assert jobDescription.jobStoreID is not None
+        return jobDescription.jobStoreID
+
+    def create(self, jobDescription: JobDescription) -> JobDescription:
+        """Store a new job, assigning an ID first if it has none."""
+        return self.create_job(jobDescription)
+
+    def update(self, jobDescription: JobDescription) -> None:
+        self.update_job(jobDescription)
+
+    def load(self, jobStoreID: str) -> JobDescription:
+        return self.load_job(jobStoreID)
+
+    def exists(self, jobStoreID: str) -> bool:
+        return self.job_exists(jobStoreID)
+
+    def delete(self, jobStoreID: str) -> None:
+        """Delete a job and its cleanup files; unlike ``delete_job``, a missing job is an error."""
+        from jobstore.errors import NoSuchJobException
+
+        if not self.job_exists(jobStoreID):
+            raise NoSuchJobException(jobStoreID)
+        self.delete_job(jobStoreID)
+
+    def writeFile(self, localFilePath: str, jobStoreID: str | None = None, cleanup: bool = False) -> str:
+        return self.write_file(localFilePath, jobStoreID, cleanup)
+
+    def writeFileStream(
+        self,
+        jobStoreID: str | None = None,
+        cleanup: bool = False,
+        basename: str | None = None,
+        encoding: str | None = None,
+        errors: str | None = None,
+    ) -> AbstractContextManager[tuple[IO[Any], str]]:
+        return self.write_file_stream(jobStoreID, cleanup, basename=basename, encoding=encoding, errors=errors)
+
+    def getEmptyFileStoreID(
+        self, jobStoreID: str | None = None, cleanup: bool = False, basename: str | None = None
+    ) -> str:
+        return self.get_empty_file_store_id(jobStoreID, cleanup, basename)
+
+    def readFile(self, jobStoreFileID: str, localFilePath: str, symlink: bool = False) -> None:
+        self.read_file(jobStoreFileID, localFilePath, symlink)
+
+    def readFileStream(
+        self, jobStoreFileID: str, encoding: str | None = None, errors: str | None = None
+    ) -> AbstractContextManager[IO[Any]]:
+        return self.read_file_stream(jobStoreFileID, encoding, errors)
+
+    def updateFile(self, jobStoreFileID: str, localFilePath: str) -> None:
+        self.update_file(jobStoreFileID, localFilePath)
+
+    def updateFileStream(
+        self, jobStoreFileID: str, encoding: str | None = None, errors: str | None = None
+    ) -> AbstractContextManager[IO[Any]]:
+        return self.update_file_stream(jobStoreFileID, encoding, errors)
+
+    def deleteFile(self, jobStoreFileID: str) -> None:
+        """Delete a file; unlike ``delete_file``, a missing file is an error."""
+        if not self.file_exists(jobStoreFileID):
+            raise NoSuchFileException(jobStoreFileID)
+        self.delete_file(jobStoreFileID)
+
+    def fileExists(self, jobStoreFileID: str) -> bool:
+        return self.file_exists(jobStoreFileID)
+
+    def getFileSize(self, jobStoreFileID: str) -> int:
+        return self.get_file_size(jobStoreFileID)
+
+    def writeSharedFileStream(
+        self,
+        sharedFileName: str,
+        isProtected: bool | None = None,
+        encoding: str | None = None,
+        errors: str | None = None,
+    ) -> AbstractContextManager[IO[Any]]:
+        return self.write_shared_file_stream(sharedFileName, isProtected, encoding, errors)
+
+    def readSharedFileStream(
+        self, sharedFileName: str, encoding: str | None = None, errors: str | None = None
+    ) -> AbstractContextManager[IO[Any]]:
+        return self.read_shared_file_stream(sharedFileName, encoding, errors)
+
+    def writeStatsAndLogging(self, statsAndLoggingString: str | bytes) -> None:
+        self.write_logs(statsAndLoggingString)
+
+    def readStatsAndLogging(self, callback: Callable[..., Any], readAll: bool = False) -> int:
+        return self.read_logs(callback, readAll)
+
+    def getPublicUrl(self, fileName: str) -> str:
+        return self.get_public_url(fileName)
+
+    def getSharedPublicUrl(self, sharedFileName: str) -> str:
+        return self.get_shared_public_url(sharedFileName)
+
+    def importFile(self, srcUrl: str, sharedFileName: str | None = None) -> str | None:
+        return self.import_file(srcUrl, sharedFileName)
+
+    def exportFile(self, jobStoreFileID: str, dstUrl: str) -> None:
+        self.export_file(jobStoreFileID, dstUrl)

@@ -1,0 +1,345 @@
+"""Blobs in a local directory.
+
+Layout: ``ROOT/KEY`` for committed blobs (keys such as ``f/ab/<file-id>.<random>``), ``ROOT/.tmp/``
+for blobs being written. A blob is written to a temporary file and renamed into place when
+complete, so a reader never sees a partial blob, and made read-only (0400, or 0500 when the source
+was executable): blobs are immutable, which is what makes it safe for ``read_file`` to hand out
+hard links to them.
+
+A marker file (``.jobstore-blobs``) says the directory is ours: ``destroy`` removes only what a
+marked directory holds that jobstore created, never an arbitrary directory a locator pointed at.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, BinaryIO
+from urllib.parse import unquote, urlsplit
+
+from jobstore.blobs.base import CHUNK_SIZE, BlobInfo, BlobSink, BlobStore, check_key, local_temp_path
+from jobstore.blobs.checksum import RunningChecksum, verify
+from jobstore.errors import (
+    BlobNotFoundError,
+    BlobStorageFullError,
+    BlobStoreError,
+    InvalidLocatorError,
+    PublicURLError,
+    UnsafeLocationError,
+)
+
+if TYPE_CHECKING:
+    from jobstore.config import Config
+
+MARKER = ".jobstore-blobs"
+TEMP_DIR = ".tmp"
+BLOB_MODE = 0o400
+EXECUTABLE_BLOB_MODE = 0o500
+
+
+def translate_os_error(error: OSError, what: str) -> BlobStoreError:
+    """The one place local file-system errors become jobstore errors."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return BlobStorageFullError(
+            f"No space left while writing {what}: {error.strerror}. Free space on the store's file system; "
+            "nothing partial was kept."
+        )
+    if error.errno == errno.ENOENT:
+        return BlobNotFoundError(f"{what} is missing from the blob directory. Run `jobstore fsck LOCATOR`.")
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return BlobStoreError(f"Permission denied on {what}: {error.strerror}. Check the store directory's owner and mode.")
+    return BlobStoreError(f"{what}: {error.strerror or error}")
+
+
+class _LocalSink(BlobSink):
+    def __init__(self, store: LocalBlobStore, key: str, mode: int = BLOB_MODE) -> None:
+        self._store = store
+        self._key = key
+        self._mode = mode
+        self._temp = store.temp_path()
+        try:
+            self._fd: int | None = os.open(self._temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileNotFoundError:
+            raise BlobNotFoundError(
+                f"The blob directory {store.root!r} is gone; the store was destroyed or moved."
+            ) from None
+        except OSError as error:
+            raise translate_os_error(error, f"a new blob in {store.root!r}") from None
+
+    def write(self, data: bytes) -> None:
+        assert self._fd is not None
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError as error:
+            raise translate_os_error(error, f"blob {self._key!r}") from None
+
+    def commit(self, info: BlobInfo) -> None:
+        assert self._fd is not None
+        try:
+            os.fchmod(self._fd, self._mode)
+            if self._store.durable:
+                os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
+            self._store.install(self._temp, self._key)
+        except OSError as error:
+            self.abort()
+            raise translate_os_error(error, f"blob {self._key!r}") from None
+
+    def abort(self) -> None:
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._fd = None
+        try:
+            os.unlink(self._temp)
+        except OSError:
+            pass
+
+
+class LocalBlobStore(BlobStore):
+    """Immutable blobs as read-only files under one directory."""
+
+    def __init__(self, root: str, *, durable: bool = False, dir_mode: int = 0o700) -> None:
+        self.root = os.path.abspath(root)
+        self.url = "file://" + self.root
+        self.durable = durable
+        self.dir_mode = dir_mode
+        self._temp_dir = os.path.join(self.root, TEMP_DIR)
+        self._made_dirs: set[str] = set()
+
+    @classmethod
+    def from_url(cls, url: str, config: Config) -> LocalBlobStore:
+        parts = urlsplit(url)
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            raise InvalidLocatorError(f"Blob store URL {url!r} must be file:///absolute/directory on this machine.")
+        return cls(unquote(parts.path), durable=config.durability == "full", dir_mode=config.dirMode)
+
+    # --- paths -------------------------------------------------------------------------------
+
+    def path_of(self, key: str) -> str:
+        """The file holding ``key``; refuses keys that would leave the root (tampered rows)."""
+        path = os.path.join(self.root, check_key(key))
+        if os.path.commonpath([self.root, os.path.abspath(path)]) != self.root:
+            raise UnsafeLocationError(f"Blob key {key!r} points outside the blob directory {self.root!r}.")
+        return path
+
+    def temp_path(self) -> str:
+        return os.path.join(self._temp_dir, os.urandom(12).hex())
+
+    def install(self, temp: str, key: str) -> None:
+        """Rename a finished temporary file to its key (keys are fresh, so nothing is replaced)."""
+        final = self.path_of(key)
+        try:
+            os.rename(temp, final)
+        except FileNotFoundError:
+            if not os.path.exists(temp):
+                raise
+            parent = os.path.dirname(final)
+            os.makedirs(parent, mode=self.dir_mode, exist_ok=True)
+            os.rename(temp, final)
+        if self.durable:
+            self._fsync_dir(os.path.dirname(final))
+
+    @staticmethod
+    def _fsync_dir(directory: str) -> None:
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    # --- the container -----------------------------------------------------------------------
+
+    def create(self) -> None:
+        if os.path.isdir(self.root) and not os.path.exists(os.path.join(self.root, MARKER)):
+            if any(True for _ in os.scandir(self.root)):
+                raise UnsafeLocationError(
+                    f"The blob directory {self.root!r} exists, is not empty and was not created by jobstore; "
+                    "choose an empty or new directory."
+                )
+        try:
+            os.makedirs(self._temp_dir, mode=self.dir_mode, exist_ok=True)
+            os.chmod(self.root, self.dir_mode)
+            with open(os.path.join(self.root, MARKER), "a", encoding="utf-8"):
+                pass
+        except OSError as error:
+            raise translate_os_error(error, f"the blob directory {self.root!r}") from None
+
+    def container_exists(self) -> bool:
+        return os.path.exists(os.path.join(self.root, MARKER))
+
+    def destroy(self) -> None:
+        if not self.container_exists():
+            return
+        for entry in os.scandir(self.root):
+            if entry.name == MARKER:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, onerror=_make_writable_and_retry)
+            else:
+                os.unlink(entry.path)
+        os.unlink(os.path.join(self.root, MARKER))
+        try:
+            os.rmdir(self.root)
+        except OSError:
+            pass
+
+    # --- primitives --------------------------------------------------------------------------
+
+    def _open_sink(self, key: str) -> BlobSink:
+        return _LocalSink(self, key)
+
+    def _open_source(self, key: str) -> BinaryIO:
+        try:
+            return open(self.path_of(key), "rb", buffering=0)  # noqa: SIM115 - the caller closes it
+        except OSError as error:
+            raise translate_os_error(error, f"blob {key!r}") from None
+
+    def delete(self, key: str) -> None:
+        try:
+            os.unlink(self.path_of(key))
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            raise translate_os_error(error, f"blob {key!r}") from None
+
+    def exists(self, key: str) -> bool:
+        return os.path.exists(self.path_of(key))
+
+    def size(self, key: str) -> int | None:
+        try:
+            return os.stat(self.path_of(key)).st_size
+        except FileNotFoundError:
+            return None
+
+    def list_keys(self, prefix: str = "") -> Iterator[str]:
+        start = os.path.join(self.root, prefix) if prefix else self.root
+        for directory, subdirectories, names in os.walk(start):
+            if directory == self.root:
+                subdirectories[:] = [name for name in subdirectories if name != TEMP_DIR]
+            relative = os.path.relpath(directory, self.root)
+            for name in names:
+                if directory == self.root and name == MARKER:
+                    continue
+                yield name if relative == "." else f"{relative}/{name}"
+
+    def public_url(self, key: str, expires_in: int) -> str:
+        path = self.path_of(key)
+        if not os.path.exists(path):
+            raise PublicURLError(f"Blob {key!r} is missing, so it has no URL.")
+        return "file://" + path
+
+    # --- fast paths --------------------------------------------------------------------------
+
+    def put_file(self, key: str, local_path: str) -> BlobInfo:
+        """Copy a local file in, checksumming in the same pass; keep its executable bit."""
+        try:
+            source_fd = os.open(local_path, os.O_RDONLY)
+        except OSError as error:
+            raise translate_os_error(error, f"the local file {local_path!r}") from None
+        try:
+            mode = os.fstat(source_fd).st_mode
+            blob_mode = EXECUTABLE_BLOB_MODE if mode & stat.S_IXUSR else BLOB_MODE
+            sink = _LocalSink(self, key, blob_mode)
+            checksum = RunningChecksum()
+            try:
+                while chunk := os.read(source_fd, CHUNK_SIZE):
+                    checksum.update(chunk)
+                    sink.write(chunk)
+                info = BlobInfo(checksum.size, checksum.hexdigest())
+                sink.commit(info)
+            except BaseException:
+                sink.abort()
+                raise
+            return info
+        finally:
+            os.close(source_fd)
+
+    def get_file(
+        self,
+        key: str,
+        local_path: str,
+        expected: BlobInfo | None,
+        *,
+        executable: bool = False,
+        allow_link: bool = False,
+        what: str = "",
+    ) -> None:
+        """Hard-link the immutable blob when allowed and possible; otherwise copy and verify."""
+        blob = self.path_of(key)
+        if allow_link and executable and not _is_executable(blob):
+            allow_link = False  # the link would share a mode without the executable bit
+        if allow_link:
+            temp = local_temp_path(local_path)
+            try:
+                os.link(blob, temp)
+            except FileNotFoundError:
+                if not os.path.exists(blob):
+                    raise BlobNotFoundError(f"{what or key} is missing from the blob directory. Run `jobstore fsck`.") from None
+                raise
+            except OSError as error:
+                if error.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
+                    raise
+            else:
+                try:
+                    os.replace(temp, local_path)
+                except BaseException:
+                    os.unlink(temp)
+                    raise
+                return
+        self._copy_out(blob, local_path, expected, executable, what or key)
+
+    def _copy_out(self, blob: str, local_path: str, expected: BlobInfo | None, executable: bool, what: str) -> None:
+        temp = local_temp_path(local_path)
+        try:
+            source_fd = os.open(blob, os.O_RDONLY)
+        except OSError as error:
+            raise translate_os_error(error, what) from None
+        try:
+            target_fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755 if executable else 0o644)
+            try:
+                checksum = RunningChecksum()
+                while chunk := os.read(source_fd, CHUNK_SIZE):
+                    checksum.update(chunk)
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(target_fd, view) :]
+                if expected is not None:
+                    verify(expected.size, expected.checksum, checksum, what)
+            finally:
+                os.close(target_fd)
+            os.replace(temp, local_path)
+        except BaseException:
+            try:
+                os.unlink(temp)
+            except OSError:
+                pass
+            raise
+        finally:
+            os.close(source_fd)
+
+
+def _is_executable(path: str) -> bool:
+    try:
+        return bool(os.stat(path).st_mode & stat.S_IXUSR)
+    except FileNotFoundError:
+        return False
+
+
+def _make_writable_and_retry(function: object, path: str, _info: object) -> None:
+    """rmtree helper: blobs' directories are ours; make an entry writable and try once more."""
+    parent = os.path.dirname(path)
+    os.chmod(parent, 0o700)
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)

@@ -1,0 +1,936 @@
+"""Blobs in an S3 bucket (AWS or any S3-compatible server), under ``s3://BUCKET/PREFIX``.
+
+Why it looks the way it does:
+
+* **Create-only everywhere.** Blob keys are never reused, so every write carries
+  ``If-None-Match: *``: a single ``PutObject`` and ``CompleteMultipartUpload`` alike. The header is
+  added by a botocore event hook on this store's own client, not by each call site, because
+  boto3's transfer manager (``put_file``) does not accept ``IfNoneMatch`` among its ``ExtraArgs``;
+  the hook covers its ``PutObject`` and ``CompleteMultipartUpload`` calls too. A conflict is a
+  ``BlobExistsError``.
+* **Bounded memory.** ``open_write`` streams: bytes are cut into parts (8 MiB by default) that are
+  uploaded by a few threads while the caller keeps writing; at most ``concurrency`` parts are in
+  flight plus one being filled, whatever the file size. A blob of at most one part is sent with a
+  single ``PutObject`` carrying its CRC32C, which S3 checks against the bytes it received.
+* **Nothing half-written.** A failed or aborted writer aborts its multipart upload, so neither an
+  object nor a pending upload (which S3 would bill for) is left behind. ``destroy`` also aborts
+  pending uploads under the prefix.
+* **One translation of provider errors** (:func:`translate_s3_error`), so the store layer only ever
+  sees ``jobstore.errors`` and every message says what to check.
+* **Retries are botocore's** (retry mode ``standard``), not a loop of ours.
+
+Optional Config attributes (besides ``awsRegion``, ``awsEndpointURL``, ``awsCredentials``,
+``sseKey`` / ``sseKeyFile``): ``s3PartSize`` (bytes, at least 5 MiB), ``s3Concurrency`` (parts in
+flight per write) and ``awsMaxAttempts`` (botocore's attempts per request, retries included).
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from typing import Any, BinaryIO, cast
+from urllib.parse import urlsplit
+
+import boto3
+import boto3.exceptions
+import s3transfer.exceptions  # type: ignore[import-untyped]
+import urllib3.exceptions
+from boto3.s3.transfer import TransferConfig, create_transfer_manager
+from botocore import exceptions as botocore_errors
+from botocore.config import Config as BotoConfig
+from botocore.credentials import SharedCredentialProvider
+
+from jobstore.blobs.base import (
+    CHUNK_SIZE,
+    BlobInfo,
+    BlobSink,
+    BlobStore,
+    check_key,
+    local_temp_path,
+)
+from jobstore.blobs.checksum import RunningChecksum, crc32c_base64, verify
+from jobstore.config import Config
+from jobstore.encryption import is_kms_alias
+from jobstore.errors import (
+    BlobAccessDeniedError,
+    BlobExistsError,
+    BlobNotFoundError,
+    BlobStoreError,
+    EncryptionKeyError,
+    InvalidLocatorError,
+    JobStoreError,
+    PublicURLError,
+)
+from jobstore.locator import validate_prefix, validate_s3_bucket
+from jobstore.redact import redact_url
+
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+#: S3's smallest allowed part (every part but the last) and its largest.
+MIN_PART_SIZE = 5 * MIB
+MAX_PART_SIZE = 5 * 1024 * MIB
+#: S3 allows at most this many parts per multipart upload.
+MAX_PARTS = 10_000
+DEFAULT_PART_SIZE = 8 * MIB
+#: Parts uploaded at once by one writer: memory per writer is about (concurrency + 2) x part size.
+DEFAULT_CONCURRENCY = 4
+#: botocore attempts per request (first try included). More than botocore's default of 3, because
+#: a workflow runs for days and a brief outage should cost a delay, not a failed job.
+DEFAULT_MAX_ATTEMPTS = 6
+DEFAULT_REGION = "us-east-1"
+#: SigV4 presigned URLs are valid for at most seven days.
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+#: Streaming writes double the part size every this many parts, so a stream of unknown length
+#: (up to terabytes) never runs into S3's 10,000-part limit.
+PARTS_PER_SIZE_STEP = 1000
+ENDPOINT_ENV_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+
+_NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+_ACCESS_CODES = frozenset(
+    {
+        "AccessDenied",
+        "403",
+        "Forbidden",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "AllAccessDisabled",
+        "ExpiredToken",
+        "InvalidToken",
+        "TokenRefreshRequired",
+        "AccountProblem",
+        "InvalidSecurity",
+        "RequestTimeTooSkewed",
+    }
+)
+_PRECONDITION_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
+_UNAVAILABLE_CODES = frozenset(
+    {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "503", "500", "Throttling"}
+)
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    botocore_errors.EndpointConnectionError,
+    botocore_errors.ConnectionClosedError,
+    botocore_errors.ConnectTimeoutError,
+    botocore_errors.ReadTimeoutError,
+    botocore_errors.ResponseStreamingError,
+    botocore_errors.IncompleteReadError,
+    botocore_errors.ConnectionError,
+    urllib3.exceptions.HTTPError,
+    ConnectionError,
+    TimeoutError,
+)
+_CREDENTIAL_ERRORS: tuple[type[BaseException], ...] = (
+    botocore_errors.NoCredentialsError,
+    botocore_errors.PartialCredentialsError,
+    botocore_errors.CredentialRetrievalError,
+)
+#: Everything the provider libraries raise; local errors (a full local disk) are not in it.
+_PROVIDER_ERRORS: tuple[type[BaseException], ...] = (
+    botocore_errors.BotoCoreError,
+    botocore_errors.ClientError,
+    boto3.exceptions.Boto3Error,
+    s3transfer.exceptions.RetriesExceededError,
+    s3transfer.exceptions.S3UploadFailedError,
+    *_CONNECTION_ERRORS,
+)
+#: Actions (as named in messages) that read an object: where SSE-C key errors show up.
+_READ_ACTIONS = frozenset({"read", "download", "check", "measure"})
+
+
+# --- error translation: the one place provider errors become jobstore errors ---------------------
+
+
+def translate_s3_error(
+    error: BaseException,
+    *,
+    action: str,
+    location: str,
+    endpoint: str | None,
+    customer_key: bool,
+) -> JobStoreError:
+    """The ``jobstore.errors`` exception for a boto3/botocore/s3transfer ``error``.
+
+    ``action`` is a verb for the message ("write", "read", "delete"...), ``location`` the
+    ``s3://`` URL concerned, ``endpoint`` the custom endpoint in use (None for AWS), and
+    ``customer_key`` whether this store sends an SSE-C key (which changes what a 400/403 on a read
+    means). Messages carry the S3 error code and message, never credentials or keys.
+    """
+    error = _innermost_provider_error(error)
+    server = f" at {redact_url(endpoint)}" if endpoint else ""
+    where = f"Could not {action} {location}{server}"
+    if isinstance(error, botocore_errors.ClientError):
+        return _translate_client_error(error, action, where, customer_key)
+    if isinstance(error, _CREDENTIAL_ERRORS):
+        return BlobAccessDeniedError(
+            f"{where}: no usable AWS credentials ({type(error).__name__}). Set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or Config.awsCredentials (a shared-credentials file)."
+        )
+    if isinstance(error, _CONNECTION_ERRORS):
+        return BlobStoreError(
+            f"{where}: the S3 endpoint is unreachable or dropped the connection "
+            f"({type(error).__name__}: {redact_url(str(error))}), even after retries. Check that the "
+            "server is running and reachable, and Config.awsEndpointURL / AWS_ENDPOINT_URL. "
+            "A write that failed this way was not committed; retry it."
+        )
+    if isinstance(error, botocore_errors.ParamValidationError):
+        return BlobStoreError(
+            f"{where}: boto3 rejected the request parameters: {error}. This is a jobstore bug."
+        )
+    return BlobStoreError(f"{where}: {type(error).__name__}: {redact_url(str(error))}")
+
+
+def _innermost_provider_error(error: BaseException) -> BaseException:
+    """Unwrap s3transfer/boto3 wrappers (RetriesExceeded, S3UploadFailed) to the error inside."""
+    seen: set[int] = set()
+    while id(error) not in seen:
+        seen.add(id(error))
+        inner = getattr(error, "last_exception", None)
+        if inner is None and isinstance(
+            error, boto3.exceptions.Boto3Error | s3transfer.exceptions.S3UploadFailedError
+        ):
+            inner = error.__cause__ or error.__context__
+        if not isinstance(inner, BaseException):
+            break
+        error = inner
+    return error
+
+
+def _translate_client_error(
+    error: botocore_errors.ClientError, action: str, where: str, customer_key: bool
+) -> JobStoreError:
+    info = error.response.get("Error", {})
+    code = str(info.get("Code", ""))
+    message = str(info.get("Message", "")) or "no message"
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    said = f"(S3 said {code or status}: {message})"
+    reading = action in _READ_ACTIONS
+    lowered = message.lower()
+
+    if code == "NoSuchBucket":
+        return BlobNotFoundError(
+            f"{where}: the bucket does not exist {said}. Check the bucket name, Config.awsRegion and "
+            "the endpoint, or create the job store first (initialize())."
+        )
+    if code in _NOT_FOUND_CODES:
+        return BlobNotFoundError(
+            f"{where}: no object at that key {said}. If the catalog refers to it, the blob was deleted "
+            "behind jobstore's back; run `jobstore fsck`."
+        )
+    if code == "NoSuchUpload":
+        return BlobStoreError(
+            f"{where}: the multipart upload no longer exists {said}; it was aborted (a bucket "
+            "lifecycle rule, or `destroy` running concurrently). Write the file again."
+        )
+    if code in _PRECONDITION_CODES or status == 412:
+        return BlobExistsError(
+            f"{where}: an object already exists at that key and jobstore writes are create-only {said}. "
+            "Keys are never reused, so another writer or a leftover from a copy used this key."
+        )
+    if "KMS" in code or "kms" in lowered:
+        return EncryptionKeyError(
+            f"{where}: the KMS key could not be used {said}. Check that Config.sseKey names a KMS key "
+            "(alias/... or a key ARN) that exists in this region and that these credentials may use it "
+            "(kms:GenerateDataKey, kms:Decrypt)."
+        )
+    if reading and (status == 400 or code in ("InvalidArgument", "InvalidRequest")):
+        if customer_key:
+            return EncryptionKeyError(
+                f"{where}: S3 refused the customer encryption key {said}. The object was probably "
+                "written without SSE-C (or with a KMS key); check Config.sseKey / sseKeyFile "
+                "against the configuration this store was written with."
+            )
+        return EncryptionKeyError(
+            f"{where}: the object is encrypted with a customer key (SSE-C) and none was given {said}. "
+            "Set Config.sseKey or Config.sseKeyFile to the key the store was written with."
+        )
+    if reading and customer_key and status == 403 and code in ("AccessDenied", "403", "Forbidden"):
+        return EncryptionKeyError(
+            f"{where}: access was refused while reading with a customer key (SSE-C) {said}: the key is "
+            "most likely not the one the object was written with. Check Config.sseKey / sseKeyFile "
+            "(and, if the key is right, that the credentials may read this bucket)."
+        )
+    if "customer" in lowered and "key" in lowered:
+        return EncryptionKeyError(f"{where}: {said}. Check Config.sseKey / Config.sseKeyFile.")
+    if code in _ACCESS_CODES or status in (401, 403):
+        return BlobAccessDeniedError(
+            f"{where}: access denied {said}. Check the credentials (AWS_ACCESS_KEY_ID/"
+            "AWS_SECRET_ACCESS_KEY, AWS_PROFILE or Config.awsCredentials), that they may use this "
+            "bucket and prefix, and that the system clock is right."
+        )
+    if code == "BucketAlreadyExists":
+        return BlobAccessDeniedError(
+            f"{where}: the bucket name is taken by another account {said}. Bucket names are global; "
+            "choose another bucket name in the locator."
+        )
+    if code in _UNAVAILABLE_CODES or (isinstance(status, int) and status >= 500):
+        return BlobStoreError(
+            f"{where}: S3 kept failing after retries {said}. The service or server is overloaded or "
+            "unwell; try again later (Config.awsMaxAttempts raises the number of attempts)."
+        )
+    return BlobStoreError(f"{where}: S3 error {said} (HTTP {status}).")
+
+
+def _create_only(params: dict[str, Any], **_: Any) -> None:
+    """botocore hook: make a PutObject / CompleteMultipartUpload create-only (If-None-Match: *)."""
+    params.setdefault("IfNoneMatch", "*")
+
+
+# --- the store ----------------------------------------------------------------------------------
+
+
+class S3BlobStore(BlobStore):
+    """Blobs at ``PREFIX/KEY`` in an S3 bucket, written create-only and streamed both ways."""
+
+    #: Keys per ListObjectsV2 page (S3's maximum is 1000); tests lower it to exercise paging.
+    list_page_size = 1000
+    #: Keys per DeleteObjects request (S3's maximum is 1000).
+    delete_batch_size = 1000
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str,
+        config: Config,
+        *,
+        part_size: int | None = None,
+        concurrency: int | None = None,
+        max_attempts: int | None = None,
+    ) -> None:
+        """Describe the store; no network call happens until it is used.
+
+        ``part_size``, ``concurrency`` and ``max_attempts`` default to the Config attributes
+        ``s3PartSize``, ``s3Concurrency`` and ``awsMaxAttempts``, then to the module defaults.
+        """
+        url = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+        validate_s3_bucket(bucket, url)
+        self.bucket = bucket
+        self.prefix = validate_prefix(prefix, url)
+        self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        self.part_size = int(part_size or getattr(config, "s3PartSize", None) or DEFAULT_PART_SIZE)
+        if not MIN_PART_SIZE <= self.part_size <= MAX_PART_SIZE:
+            raise ValueError(
+                f"S3 part size {self.part_size} is outside S3's limits ({MIN_PART_SIZE} to {MAX_PART_SIZE} "
+                "bytes); fix Config.s3PartSize."
+            )
+        self.concurrency = max(
+            1, int(concurrency or getattr(config, "s3Concurrency", None) or DEFAULT_CONCURRENCY)
+        )
+        self.max_attempts = max(
+            1, int(max_attempts or getattr(config, "awsMaxAttempts", None) or DEFAULT_MAX_ATTEMPTS)
+        )
+        self.region = config.awsRegion or DEFAULT_REGION
+        self.endpoint_url = config.awsEndpointURL or _endpoint_from_environment()
+        self._credentials_file = config.awsCredentials
+
+        customer_key = config.customer_key()
+        kms_key = _kms_key(config)
+        #: Sent on every request that touches object bytes (GET, HEAD, UploadPart, Complete).
+        self._sse_c: dict[str, Any] = (
+            {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": customer_key} if customer_key else {}
+        )
+        #: Sent when an object is created (PutObject, CreateMultipartUpload).
+        self._sse_create: dict[str, Any] = dict(self._sse_c)
+        if kms_key and not customer_key:
+            self._sse_create = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key}
+        self.encrypted = bool(customer_key or kms_key)
+
+        self._client_lock = threading.Lock()
+        self._client_instance: Any = None
+
+    @classmethod
+    def from_url(cls, url: str, config: Config) -> S3BlobStore:
+        """The store at ``s3://BUCKET`` or ``s3://BUCKET/PREFIX`` (checked before any network call)."""
+        parts = urlsplit(url)
+        if parts.scheme != "s3" or not parts.netloc:
+            raise InvalidLocatorError(
+                f"{url!r} is not an S3 URL; expected s3://BUCKET or s3://BUCKET/PREFIX."
+            )
+        if parts.query or parts.fragment or "@" in parts.netloc or ":" in parts.netloc:
+            raise InvalidLocatorError(
+                f"{redact_url(url)!r} has a query, fragment, user or port; expected s3://BUCKET/PREFIX "
+                "(set the endpoint with Config.awsEndpointURL)."
+            )
+        return cls(parts.netloc, parts.path.lstrip("/"), config)
+
+    def __repr__(self) -> str:
+        return f"S3BlobStore({self.url!r}, endpoint={self.endpoint_url!r}, encrypted={self.encrypted})"
+
+    # --- the client -------------------------------------------------------------------------------
+
+    @property
+    def _client(self) -> Any:
+        """The boto3 client, made on first use (boto3 clients are thread-safe; sessions are not)."""
+        if self._client_instance is None:
+            with self._client_lock:
+                if self._client_instance is None:
+                    self._client_instance = self._make_client()
+        return self._client_instance
+
+    def _make_client(self) -> Any:
+        session = boto3.session.Session(**self._explicit_credentials())
+        options: dict[str, Any] = {
+            "signature_version": "s3v4",
+            "retries": {"mode": "standard", "max_attempts": self.max_attempts},
+            "connect_timeout": 10,
+            "read_timeout": 60,
+            # Part uploads of several concurrent writers plus transfer-manager threads.
+            "max_pool_connections": max(10, 4 * self.concurrency),
+            "user_agent_extra": "jobstore",
+        }
+        if self.endpoint_url:
+            # S3-compatible servers rarely have wildcard DNS for virtual-hosted buckets.
+            options["s3"] = {"addressing_style": "path"}
+        client = session.client(
+            "s3", region_name=self.region, endpoint_url=self.endpoint_url, config=BotoConfig(**options)
+        )
+        for operation in ("PutObject", "CompleteMultipartUpload"):
+            client.meta.events.register(f"before-parameter-build.s3.{operation}", _create_only)
+        return client
+
+    def _explicit_credentials(self) -> dict[str, str]:
+        """Keys from Config.awsCredentials, which then wins over the environment; else boto3's chain."""
+        path = self._credentials_file
+        if not path:
+            return {}
+        path = os.path.expanduser(path)
+        profile = os.environ.get("AWS_PROFILE") or "default"
+        if not os.path.isfile(path):
+            raise BlobAccessDeniedError(
+                f"The AWS credentials file {path!r} (Config.awsCredentials) does not exist; fix the path "
+                "or leave the setting empty to use boto3's usual credential chain."
+            )
+        credentials = SharedCredentialProvider(creds_filename=path, profile_name=profile).load()
+        if credentials is None:
+            raise BlobAccessDeniedError(
+                f"The AWS credentials file {path!r} (Config.awsCredentials) has no profile [{profile}] "
+                "with aws_access_key_id and aws_secret_access_key."
+            )
+        explicit = {
+            "aws_access_key_id": credentials.access_key,
+            "aws_secret_access_key": credentials.secret_key,
+        }
+        if credentials.token:
+            explicit["aws_session_token"] = credentials.token
+        return explicit
+
+    def _full_key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _location(self, key: str | None = None) -> str:
+        return f"s3://{self.bucket}/{self._full_key(key)}" if key else self.url
+
+    @contextmanager
+    def _translated(self, action: str, key: str | None = None) -> Iterator[None]:
+        """Turn provider errors raised inside the block into jobstore errors."""
+        try:
+            yield
+        except JobStoreError:
+            raise
+        except _PROVIDER_ERRORS as error:
+            raise translate_s3_error(
+                error,
+                action=action,
+                location=self._location(key),
+                endpoint=self.endpoint_url,
+                customer_key=bool(self._sse_c),
+            ) from error
+
+    def _transfer_config(self, size: int | None = None) -> TransferConfig:
+        chunk = self.part_size
+        if size is not None:
+            # Grow parts for huge files so they fit in S3's 10,000 parts (with some room to spare).
+            chunk = min(MAX_PART_SIZE, max(chunk, -(-size // (MAX_PARTS - 100))))
+        config = TransferConfig(
+            multipart_threshold=chunk,
+            multipart_chunksize=chunk,
+            max_concurrency=self.concurrency,
+            num_download_attempts=self.max_attempts,
+            # "classic" keeps the transfer on this client, so the create-only hook applies
+            # (the CRT transfer client, if awscrt is installed, would bypass it).
+            preferred_transfer_client="classic",
+        )
+        # Parts read from the stream and held in memory at once (s3transfer's default is 10).
+        config.max_in_memory_upload_chunks = self.concurrency + 1
+        return config
+
+    # --- the container ----------------------------------------------------------------------------
+
+    def create(self) -> None:
+        if self.container_exists():
+            return
+        arguments: dict[str, Any] = {"Bucket": self.bucket}
+        if self.region != "us-east-1":
+            arguments["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+        try:
+            with self._translated("create the bucket for"):
+                self._client.create_bucket(**arguments)
+        except BlobStoreError as error:
+            cause = error.__cause__
+            if (
+                isinstance(cause, botocore_errors.ClientError)
+                and _error_code(cause) == "BucketAlreadyOwnedByYou"
+            ):
+                return  # created concurrently by another process of ours
+            raise
+
+    def container_exists(self) -> bool:
+        try:
+            with self._translated("look up the bucket of"):
+                self._client.head_bucket(Bucket=self.bucket)
+        except BlobNotFoundError:
+            return False
+        return True
+
+    def destroy(self) -> None:
+        """Delete every object and abort every pending upload under this store's prefix.
+
+        Only this prefix is touched (keys are listed with ``PREFIX/``), so stores sharing a bucket
+        under other prefixes survive. The bucket itself is left in place: it may hold other stores
+        and other people's data. A missing bucket means there is nothing to destroy.
+        """
+        try:
+            batch: list[dict[str, str]] = []
+            for full_key in self._list_full_keys(self._scope()):
+                batch.append({"Key": full_key})
+                if len(batch) == self.delete_batch_size:
+                    self._delete_batch(batch)
+                    batch = []
+            if batch:
+                self._delete_batch(batch)
+            self._abort_pending_uploads()
+        except BlobNotFoundError:
+            if self.container_exists():
+                raise
+
+    def _scope(self) -> str:
+        return f"{self.prefix}/" if self.prefix else ""
+
+    def _delete_batch(self, batch: list[dict[str, str]]) -> None:
+        with self._translated("delete objects under"):
+            response = self._client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+            )
+        failures = response.get("Errors") or []
+        if failures:
+            first = failures[0]
+            raise BlobStoreError(
+                f"Could not delete {len(failures)} objects under {self.url}; the first, "
+                f"{first.get('Key')!r}, failed with {first.get('Code')}: {first.get('Message')}. "
+                "Check that the credentials may delete objects (s3:DeleteObject), then destroy again."
+            )
+
+    def _abort_pending_uploads(self) -> None:
+        with self._translated("list pending uploads under"):
+            paginator = self._client.get_paginator("list_multipart_uploads")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._scope()):
+                for upload in page.get("Uploads") or []:
+                    try:
+                        self._client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+                    except botocore_errors.ClientError as error:
+                        if _error_code(error) != "NoSuchUpload":  # finished or aborted meanwhile
+                            raise
+
+    # --- keys ---------------------------------------------------------------------------------------
+
+    def _list_full_keys(self, scope: str) -> Iterator[str]:
+        with self._translated("list"):
+            paginator = self._client.get_paginator("list_objects_v2")
+            pages = paginator.paginate(
+                Bucket=self.bucket, Prefix=scope, PaginationConfig={"PageSize": self.list_page_size}
+            )
+            for page in pages:
+                for entry in page.get("Contents") or []:
+                    yield entry["Key"]
+
+    def list_keys(self, prefix: str = "") -> Iterator[str]:
+        """Keys under this store whose names start with ``prefix`` (a plain string prefix)."""
+        scope = self._scope()
+        for full_key in self._list_full_keys(scope + prefix):
+            yield full_key[len(scope) :]
+
+    def delete(self, key: str) -> None:
+        check_key(key)
+        try:
+            with self._translated("delete", key):
+                self._client.delete_object(Bucket=self.bucket, Key=self._full_key(key))
+        except BlobNotFoundError:
+            pass  # no bucket, no object: deleting is idempotent
+
+    def _head(self, key: str) -> dict[str, Any] | None:
+        check_key(key)
+        try:
+            with self._translated("check", key):
+                response: dict[str, Any] = self._client.head_object(
+                    Bucket=self.bucket, Key=self._full_key(key), **self._sse_c
+                )
+        except BlobNotFoundError:
+            return None
+        return response
+
+    def exists(self, key: str) -> bool:
+        return self._head(key) is not None
+
+    def size(self, key: str) -> int | None:
+        head = self._head(key)
+        return None if head is None else int(head["ContentLength"])
+
+    def public_url(self, key: str, expires_in: int) -> str:
+        """A presigned (SigV4) GET URL, valid ``expires_in`` seconds (at most seven days)."""
+        check_key(key)
+        if self._sse_c:
+            raise PublicURLError(
+                f"No public URL can be made for {self._location(key)}: it is encrypted with a customer "
+                "key (SSE-C), and S3 serves such objects only to requests that send the key in headers, "
+                "which a plain URL cannot carry. Read it through jobstore instead, or use a store "
+                "without SSE-C (or with SSE-KMS) for files that must be shared by URL."
+            )
+        if not 1 <= expires_in <= MAX_PRESIGN_SECONDS:
+            raise PublicURLError(
+                f"A presigned S3 URL must expire within 1 to {MAX_PRESIGN_SECONDS} seconds (seven days); "
+                f"{expires_in} was asked for."
+            )
+        try:
+            with self._translated("make a presigned URL for", key):
+                url: str = self._client.generate_presigned_url(
+                    "get_object",
+                    Params={"Bucket": self.bucket, "Key": self._full_key(key)},
+                    ExpiresIn=expires_in,
+                )
+        except BlobStoreError as error:
+            raise PublicURLError(
+                f"{error} A presigned URL is signed with the store's credentials."
+            ) from error
+        return url
+
+    # --- writing ------------------------------------------------------------------------------------
+
+    def _open_sink(self, key: str) -> BlobSink:
+        return _S3Sink(self, key)
+
+    def put_file(self, key: str, local_path: str) -> BlobInfo:
+        """Upload a local file with boto3's transfer manager (parallel parts), create-only.
+
+        The file is handed to the transfer manager as a non-seekable stream that computes size and
+        CRC32C as s3transfer reads it; s3transfer reads a non-seekable stream exactly once, in
+        order, and retries from its in-memory copy of each part, so the checksum costs no extra
+        pass over the file. ``IfNoneMatch`` is not an allowed ExtraArg of s3transfer, so the
+        client's create-only hook adds it to the PutObject / CompleteMultipartUpload it sends.
+        On failure s3transfer aborts its multipart upload.
+        """
+        check_key(key)
+        with open(local_path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            reader = _ChecksummingReader(handle)
+            with (
+                self._translated("write", key),
+                create_transfer_manager(self._client, self._transfer_config(size)) as manager,
+            ):
+                manager.upload(
+                    reader, self.bucket, self._full_key(key), extra_args=dict(self._sse_create)
+                ).result()
+        return BlobInfo(reader.checksum.size, reader.checksum.hexdigest())
+
+    def _put_object(self, key: str, data: bytes, info: BlobInfo) -> None:
+        """One create-only PutObject, with the CRC32C S3 checks against what it received."""
+        with self._translated("write", key):
+            self._client.put_object(
+                Bucket=self.bucket,
+                Key=self._full_key(key),
+                Body=data,
+                IfNoneMatch="*",
+                ChecksumCRC32C=crc32c_base64(info.checksum),
+                **self._sse_create,
+            )
+
+    def _start_multipart(self, key: str) -> str:
+        with self._translated("start a multipart upload of", key):
+            response = self._client.create_multipart_upload(
+                Bucket=self.bucket, Key=self._full_key(key), **self._sse_create
+            )
+        return str(response["UploadId"])
+
+    def _upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> dict[str, Any]:
+        """Upload one part (runs in a writer's thread pool); errors are translated by the caller."""
+        response = self._client.upload_part(
+            Bucket=self.bucket,
+            Key=self._full_key(key),
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=data,
+            **self._sse_c,
+        )
+        return {"PartNumber": number, "ETag": response["ETag"]}
+
+    def _complete_multipart(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> None:
+        with self._translated("write", key):
+            self._client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=self._full_key(key),
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+                IfNoneMatch="*",
+                **self._sse_c,
+            )
+
+    def _abort_multipart(self, key: str, upload_id: str) -> None:
+        """Abort a multipart upload; a failure is logged (``abort`` must not raise)."""
+        try:
+            with self._translated("abort the multipart upload of", key):
+                self._client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=self._full_key(key), UploadId=upload_id
+                )
+        except BlobNotFoundError:
+            pass
+        except BlobStoreError as error:
+            if _error_code(error.__cause__) == "NoSuchUpload":
+                return
+            log.warning("%s The pending upload is removed by the next `destroy` or a lifecycle rule.", error)
+
+    # --- reading ------------------------------------------------------------------------------------
+
+    def _open_source(self, key: str) -> BinaryIO:
+        with self._translated("read", key):
+            response = self._client.get_object(Bucket=self.bucket, Key=self._full_key(key), **self._sse_c)
+        return cast(BinaryIO, _S3ObjectReader(response["Body"], self, key))
+
+    def get_file(
+        self,
+        key: str,
+        local_path: str,
+        expected: BlobInfo | None,
+        *,
+        executable: bool = False,
+        allow_link: bool = False,
+        what: str = "",
+    ) -> None:
+        """Download with the transfer manager (parallel ranged GETs) to a temp file, verify, rename.
+
+        Parts arrive out of order, so size and CRC32C are checked in a second pass over the local
+        temp file (fast: it is in the page cache) before the rename makes it visible.
+        """
+        check_key(key)
+        temp = local_temp_path(local_path)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755 if executable else 0o644)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                with (
+                    self._translated("download", key),
+                    create_transfer_manager(self._client, self._transfer_config()) as manager,
+                ):
+                    manager.download(
+                        self.bucket, self._full_key(key), out, extra_args=dict(self._sse_c)
+                    ).result()
+            if expected is not None:
+                _verify_local_file(temp, expected, what or self._location(key))
+            os.replace(temp, local_path)
+        except BaseException:
+            try:
+                os.unlink(temp)
+            except OSError as error:
+                if error.errno != errno.ENOENT:
+                    log.warning("Could not remove the temporary file %s: %s", temp, error)
+            raise
+
+
+def _error_code(error: BaseException | None) -> str:
+    if isinstance(error, botocore_errors.ClientError):
+        return str(error.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def _endpoint_from_environment() -> str | None:
+    for name in ENDPOINT_ENV_VARS:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None
+
+
+def _kms_key(config: Config) -> str | None:
+    """The KMS key reference from Config.sseKey or Config.sseKeyFile, if that is what they hold."""
+    if is_kms_alias(config.sseKey):
+        return cast(str, config.sseKey)
+    if config.sseKey is None and config.sseKeyFile:
+        try:
+            with open(os.path.expanduser(config.sseKeyFile), encoding="utf-8", errors="replace") as handle:
+                text = handle.read().strip()
+        except OSError:
+            return None  # customer_key() has already reported an unreadable file
+        if is_kms_alias(text):
+            return text
+    return None
+
+
+def _verify_local_file(path: str, expected: BlobInfo, what: str) -> None:
+    checksum = RunningChecksum()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK_SIZE):
+            checksum.update(chunk)
+    verify(expected.size, expected.checksum, checksum, what)
+
+
+class _ChecksummingReader:
+    """A non-seekable view of a file that checksums what is read (for the transfer manager)."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self.checksum = RunningChecksum()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def read(self, size: int = -1) -> bytes:
+        # s3transfer cuts parts by read(part_size): return full parts unless at the end.
+        data = self._handle.read(size) if size is None or size < 0 else self._read_fully(size)
+        if data:
+            self.checksum.update(data)
+        return data
+
+    def _read_fully(self, size: int) -> bytes:
+        chunks: list[bytes] = []
+        wanted = size
+        while wanted > 0:
+            chunk = self._handle.read(wanted)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            wanted -= len(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class _S3ObjectReader(io.RawIOBase):
+    """A GetObject body as a raw stream whose errors are jobstore errors.
+
+    Closing it early closes the HTTP response instead of draining it, so a partial read does
+    not hang on a large object.
+    """
+
+    def __init__(self, body: Any, store: S3BlobStore, key: str) -> None:
+        super().__init__()
+        self._body = body
+        self._store = store
+        self._key = key
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        with self._store._translated("read", self._key):
+            data: bytes = self._body.read() if size is None or size < 0 else self._body.read(size)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._body.close()
+            finally:
+                super().close()
+
+
+class _S3Sink(BlobSink):
+    """A streaming, create-only write: one PutObject if small, else a multipart upload.
+
+    Full parts go to a small thread pool as soon as they are complete; when ``concurrency`` parts
+    are in flight, ``write`` waits for one to finish, which bounds memory. A part is only sent once
+    more bytes follow it, so a blob of exactly one part is still a single PutObject.
+    """
+
+    def __init__(self, store: S3BlobStore, key: str) -> None:
+        self._store = store
+        self._key = key
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._futures: list[Future[dict[str, Any]]] = []
+        self._executor: ThreadPoolExecutor | None = None
+        self._finished = False
+
+    def _next_part_size(self) -> int:
+        step = len(self._futures) // PARTS_PER_SIZE_STEP
+        return min(MAX_PART_SIZE, self._store.part_size << step)
+
+    def write(self, data: bytes) -> None:
+        if self._finished:
+            raise BlobStoreError(f"{self._store._location(self._key)} was already committed or aborted.")
+        self._buffer += data
+        while len(self._buffer) > self._next_part_size():
+            size = self._next_part_size()
+            part = bytes(self._buffer[:size])
+            del self._buffer[:size]
+            self._send_part(part)
+
+    def _send_part(self, part: bytes) -> None:
+        if self._upload_id is None:
+            self._upload_id = self._store._start_multipart(self._key)
+            self._executor = ThreadPoolExecutor(
+                max_workers=self._store.concurrency, thread_name_prefix="jobstore-s3-part"
+            )
+        self._raise_failed_parts()
+        in_flight = [future for future in self._futures if not future.done()]
+        if len(in_flight) >= self._store.concurrency:
+            wait(in_flight, return_when=FIRST_COMPLETED)
+            self._raise_failed_parts()
+        if len(self._futures) >= MAX_PARTS:
+            raise BlobStoreError(
+                f"{self._store._location(self._key)} would need more than {MAX_PARTS} parts."
+            )
+        assert self._executor is not None
+        upload: Callable[..., dict[str, Any]] = self._store._upload_part
+        self._futures.append(
+            self._executor.submit(upload, self._key, self._upload_id, len(self._futures) + 1, part)
+        )
+
+    def _raise_failed_parts(self) -> None:
+        for future in self._futures:
+            if future.done() and future.exception() is not None:
+                with self._store._translated("write", self._key):
+                    future.result()
+
+    def commit(self, info: BlobInfo) -> None:
+        if self._upload_id is None:
+            self._finished = True
+            self._store._put_object(self._key, bytes(self._buffer), info)
+            self._buffer = bytearray()
+            return
+        if self._buffer:
+            self._send_part(bytes(self._buffer))
+            self._buffer = bytearray()
+        wait(self._futures)
+        self._raise_failed_parts()
+        parts = [future.result() for future in self._futures]
+        self._finished = True
+        self._shutdown()
+        self._store._complete_multipart(self._key, self._upload_id, parts)
+
+    def abort(self) -> None:
+        self._finished = True
+        self._buffer = bytearray()
+        try:
+            for future in self._futures:
+                future.cancel()
+            self._shutdown()
+            if self._upload_id is not None:
+                self._store._abort_multipart(self._key, self._upload_id)
+        except Exception as error:  # abort must not raise; the original error matters more
+            log.warning("Aborting the write of %s failed: %s", self._store._location(self._key), error)
+
+    def _shutdown(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None

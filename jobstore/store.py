@@ -1,0 +1,936 @@
+"""The one job store implementation: a SQL catalog plus a blob store.
+
+Every write follows the same order, which is what makes a crash harmless:
+
+1. the bytes go to a fresh, never-reused blob key (create-only);
+2. the catalog row that points at them is committed, in one transaction;
+3. only then are blobs that no row references any more deleted.
+
+A crash between 1 and 2 leaves an unreferenced blob (garbage collection removes it); a crash
+between 2 and 3 leaves an unreferenced old blob (likewise). No crash leaves a row pointing at
+missing or partial bytes. Concurrent writers are arbitrated by row versions in the catalog.
+
+``FileJobStore``, ``AWSJobStore`` and ``GoogleJobStore`` are named front doors over the same class
+that check the locator's kind; ``JobStore`` takes any locator.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import logging
+import os
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import IO, Any, TypeVar
+
+from jobstore.abstract import AbstractJobStore, check_shared_file_name
+from jobstore.blobs import BlobInfo, BlobStore, new_key, open_blob_store
+from jobstore.blobs.base import wrap_text
+from jobstore.catalog import Catalog, CatalogTx, FileRow, JobFields, NewFile
+from jobstore.catalog.engine import sqlite_path
+from jobstore.catalog.migrate import head_revision
+from jobstore.config import Config
+from jobstore.errors import (
+    ConcurrentFileModificationException,
+    EncryptionKeyError,
+    InvalidLocatorError,
+    InvalidNameError,
+    JobStoreError,
+    JobStoreExistsException,
+    LocalFileError,
+    LocalFileNotFoundError,
+    LocalIsADirectoryError,
+    LocalPermissionError,
+    NoSuchFileException,
+    NoSuchJobException,
+    NoSuchJobStoreException,
+    UnsafeLocationError,
+)
+from jobstore.job import JobDescription, deserialise_description, serialise_description
+from jobstore.locator import LOCAL_BLOB_DIR, SQLITE_CATALOG_NAME, StoreLocation, parse_locator
+from jobstore.redact import redact_url
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Job and file IDs: generated IDs are 32 hex digits; IDs chosen by callers must be plain tokens.
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+#: Page size of ``jobs()`` (keyset pagination: short transactions, safe to modify while iterating).
+JOBS_PAGE_SIZE = 1000
+
+#: Lifetime of URLs from ``get_public_url`` (seconds); SigV4 allows at most 7 days.
+DEFAULT_PUBLIC_URL_EXPIRY = 7 * 24 * 3600
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _is_valid_id(value: object) -> bool:
+    return isinstance(value, str) and ID_PATTERN.match(value) is not None and ".." not in value
+
+
+def _job_fields(job: JobDescription) -> JobFields:
+    assert job.jobStoreID is not None
+    requirements = job.requirements
+    return JobFields(
+        id=job.jobStoreID,
+        name=job.jobName,
+        unit_name=job.unitName,
+        state=job.state,
+        remaining_tries=job.remainingTryCount,
+        memory=requirements.get("memory"),
+        cores=requirements.get("cores"),
+        disk=requirements.get("disk"),
+        description=serialise_description(job),
+    )
+
+
+def _blob_info(row: FileRow) -> BlobInfo:
+    return BlobInfo(row.size, row.checksum)
+
+
+class JobStore(AbstractJobStore):
+    """A job store on any catalog (SQLite, PostgreSQL) with any blob store (local, S3, GCS).
+
+    The object is cheap to create; ``initialize`` or ``resume`` connects it. It is safe to share
+    between threads: each operation takes its own pooled connection, and ``batch()`` is per thread.
+    """
+
+    #: Locator kinds this class accepts (the named front doors narrow it).
+    accepted_kinds: tuple[str, ...] = ("file", "aws", "google", "sql")
+
+    def __init__(self, locator: str) -> None:
+        self._location: StoreLocation = parse_locator(locator)
+        if self._location.kind not in self.accepted_kinds:
+            raise InvalidLocatorError(
+                f"{type(self).__name__} cannot open {redact_url(locator)!r} (a {self._location.kind} locator); "
+                f"use jobstore.create_job_store(locator) or the matching class."
+            )
+        super().__init__(self._location.locator)
+        self._config: Config | None = None
+        self._catalog: Catalog | None = None
+        self._blobs: BlobStore | None = None
+        self._store_id: int | None = None
+        self._batch = threading.local()
+
+    def __repr__(self) -> str:
+        state = "open" if self._store_id is not None else "not opened"
+        return f"{type(self).__name__}({redact_url(self.locator)!r}, {state})"
+
+    # --- life cycle --------------------------------------------------------------------------
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            raise JobStoreError("The job store is not open yet: call initialize(config) or resume() first.")
+        return self._config
+
+    def initialize(self, config: Config | None = None) -> None:
+        """Create the store: its catalog schema (if new), its row, its blob container."""
+        config = config if config is not None else Config()
+        location = self._location
+        catalog_url = location.catalog_url or config.catalog_url()
+        if catalog_url is None:
+            raise InvalidLocatorError(
+                f"The locator {redact_url(self.locator)!r} does not say where the catalog is: set "
+                "Config.catalog (or the JOBSTORE_CATALOG environment variable) to a SQLAlchemy URL."
+            )
+        blob_url = location.blob_url or config.blobStore
+        if blob_url is None:
+            raise InvalidLocatorError(
+                f"The locator {redact_url(self.locator)!r} does not say where file bytes go: set "
+                "Config.blobStore to file:///dir, s3://bucket/prefix or gs://bucket/prefix."
+            )
+        if location.kind == "file":
+            self._prepare_store_directory(os.path.dirname(_sqlite_file(catalog_url)), config)
+        config.jobStore = self.locator
+        if config.workflowID is None:
+            config.workflowID = str(uuid.uuid4())
+        if location.region and config.awsRegion is None and location.kind == "aws":
+            config.awsRegion = location.region
+
+        catalog = Catalog(catalog_url, durability=config.durability, pool_size=config.poolSize)
+        try:
+            catalog.create_schema_if_fresh(self.locator)
+            if catalog.run_raw(lambda c: CatalogTx.find_store(c, location.store_name), describe="look up the store"):
+                raise JobStoreExistsException(self.locator)
+            blobs = open_blob_store(blob_url, config)
+            blobs.create()
+            store_id = catalog.run_raw(
+                lambda c: CatalogTx.create_store(c, location.store_name, blob_url, config.workflowID or "", config.to_json()),
+                describe="create the store",
+            )
+            if store_id is None:
+                raise JobStoreExistsException(self.locator)
+        except BaseException:
+            catalog.dispose()
+            raise
+        self._config, self._catalog, self._blobs, self._store_id = config, catalog, blobs, store_id
+
+    def resume(self, config: Config | None = None) -> None:
+        """Open an existing store from its locator alone (plus secrets, which are never stored:
+        pass a Config holding them, e.g. ``sseKey``, if the store needs them)."""
+        location = self._location
+        catalog_url = location.catalog_url or (config.catalog_url() if config else None) or Config().catalog_url()
+        if catalog_url is None:
+            raise InvalidLocatorError(
+                f"The locator {redact_url(self.locator)!r} does not say where the catalog is: set "
+                "Config.catalog (or JOBSTORE_CATALOG) to the catalog's SQLAlchemy URL."
+            )
+        database_file = sqlite_path(catalog_url)
+        if database_file is not None and not os.path.isfile(database_file):
+            detail = ""
+            if location.kind == "file" and os.path.isdir(os.path.dirname(database_file)):
+                detail = f"The directory exists but holds no {SQLITE_CATALOG_NAME}: it is not a job store."
+            raise NoSuchJobStoreException(self.locator, detail)
+        catalog = Catalog(catalog_url, pool_size=config.poolSize if config else 5)
+        try:
+            if catalog.schema_state(self.locator) == "fresh":
+                raise NoSuchJobStoreException(self.locator, "Its catalog holds no jobstore schema.")
+            row = catalog.run_raw(lambda c: CatalogTx.find_store(c, location.store_name), describe="look up the store", write=False)
+            if row is None:
+                raise NoSuchJobStoreException(self.locator)
+            stored = Config.from_json(row.config_json)
+            if config is not None:
+                for name, value in vars(config).items():
+                    if value is not None and name not in ("jobStore", "workflowID"):
+                        setattr(stored, name, value)
+            if stored.durability == "full":
+                catalog.dispose()
+                catalog = Catalog(catalog_url, durability="full", pool_size=stored.poolSize)
+            blobs = open_blob_store(row.blob_url, stored)
+        except BaseException:
+            catalog.dispose()
+            raise
+        stored.jobStore = self.locator
+        self._config, self._catalog, self._blobs, self._store_id = stored, catalog, blobs, row.id
+
+    def destroy(self) -> None:
+        """Delete this store's rows and blobs, and nothing else. Idempotent."""
+        if self._store_id is None:
+            try:
+                self.resume()
+            except NoSuchJobStoreException:
+                self._remove_store_directory()
+                return
+        catalog, blobs, store_id = self._require()
+        blobs.destroy()
+        catalog.run_raw(lambda c: CatalogTx.delete_store(c, store_id), describe="delete the store's rows")
+        catalog.dispose()
+        self._catalog = self._blobs = self._store_id = None
+        self._remove_store_directory()
+
+    def close(self) -> None:
+        """Release the catalog's connections (the store can be resumed again later)."""
+        if self._catalog is not None:
+            self._catalog.dispose()
+
+    def _prepare_store_directory(self, directory: str, config: Config) -> None:
+        if os.path.exists(directory):
+            if not os.path.isdir(directory):
+                raise InvalidLocatorError(f"{directory!r} exists and is not a directory, so it cannot hold a job store.")
+            if os.path.exists(os.path.join(directory, SQLITE_CATALOG_NAME)):
+                return  # an existing store: initialize() reports JobStoreExistsException
+            if any(True for _ in os.scandir(directory)):
+                raise UnsafeLocationError(
+                    f"{directory!r} exists, is not empty and is not a job store; choose a new or empty directory."
+                )
+            os.chmod(directory, config.dirMode)
+        else:
+            os.makedirs(directory, mode=config.dirMode)
+
+    def _remove_store_directory(self) -> None:
+        """For file: stores, remove the catalog files and the directory if nothing else is left."""
+        if self._location.kind != "file":
+            return
+        directory = self._location.locator[len("file:") :]
+        for name in (SQLITE_CATALOG_NAME, SQLITE_CATALOG_NAME + "-wal", SQLITE_CATALOG_NAME + "-shm"):
+            try:
+                os.unlink(os.path.join(directory, name))
+            except FileNotFoundError:
+                pass
+        try:
+            os.rmdir(os.path.join(directory, LOCAL_BLOB_DIR))
+        except OSError:
+            pass
+        try:
+            os.rmdir(directory)
+        except OSError:
+            pass
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _require(self) -> tuple[Catalog, BlobStore, int]:
+        if self._catalog is None or self._blobs is None or self._store_id is None:
+            raise JobStoreError(
+                f"The job store {redact_url(self.locator)!r} is not open: call initialize(config) or resume() first."
+            )
+        return self._catalog, self._blobs, self._store_id
+
+    @property
+    def blob_store(self) -> BlobStore:
+        return self._require()[1]
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._require()[0]
+
+    @property
+    def store_id(self) -> int:
+        return self._require()[2]
+
+    def _read(self, work: Callable[[CatalogTx], T], describe: str) -> T:
+        active = getattr(self._batch, "tx", None)
+        if active is not None:
+            return work(active)
+        catalog, _, store_id = self._require()
+        return catalog.read(store_id, work, describe=describe)
+
+    def _write(self, work: Callable[[CatalogTx], T], describe: str) -> T:
+        active = getattr(self._batch, "tx", None)
+        if active is not None:
+            return work(active)
+        catalog, _, store_id = self._require()
+        return catalog.write(store_id, work, describe=describe)
+
+    def _discard_blobs(self, keys: list[str]) -> None:
+        """Delete blobs no row references any more, after the commit that released them."""
+        if not keys:
+            return
+        pending = getattr(self._batch, "doomed", None)
+        if pending is not None:
+            pending.extend(keys)
+            return
+        blobs = self._require()[1]
+        for key in keys:
+            try:
+                blobs.delete(key)
+            except JobStoreError as error:
+                # The row is gone already; garbage collection will find the blob unreferenced.
+                log.warning("could not delete unreferenced blob %s (gc will retry): %s", key, error)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Run the operations inside the block in one catalog transaction (all or nothing).
+
+        Blobs written inside the block are uploaded as it runs; their rows commit at its end.
+        Blobs released by deletes inside the block are deleted after the commit. Nested batches
+        join the outer one. Per thread.
+        """
+        if getattr(self._batch, "tx", None) is not None:
+            yield
+            return
+        catalog, blobs, store_id = self._require()
+        self._batch.doomed = []
+        written: list[str] = []
+        self._batch.written = written
+        committed = False
+        try:
+            with catalog.open_transaction(store_id) as tx:
+                self._batch.tx = tx
+                try:
+                    yield
+                finally:
+                    self._batch.tx = None
+            committed = True
+        finally:
+            doomed = self._batch.doomed
+            self._batch.doomed = None
+            self._batch.written = None
+            if not committed:
+                # The rows never committed: the blobs written for them are unreferenced.
+                doomed = written
+            for key in doomed:
+                try:
+                    blobs.delete(key)
+                except JobStoreError as error:
+                    log.warning("could not delete unreferenced blob %s (gc will retry): %s", key, error)
+
+    def _note_written(self, key: str) -> None:
+        written = getattr(self._batch, "written", None)
+        if written is not None:
+            written.append(key)
+
+    # --- jobs --------------------------------------------------------------------------------
+
+    def assign_job_id(self, job_description: JobDescription) -> None:
+        """Give the description a fresh ID (no catalog round trip: IDs are random UUIDs)."""
+        job_description.jobStoreID = new_id()
+
+    def create_job(self, job_description: JobDescription) -> JobDescription:
+        """Store a new job (version 1), assigning it an ID if it has none."""
+        if job_description.jobStoreID is None:
+            self.assign_job_id(job_description)
+        elif not _is_valid_id(job_description.jobStoreID):
+            raise InvalidNameError(
+                f"{job_description.jobStoreID!r} is not a valid job ID: use 1-128 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit (or leave jobStoreID None to have one assigned)."
+            )
+        fields = _job_fields(job_description)
+        if not self._write(lambda tx: tx.insert_job(fields), "create a job"):
+            raise JobStoreError(
+                f"A job with ID {job_description.jobStoreID!r} already exists in this store; "
+                "use update_job to change it, or create the new job without a jobStoreID."
+            )
+        job_description.version = 1
+        return job_description
+
+    def job_exists(self, job_id: str) -> bool:
+        if not _is_valid_id(job_id):
+            return False
+        return self._read(lambda tx: tx.job_exists(job_id), "check a job")
+
+    def load_job(self, job_id: str) -> JobDescription:
+        if not _is_valid_id(job_id):
+            raise NoSuchJobException(job_id, "That is not a job ID this store could have issued.")
+        found = self._read(lambda tx: tx.get_job(job_id), "load a job")
+        if found is None:
+            raise NoSuchJobException(job_id)
+        version, text = found
+        return deserialise_description(text, version)
+
+    def update_job(self, job_description: JobDescription) -> None:
+        """Store a changed description if nobody else updated it since it was loaded.
+
+        Raises ConcurrentFileModificationException when the stored version moved on (load it again
+        and re-apply the change, or use ``modify_job``). A description that never came from the
+        store (``version`` None) overwrites unconditionally, as in Toil. On success the
+        description's ``version`` is the new one.
+        """
+        job_id = job_description.jobStoreID
+        if job_id is None or not _is_valid_id(job_id):
+            raise NoSuchJobException(job_id, "The description has no valid jobStoreID; create_job it first.")
+        fields = _job_fields(job_description)
+        expected = job_description.version
+
+        def attempt(tx: CatalogTx) -> int | None | bool:
+            new_version = tx.update_job(fields, expected)
+            if new_version is not None:
+                return new_version
+            return tx.job_exists(job_id)
+
+        outcome = self._write(attempt, "update a job")
+        if outcome is True:
+            raise ConcurrentFileModificationException(
+                job_id, f"The stored job is newer than version {expected} that this description was loaded at."
+            )
+        if outcome is False or outcome is None:
+            raise NoSuchJobException(job_id)
+        job_description.version = int(outcome)
+
+    def delete_job(self, job_id: str) -> None:
+        """Delete a job and the files written with ``cleanup=True`` for it. Idempotent."""
+        if not _is_valid_id(job_id):
+            return
+        _, doomed = self._write(lambda tx: tx.delete_job(job_id), "delete a job")
+        self._discard_blobs(doomed)
+
+    def jobs(self) -> Iterator[JobDescription]:
+        """Every job of the store, in ID order, fetched a page at a time (short transactions), so
+        the caller may update or delete jobs while iterating."""
+        after = ""
+        while True:
+            page = self._read(lambda tx: tx.job_page(after, JOBS_PAGE_SIZE), "list jobs")
+            for job_id, version, text in page:
+                yield deserialise_description(text, version)
+            if len(page) < JOBS_PAGE_SIZE:
+                return
+            after = page[-1][0]
+
+    # --- files -------------------------------------------------------------------------------
+
+    def _check_owner(self, job_id: str | None) -> None:
+        if job_id is not None and not _is_valid_id(job_id):
+            raise NoSuchJobException(job_id, "Files can only be associated with jobs of this store.")
+
+    def _commit_new_file(self, new: NewFile) -> None:
+        """Commit the row of a freshly written blob; delete the blob if the row cannot be added."""
+
+        def insert(tx: CatalogTx) -> str | None:
+            if new.job_id is not None and not tx.job_exists(new.job_id):
+                return "no job"
+            return None if tx.insert_file(new) else "taken"
+
+        try:
+            problem = self._write(insert, "record a new file")
+        except BaseException:
+            self._discard_now(new.blob_key)
+            raise
+        if problem is not None:
+            self._discard_now(new.blob_key)
+            if problem == "no job":
+                raise NoSuchJobException(new.job_id, "A file can only be associated with an existing job.")
+            raise JobStoreError(f"File ID {new.id!r} is already taken.")
+        self._note_written(new.blob_key)
+
+    def _discard_now(self, key: str) -> None:
+        try:
+            self._require()[1].delete(key)
+        except JobStoreError as error:
+            log.warning("could not delete unreferenced blob %s (gc will retry): %s", key, error)
+
+    def write_file(
+        self, local_path: str, job_id: str | None = None, cleanup: bool = False, hints: list[str] | None = None
+    ) -> str:
+        """Store a copy of a local file; return its new file ID.
+
+        The copy is checksummed as it is made; the file becomes visible only once complete.
+        ``job_id`` associates the file with a job (which must exist); with ``cleanup=True`` the
+        file is deleted when that job is deleted.
+        """
+        self._check_owner(job_id)
+        path = _readable_regular_file(local_path)
+        blobs = self._require()[1]
+        file_id = new_id()
+        key = new_key("f", file_id[:2], file_id)
+        info = blobs.put_file(key, path)
+        executable = bool(os.stat(path).st_mode & 0o100)
+        self._commit_new_file(
+            NewFile(
+                id=file_id,
+                job_id=job_id,
+                cleanup=cleanup and job_id is not None,
+                shared_name=None,
+                basename=os.path.basename(path)[:255],
+                size=info.size,
+                checksum=info.checksum,
+                blob_key=key,
+                executable=executable,
+                encrypted=blobs.encrypted,
+            )
+        )
+        return file_id
+
+    @contextmanager
+    def write_file_stream(
+        self,
+        job_id: str | None = None,
+        cleanup: bool = False,
+        hints: list[str] | None = None,
+        basename: str | None = None,
+        encoding: str | None = None,
+        errors: str | None = None,
+    ) -> Iterator[tuple[IO[Any], str]]:
+        """Yield ``(handle, file_id)``; the file exists once the block exits without an exception.
+
+        If the block raises, nothing is stored and the ID never becomes valid.
+        """
+        with self._new_file_stream(job_id, cleanup, basename, encoding, errors) as (stream, file_id):
+            yield stream, file_id
+
+    @contextmanager
+    def _new_file_stream(
+        self,
+        job_id: str | None,
+        cleanup: bool,
+        basename: str | None,
+        encoding: str | None,
+        errors: str | None,
+        *,
+        executable: bool = False,
+        source_url: str | None = None,
+    ) -> Iterator[tuple[IO[Any], str]]:
+        self._check_owner(job_id)
+        blobs = self._require()[1]
+        file_id = new_id()
+        key = new_key("f", file_id[:2], file_id)
+        with blobs.open_write(key) as (handle, pending):
+            stream = wrap_text(handle, encoding, errors)
+            yield stream, file_id  # type: ignore[misc]
+            if stream is not handle and not stream.closed:
+                stream.flush()
+        assert pending.info is not None
+        self._commit_new_file(
+            NewFile(
+                id=file_id,
+                job_id=job_id,
+                cleanup=cleanup and job_id is not None,
+                shared_name=None,
+                basename=(basename or None) and basename[:255],
+                size=pending.info.size,
+                checksum=pending.info.checksum,
+                blob_key=key,
+                executable=executable,
+                encrypted=blobs.encrypted,
+                source_url=source_url,
+            )
+        )
+
+    def get_empty_file_store_id(
+        self, job_id: str | None = None, cleanup: bool = False, basename: str | None = None, hints: list[str] | None = None
+    ) -> str:
+        with self.write_file_stream(job_id, cleanup, basename=basename) as (_, file_id):
+            pass
+        return file_id
+
+    def _file_row(self, file_id: str) -> FileRow:
+        if not _is_valid_id(file_id):
+            raise NoSuchFileException(file_id, "That is not a file ID this store could have issued.")
+        row = self._read(lambda tx: tx.get_file(file_id), "look up a file")
+        if row is None:
+            raise NoSuchFileException(file_id)
+        return row
+
+    def read_file(self, file_id: str, local_path: str, symlink: bool = False) -> None:
+        """Materialise a file at ``local_path`` (atomically: temp name, then rename).
+
+        On a local blob store this is a hard link to the immutable, read-only blob when the paths
+        share a file system (instant, like Toil's); otherwise a copy verified against the recorded
+        checksum in the same pass. Do not modify the file in place afterwards (Toil's rule).
+        """
+        row = self._file_row(file_id)
+        target = os.fspath(local_path)
+        if os.path.isdir(target):
+            raise LocalIsADirectoryError(errno.EISDIR, "read_file needs a file path, not a directory", target)
+        self._require()[1].get_file(
+            row.blob_key,
+            target,
+            _blob_info(row),
+            executable=row.executable,
+            allow_link=True,
+            what=f"file {file_id}",
+        )
+
+    @contextmanager
+    def read_file_stream(
+        self, file_id: str, encoding: str | None = None, errors: str | None = None
+    ) -> Iterator[IO[Any]]:
+        """Yield a readable handle; reading it to the end verifies size and checksum."""
+        row = self._file_row(file_id)
+        with self._open_verified(row, f"file {file_id}", encoding, errors) as stream:
+            yield stream
+
+    @contextmanager
+    def _open_verified(self, row: FileRow, what: str, encoding: str | None, errors: str | None) -> Iterator[IO[Any]]:
+        reader = self._require()[1].open_read(row.blob_key, _blob_info(row), what)
+        try:
+            yield wrap_text(reader, encoding, errors)  # type: ignore[misc]
+        finally:
+            reader.close()
+
+    def _replace_content(self, file_id: str, key: str, info: BlobInfo, expected_version: int, **extra: Any) -> None:
+        """Point a file at a freshly written blob if nobody else changed it meanwhile."""
+        encrypted = self._require()[1].encrypted
+
+        def attempt(tx: CatalogTx) -> str | None | bool:
+            current = tx.get_file(file_id)
+            if current is None:
+                return False
+            if not tx.replace_file_content(
+                file_id, expected_version, size=info.size, checksum=info.checksum, blob_key=key, encrypted=encrypted, **extra
+            ):
+                return True
+            return current.blob_key
+
+        try:
+            outcome = self._write(attempt, "update a file")
+        except BaseException:
+            self._discard_now(key)
+            raise
+        if outcome is False:
+            self._discard_now(key)
+            raise NoSuchFileException(file_id, "It was deleted while the update was being written.")
+        if outcome is True:
+            self._discard_now(key)
+            raise ConcurrentFileModificationException(
+                file_id, f"Another writer updated it after version {expected_version}, which this update started from."
+            )
+        assert isinstance(outcome, str)
+        self._note_written(key)
+        self._discard_blobs([outcome])
+
+    def update_file(self, file_id: str, local_path: str) -> None:
+        """Replace a file's content with a local file's. The first of two concurrent updates wins;
+        the second raises ConcurrentFileModificationException and changes nothing."""
+        row = self._file_row(file_id)
+        path = _readable_regular_file(local_path)
+        key = new_key("f", file_id[:2], file_id)
+        info = self._require()[1].put_file(key, path)
+        self._replace_content(file_id, key, info, row.version, executable=bool(os.stat(path).st_mode & 0o100))
+
+    @contextmanager
+    def update_file_stream(
+        self, file_id: str, encoding: str | None = None, errors: str | None = None
+    ) -> Iterator[IO[Any]]:
+        """Yield a handle whose contents replace the file's when the block exits normally. If the
+        block raises, the old content stays."""
+        row = self._file_row(file_id)
+        key = new_key("f", file_id[:2], file_id)
+        with self._require()[1].open_write(key) as (handle, pending):
+            stream = wrap_text(handle, encoding, errors)
+            yield stream  # type: ignore[misc]
+            if stream is not handle and not stream.closed:
+                stream.flush()
+        assert pending.info is not None
+        self._replace_content(file_id, key, pending.info, row.version)
+
+    def delete_file(self, file_id: str) -> None:
+        """Delete a file. Idempotent: a missing file is not an error (Toil's semantics)."""
+        if not _is_valid_id(file_id):
+            return
+        key = self._write(lambda tx: tx.delete_file(file_id), "delete a file")
+        if key is not None:
+            self._discard_blobs([key])
+
+    def file_exists(self, file_id: str) -> bool:
+        if not _is_valid_id(file_id):
+            return False
+        return self._read(lambda tx: tx.file_exists(file_id), "check a file")
+
+    def get_file_size(self, file_id: str) -> int:
+        """The file's size in bytes, or 0 if it does not exist (Toil's semantics)."""
+        if not _is_valid_id(file_id):
+            return 0
+        size = self._read(lambda tx: tx.file_size(file_id), "look up a file size")
+        return 0 if size is None else size
+
+    def file_info(self, file_id: str) -> FileRow:
+        """Everything the catalog records about a file (version, checksum, owner, times...)."""
+        return self._file_row(file_id)
+
+    # --- shared files ------------------------------------------------------------------------
+
+    @contextmanager
+    def write_shared_file_stream(
+        self,
+        shared_file_name: str,
+        encrypted: bool | None = None,
+        encoding: str | None = None,
+        errors: str | None = None,
+    ) -> Iterator[IO[Any]]:
+        """Yield a handle whose contents become the named shared file (replacing any previous
+        content) when the block exits normally; if it raises, the old content stays."""
+        name = check_shared_file_name(shared_file_name)
+        blobs = self._require()[1]
+        if encrypted and not blobs.encrypted:
+            raise EncryptionKeyError(
+                f"Shared file {name!r} must be encrypted, but this store has no encryption key configured "
+                "(set Config.sseKey or Config.sseKeyFile)."
+            )
+        key = new_key("s", name)
+        with blobs.open_write(key) as (handle, pending):
+            stream = wrap_text(handle, encoding, errors)
+            yield stream  # type: ignore[misc]
+            if stream is not handle and not stream.closed:
+                stream.flush()
+        assert pending.info is not None
+        info = pending.info
+
+        def upsert(tx: CatalogTx) -> str | None | bool:
+            current = tx.get_shared_file(name)
+            if current is None:
+                inserted = tx.insert_file(
+                    NewFile(
+                        id=new_id(),
+                        job_id=None,
+                        cleanup=False,
+                        shared_name=name,
+                        basename=name,
+                        size=info.size,
+                        checksum=info.checksum,
+                        blob_key=key,
+                        executable=False,
+                        encrypted=blobs.encrypted,
+                    )
+                )
+                return None if inserted else True  # True: a concurrent writer created it; retry
+            if tx.replace_file_content(
+                current.id, current.version, size=info.size, checksum=info.checksum, blob_key=key, encrypted=blobs.encrypted
+            ):
+                return current.blob_key
+            return True
+
+        try:
+            for _ in range(20):
+                outcome = self._write(upsert, "write a shared file")
+                if outcome is not True:
+                    break
+            else:
+                raise ConcurrentFileModificationException(name, "Too many concurrent writers of this shared file.")
+        except BaseException:
+            self._discard_now(key)
+            raise
+        self._note_written(key)
+        if isinstance(outcome, str):
+            self._discard_blobs([outcome])
+
+    def _shared_row(self, shared_file_name: str) -> FileRow:
+        name = check_shared_file_name(shared_file_name)
+        row = self._read(lambda tx: tx.get_shared_file(name), "look up a shared file")
+        if row is None:
+            raise NoSuchFileException(name, "No shared file has that name.")
+        return row
+
+    @contextmanager
+    def read_shared_file_stream(
+        self, shared_file_name: str, encoding: str | None = None, errors: str | None = None
+    ) -> Iterator[IO[Any]]:
+        row = self._shared_row(shared_file_name)
+        with self._open_verified(row, f"shared file {shared_file_name!r}", encoding, errors) as stream:
+            yield stream
+
+    def shared_file_exists(self, shared_file_name: str) -> bool:
+        name = check_shared_file_name(shared_file_name)
+        return self._read(lambda tx: tx.get_shared_file(name), "look up a shared file") is not None
+
+    # --- logs --------------------------------------------------------------------------------
+
+    def write_logs(self, msg: str | bytes) -> None:
+        """Store a log message for ``read_logs``."""
+        if isinstance(msg, str):
+            data = msg.encode("utf-8")
+        elif isinstance(msg, bytes | bytearray):
+            data = bytes(msg)
+        else:
+            raise TypeError(f"write_logs takes str or bytes, not {type(msg).__name__}.")
+        self._write(lambda tx: tx.append_log(data), "write a log")
+
+    def read_logs(self, callback: Callable[..., Any], read_all: bool = False) -> int:
+        """Call ``callback`` with a binary file object per log message (as Toil does); return the count.
+
+        Unread messages are claimed atomically, so two concurrent readers never both receive one.
+        If the callback raises, the messages not yet delivered become unread again.
+        ``read_all`` first replays the messages already read.
+        """
+        replayed = 0
+        if read_all:
+            for _, message in self._read(lambda tx: tx.read_logs(), "read logs"):
+                callback(io.BytesIO(message))
+                replayed += 1
+        claimed = self._write(lambda tx: tx.claim_unread_logs(), "claim unread logs")
+        delivered = 0
+        try:
+            for _, message in claimed:
+                callback(io.BytesIO(message))
+                delivered += 1
+        except BaseException:
+            undelivered = [seq for seq, _ in claimed[delivered:]]
+            self._write(lambda tx: tx.unclaim_logs(undelivered), "return undelivered logs")
+            raise
+        return replayed + delivered
+
+    # --- URLs --------------------------------------------------------------------------------
+
+    def get_public_url(self, file_name: str) -> str:
+        """A URL from which anyone holding it can read the file (presigned on S3/GCS, file: locally)."""
+        row = self._file_row(file_name)
+        return self._require()[1].public_url(row.blob_key, self._public_url_expiry())
+
+    def get_shared_public_url(self, shared_file_name: str) -> str:
+        row = self._shared_row(shared_file_name)
+        return self._require()[1].public_url(row.blob_key, self._public_url_expiry())
+
+    def _public_url_expiry(self) -> int:
+        return int(getattr(self.config, "publicUrlExpiry", DEFAULT_PUBLIC_URL_EXPIRY))
+
+    def import_file(self, src_uri: str, shared_file_name: str | None = None) -> str | None:
+        """Copy a file in from a URL (file, http(s), ftp; s3 and gs with those extras).
+
+        Returns the new file ID, or None when ``shared_file_name`` is given (the file is then
+        readable as that shared file).
+        """
+        from jobstore.urls import open_source
+
+        if shared_file_name is not None:
+            check_shared_file_name(shared_file_name)
+        with open_source(src_uri) as source:
+            if shared_file_name is not None:
+                with self.write_shared_file_stream(shared_file_name) as handle:
+                    _copy_stream(source.stream, handle)
+                return None
+            with self._new_file_stream(
+                None, False, source.basename, None, None, executable=source.executable, source_url=redact_url(src_uri)
+            ) as (handle, file_id):
+                _copy_stream(source.stream, handle)
+        return file_id
+
+    def export_file(self, file_id: str, dst_uri: str) -> None:
+        """Copy a file out to a URL; the bytes are verified against the recorded checksum as they go."""
+        from jobstore.urls import write_to_url
+
+        row = self._file_row(file_id)
+        with self._open_verified(row, f"file {file_id}", None, None) as stream:
+            write_to_url(dst_uri, stream, row.size, executable=row.executable)
+
+    # --- maintenance -------------------------------------------------------------------------
+
+    def get_all_file_ids(self) -> list[str]:
+        """IDs of every file of the store, shared files included."""
+        return self._read(lambda tx: tx.all_file_ids(), "list files")
+
+    def get_file_job_association(self, file_id: str) -> str | None:
+        """The ID of the job a file was written for (which may no longer exist), or None."""
+        return self._file_row(file_id).job_id
+
+    def orphaned_file_ids(self) -> list[str]:
+        """Files whose owning job no longer exists (one SQL anti-join)."""
+        return self._read(lambda tx: tx.orphaned_file_ids(), "find orphaned files")
+
+    def stats(self) -> dict[str, Any]:
+        """Totals of this store: jobs (by state, failed), files and bytes, shared files, unread logs."""
+        counts = self._read(lambda tx: tx.counts(), "count the store")
+        counts["orphaned_files"] = len(self.orphaned_file_ids())
+        counts["schema_revision"] = head_revision()
+        counts["catalog"] = self.catalog.dialect
+        return counts
+
+
+def _sqlite_file(catalog_url: str) -> str:
+    path = sqlite_path(catalog_url)
+    assert path is not None
+    return path
+
+
+def _readable_regular_file(local_path: object) -> str:
+    """Check a local path names a readable regular file, with an error that says what is wrong."""
+    if not isinstance(local_path, str | os.PathLike):
+        raise TypeError(f"local_path must be a path, not {type(local_path).__name__}.")
+    path = os.fspath(local_path)
+    if not isinstance(path, str):
+        path = os.fsdecode(path)
+    if not os.path.exists(path):
+        raise LocalFileNotFoundError(errno.ENOENT, "No such local file to store; check the path", path)
+    if os.path.isdir(path):
+        raise LocalIsADirectoryError(errno.EISDIR, "A directory cannot be stored as a file; archive it first", path)
+    if not os.path.isfile(path):
+        raise LocalFileError(errno.EINVAL, "Only regular files can be stored (not a device, socket or FIFO)", path)
+    if not os.access(path, os.R_OK):
+        raise LocalPermissionError(errno.EACCES, "The local file is not readable by this process", path)
+    return path
+
+
+def _copy_stream(source: IO[bytes], target: IO[Any]) -> None:
+    while chunk := source.read(1024 * 1024):
+        target.write(chunk)
+
+
+class FileJobStore(JobStore):
+    """A job store in a local directory: SQLite catalog + local blobs (``file:/path`` or ``/path``)."""
+
+    accepted_kinds = ("file",)
+
+
+class AWSJobStore(JobStore):
+    """A job store with blobs in S3 (``aws:REGION:BUCKET[:PREFIX]``; catalog from Config.catalog)."""
+
+    accepted_kinds = ("aws",)
+
+
+class GoogleJobStore(JobStore):
+    """A job store with blobs in GCS (``gce:REGION:BUCKET[:PREFIX]`` or ``google:PROJECT:PREFIX``)."""
+
+    accepted_kinds = ("google",)
+
+
+def create_job_store(locator: str) -> JobStore:
+    """The store object for any locator (not yet initialized or resumed)."""
+    kind = parse_locator(locator).kind
+    cls: type[JobStore] = {"file": FileJobStore, "aws": AWSJobStore, "google": GoogleJobStore}.get(kind, JobStore)
+    return cls(locator)

@@ -1,0 +1,69 @@
+"""Import and export by URL: read a source as a verified stream, write a destination atomically.
+
+The store calls two functions and needs to know nothing about transports::
+
+    with open_source("https://example.org/data.csv") as source:
+        ...copy source.stream into a blob...   # TransferIntegrityError if it arrives short
+    write_to_url("ftp://user:pw@host/out/data.csv", reader, size)
+
+Schemes: ``file://`` (and bare absolute paths), ``http://``, ``https://``, ``ftp://``; more plug in
+through :func:`register_scheme`. Every failure is a :class:`~jobstore.errors.URLAccessError`
+subclass (``URLNotFoundError``, ``URLForbiddenError``, ``TransferIntegrityError``) or
+``UnsupportedURLError``, and its message names the URL with any password masked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, BinaryIO
+
+from jobstore.urls.base import CHUNK_SIZE, ChecksumHint, UrlHandler, UrlSource
+from jobstore.urls.registry import handler_for, register_scheme, scheme_of, supported_schemes
+
+if TYPE_CHECKING:
+    from jobstore.config import Config
+
+__all__ = [
+    "CHUNK_SIZE",
+    "ChecksumHint",
+    "UrlHandler",
+    "UrlSource",
+    "handler_for",
+    "open_source",
+    "register_scheme",
+    "scheme_of",
+    "supported_schemes",
+    "write_to_url",
+]
+
+
+@contextmanager
+def open_source(url: str, config: Config | None = None) -> Iterator[UrlSource]:
+    """Open ``url`` for reading; the connection is released when the ``with`` block ends.
+
+    Read ``source.stream`` to its end: only then has the length (and any enforced checksum) been
+    verified. Leaving the block early is allowed and simply abandons the transfer.
+    """
+    with handler_for(url, config).open_source(url) as source:
+        yield source
+
+
+def write_to_url(
+    url: str,
+    reader: BinaryIO,
+    size: int | None,
+    *,
+    executable: bool = False,
+    http_method: str = "POST",
+    config: Config | None = None,
+) -> None:
+    """Write exactly ``size`` bytes read from ``reader`` to ``url`` (``size=None``: until EOF).
+
+    ``file://`` creates missing parent directories and replaces the destination atomically (a
+    temporary name in the same directory, then a rename), with the executable bit if asked.
+    ``ftp://`` uploads to a temporary name and renames it where the server allows renames.
+    ``http(s)://`` sends the bytes as the body of a POST or PUT (``http_method``); redirects are not
+    followed, because a streamed body cannot be sent twice.
+    """
+    handler_for(url, config).write(url, reader, size, executable=executable, http_method=http_method)

@@ -1,0 +1,197 @@
+"""``file://`` URLs and bare absolute paths.
+
+Reads refuse anything that is not a regular file (a directory, a FIFO that would block forever,
+``/dev/zero`` that never ends). Writes create missing parents and go through a temporary name in
+the destination's directory, fsynced, then renamed over the destination, so a reader of the
+destination sees the old file or the complete new one, never a prefix; on failure the temporary
+file is removed.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import BinaryIO, NoReturn
+from urllib.parse import unquote, urlsplit
+
+from jobstore.errors import (
+    UnsupportedURLError,
+    URLAccessError,
+    URLForbiddenError,
+    URLNotFoundError,
+)
+from jobstore.redact import redact_url
+from jobstore.urls.base import CHUNK_SIZE, ExactReader, UrlHandler, UrlSource, VerifyingReader
+
+
+def local_path_of(url: str) -> str:
+    """The absolute local path ``url`` names (``file:///p``, ``file://localhost/p``, ``file:/p``, ``/p``).
+
+    A bare path is taken literally (``#`` and ``%`` are just characters); a ``file:`` URL is
+    percent-decoded, and must percent-encode ``?`` and ``#`` (otherwise they would silently cut
+    the name short).
+    """
+    if url.startswith("/"):
+        path = url
+    else:
+        parts = urlsplit(url)
+        if parts.scheme.lower() != "file":
+            raise UnsupportedURLError(f"{redact_url(url)!r} is not a file:// URL.")
+        if parts.netloc not in ("", "localhost"):
+            raise UnsupportedURLError(
+                f"{redact_url(url)!r} names the host {parts.netloc!r}; file:// URLs must be local "
+                "(file:///path or file://localhost/path)."
+            )
+        if parts.query or parts.fragment or url.endswith(("?", "#")):
+            raise UnsupportedURLError(
+                f"{url!r} has a '?' or '#' in it; in a file:// URL they must be written %3F and %23."
+            )
+        path = unquote(parts.path)
+    if not path.startswith("/"):
+        raise UnsupportedURLError(f"{url!r} does not name an absolute path; use file:///absolute/path.")
+    if "\x00" in path:
+        raise UnsupportedURLError(f"{url!r} contains a NUL character, which no file name may hold.")
+    return path
+
+
+def _raise_os_error(url: str, action: str, error: OSError) -> NoReturn:
+    """Translate an OSError into a jobstore URL error: the one place this module does it."""
+    where = redact_url(url)
+    reason = error.strerror or str(error)
+    if isinstance(error, (FileNotFoundError, NotADirectoryError)):
+        raise URLNotFoundError(f"{where}: cannot {action}: no such file or directory.") from error
+    if isinstance(error, PermissionError):
+        raise URLForbiddenError(f"{where}: cannot {action}: permission denied ({reason}).") from error
+    if isinstance(error, IsADirectoryError):
+        raise URLAccessError(f"{where} is a directory; give the URL of a file.") from error
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise URLAccessError(f"{where}: cannot {action}: no space left on the device ({reason}).") from error
+    raise URLAccessError(f"{where}: cannot {action}: {reason}.") from error
+
+
+class FileHandler(UrlHandler):
+    """Local files."""
+
+    schemes = ("file",)
+
+    @contextmanager
+    def open_source(self, url: str) -> Iterator[UrlSource]:
+        path = local_path_of(url)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError as error:
+            _raise_os_error(url, "open it for reading", error)
+        try:
+            info = os.fstat(fd)
+            if stat.S_ISDIR(info.st_mode):
+                raise URLAccessError(
+                    f"{redact_url(url)} is a directory; import its files one by one (a directory is not a file)."
+                )
+            if not stat.S_ISREG(info.st_mode):
+                raise URLAccessError(
+                    f"{redact_url(url)} is not a regular file (a device, FIFO or socket); only regular files "
+                    "can be imported, because only they have a fixed size to verify."
+                )
+            os.set_blocking(fd, True)
+            file = os.fdopen(fd, "rb", buffering=0)
+        except BaseException:
+            os.close(fd)
+            raise
+
+        def read(n: int) -> bytes:
+            try:
+                return file.read(n) or b""
+            except OSError as error:
+                _raise_os_error(url, "read it", error)
+
+        raw = VerifyingReader(read, what=redact_url(url), size=info.st_size, on_close=file.close)
+        source = UrlSource(
+            url=redact_url(url),
+            raw=raw,
+            size=info.st_size,
+            basename=os.path.basename(path) or None,
+            executable=bool(info.st_mode & stat.S_IXUSR),
+        )
+        try:
+            yield source
+        finally:
+            source.close()
+
+    def write(
+        self,
+        url: str,
+        reader: BinaryIO,
+        size: int | None,
+        *,
+        executable: bool = False,
+        http_method: str = "POST",
+    ) -> None:
+        path = local_path_of(url)
+        if path.endswith("/") or os.path.isdir(path):
+            raise URLAccessError(
+                f"{redact_url(url)} is a directory; export to the URL of a file inside it instead."
+            )
+        directory = os.path.dirname(path)
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except FileExistsError as error:  # a parent component is a file
+            raise URLAccessError(
+                f"{redact_url(url)}: cannot create the directory {directory}: a file is in the way."
+            ) from error
+        except OSError as error:
+            _raise_os_error(url, f"create the directory {directory}", error)
+        temp = os.path.join(directory, f".{os.path.basename(path)}.jobstore-{secrets.token_hex(6)}.tmp")
+        # Permissions as open()/cp would give (the umask applies), with x bits when asked.
+        mode = 0o777 if executable else 0o666
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+        except OSError as error:
+            _raise_os_error(url, "create a file in its directory", error)
+        try:
+            body = ExactReader(reader, size, redact_url(url))
+            with os.fdopen(fd, "wb", buffering=0) as out:
+                try:
+                    while chunk := body.read(CHUNK_SIZE):
+                        view = memoryview(chunk)
+                        while view:  # a raw write may be partial
+                            view = view[out.write(view) or 0 :]
+                    os.fsync(out.fileno())
+                except OSError as error:
+                    _raise_os_error(url, "write it", error)
+            try:
+                os.replace(temp, path)
+            except OSError as error:
+                _raise_os_error(url, "rename the finished file into place", error)
+        except BaseException:
+            _unlink_quietly(temp)
+            raise
+        _fsync_directory(directory)
+
+    def __repr__(self) -> str:
+        return "<FileHandler>"
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make the rename durable; best effort (some file systems cannot fsync a directory)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
