@@ -129,7 +129,11 @@ class AbstractJobStore(ABC):
 
     @abstractmethod
     def write_file(
-        self, local_path: str, job_id: str | None = None, cleanup: bool = False, hints: list[str] | None = None
+        self,
+        local_path: str,
+        job_id: str | None = None,
+        cleanup: bool = False,
+        hints: list[str] | None = None,
     ) -> str: ...
 
     @abstractmethod
@@ -145,7 +149,11 @@ class AbstractJobStore(ABC):
 
     @abstractmethod
     def get_empty_file_store_id(
-        self, job_id: str | None = None, cleanup: bool = False, basename: str | None = None, hints: list[str] | None = None
+        self,
+        job_id: str | None = None,
+        cleanup: bool = False,
+        basename: str | None = None,
+        hints: list[str] | None = None,
     ) -> str: ...
 
     @abstractmethod

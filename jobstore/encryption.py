@@ -31,8 +31,7 @@ def load_customer_key(sse_key: str | bytes | None, sse_key_file: str | None) -> 
             raw = Path(sse_key_file).expanduser().read_bytes()
         except OSError as error:
             raise EncryptionKeyError(
-                f"Cannot read the encryption key file {sse_key_file!r}: {error.strerror}. "
-                "Check Config.sseKeyFile."
+                f"Cannot read the encryption key file {sse_key_file!r}: {error.strerror}. Check Config.sseKeyFile."
             ) from None
         if is_kms_alias(raw.decode(errors="replace").strip()):
             return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobstore.errors import InvalidJobDescriptionError
 
@@ -42,6 +42,11 @@ class JobDescription:
 
     jobStoreID: str | None
     version: int | None
+
+    if TYPE_CHECKING:
+        # Descriptions carry arbitrary extra attributes; tell the type checker so.
+        def __getattr__(self, name: str) -> Any: ...
+        def __setattr__(self, name: str, value: Any) -> None: ...
 
     def __init__(
         self,
@@ -133,22 +138,14 @@ def validate_description(job: JobDescription) -> None:
     if not isinstance(job, JobDescription):
         raise TypeError(f"Expected a jobstore.JobDescription, got {type(job).__name__}.")
     if not isinstance(job.requirements, dict):
-        raise TypeError(
-            f"JobDescription.requirements must be a dict, not {type(job.requirements).__name__}."
-        )
+        raise TypeError(f"JobDescription.requirements must be a dict, not {type(job.requirements).__name__}.")
     for key in ("memory", "disk"):
         value = job.requirements.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise TypeError(
-                f"JobDescription.requirements[{key!r}] must be a non-negative int of bytes, "
-                f"got {value!r}."
-            )
+            raise TypeError(f"JobDescription.requirements[{key!r}] must be a non-negative int of bytes, got {value!r}.")
     cores = job.requirements.get("cores")
     if cores is not None and (
-        isinstance(cores, bool)
-        or not isinstance(cores, int | float)
-        or not math.isfinite(cores)
-        or cores < 0
+        isinstance(cores, bool) or not isinstance(cores, int | float) or not math.isfinite(cores) or cores < 0
     ):
         raise TypeError(f"JobDescription.requirements['cores'] must be a non-negative number, got {cores!r}.")
     for name in ("jobName", "unitName", "state"):

@@ -174,9 +174,7 @@ def _is_ip_address(name: str) -> bool:
 def _parse_aws(rest: str, locator: str) -> StoreLocation:
     region, bucket, prefix = _split_cloud(rest, locator, "aws:REGION:BUCKET[:PREFIX]")
     if not _AWS_REGION.match(region):
-        raise InvalidLocatorError(
-            f"{region!r} in {locator!r} is not an AWS region (for example us-east-1, eu-west-2)."
-        )
+        raise InvalidLocatorError(f"{region!r} in {locator!r} is not an AWS region (for example us-east-1, eu-west-2).")
     validate_s3_bucket(bucket, locator)
     prefix = validate_prefix(prefix, locator)
     blob_url = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
@@ -186,9 +184,7 @@ def _parse_aws(rest: str, locator: str) -> StoreLocation:
 def _parse_gce(rest: str, locator: str) -> StoreLocation:
     region, bucket, prefix = _split_cloud(rest, locator, "gce:REGION:BUCKET[:PREFIX]")
     if not _GCE_REGION.match(region):
-        raise InvalidLocatorError(
-            f"{region!r} in {locator!r} is not a Google Cloud region (for example us-central1)."
-        )
+        raise InvalidLocatorError(f"{region!r} in {locator!r} is not a Google Cloud region (for example us-central1).")
     validate_gcs_bucket(bucket, locator)
     prefix = validate_prefix(prefix, locator)
     blob_url = f"gs://{bucket}/{prefix}" if prefix else f"gs://{bucket}"

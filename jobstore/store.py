@@ -164,7 +164,9 @@ class JobStore(AbstractJobStore):
             blobs = open_blob_store(blob_url, config)
             blobs.create()
             store_id = catalog.run_raw(
-                lambda c: CatalogTx.create_store(c, location.store_name, blob_url, config.workflowID or "", config.to_json()),
+                lambda c: CatalogTx.create_store(
+                    c, location.store_name, blob_url, config.workflowID or "", config.to_json()
+                ),
                 describe="create the store",
             )
             if store_id is None:
@@ -194,7 +196,11 @@ class JobStore(AbstractJobStore):
         try:
             if catalog.schema_state(self.locator) == "fresh":
                 raise NoSuchJobStoreException(self.locator, "Its catalog holds no jobstore schema.")
-            row = catalog.run_raw(lambda c: CatalogTx.find_store(c, location.store_name), describe="look up the store", write=False)
+            row = catalog.run_raw(
+                lambda c: CatalogTx.find_store(c, location.store_name),
+                describe="look up the store",
+                write=False,
+            )
             if row is None:
                 raise NoSuchJobStoreException(self.locator)
             stored = Config.from_json(row.config_json)
@@ -235,7 +241,9 @@ class JobStore(AbstractJobStore):
     def _prepare_store_directory(self, directory: str, config: Config) -> None:
         if os.path.exists(directory):
             if not os.path.isdir(directory):
-                raise InvalidLocatorError(f"{directory!r} exists and is not a directory, so it cannot hold a job store.")
+                raise InvalidLocatorError(
+                    f"{directory!r} exists and is not a directory, so it cannot hold a job store."
+                )
             if os.path.exists(os.path.join(directory, SQLITE_CATALOG_NAME)):
                 return  # an existing store: initialize() reports JobStoreExistsException
             if any(True for _ in os.scandir(directory)):
@@ -410,7 +418,7 @@ class JobStore(AbstractJobStore):
         fields = _job_fields(job_description)
         expected = job_description.version
 
-        def attempt(tx: CatalogTx) -> int | None | bool:
+        def attempt(tx: CatalogTx) -> int | bool | None:
             new_version = tx.update_job(fields, expected)
             if new_version is not None:
                 return new_version
@@ -419,7 +427,8 @@ class JobStore(AbstractJobStore):
         outcome = self._write(attempt, "update a job")
         if outcome is True:
             raise ConcurrentFileModificationException(
-                job_id, f"The stored job is newer than version {expected} that this description was loaded at."
+                job_id,
+                f"The stored job is newer than version {expected} that this description was loaded at.",
             )
         if outcome is False or outcome is None:
             raise NoSuchJobException(job_id)
@@ -437,8 +446,8 @@ class JobStore(AbstractJobStore):
         the caller may update or delete jobs while iterating."""
         after = ""
         while True:
-            page = self._read(lambda tx: tx.job_page(after, JOBS_PAGE_SIZE), "list jobs")
-            for job_id, version, text in page:
+            page = self._read(lambda tx, start=after: tx.job_page(start, JOBS_PAGE_SIZE), "list jobs")  # type: ignore[misc]
+            for _, version, text in page:
                 yield deserialise_description(text, version)
             if len(page) < JOBS_PAGE_SIZE:
                 return
@@ -477,7 +486,11 @@ class JobStore(AbstractJobStore):
             log.warning("could not delete unreferenced blob %s (gc will retry): %s", key, error)
 
     def write_file(
-        self, local_path: str, job_id: str | None = None, cleanup: bool = False, hints: list[str] | None = None
+        self,
+        local_path: str,
+        job_id: str | None = None,
+        cleanup: bool = False,
+        hints: list[str] | None = None,
     ) -> str:
         """Store a copy of a local file; return its new file ID.
 
@@ -564,7 +577,11 @@ class JobStore(AbstractJobStore):
         )
 
     def get_empty_file_store_id(
-        self, job_id: str | None = None, cleanup: bool = False, basename: str | None = None, hints: list[str] | None = None
+        self,
+        job_id: str | None = None,
+        cleanup: bool = False,
+        basename: str | None = None,
+        hints: list[str] | None = None,
     ) -> str:
         with self.write_file_stream(job_id, cleanup, basename=basename) as (_, file_id):
             pass
@@ -619,12 +636,18 @@ class JobStore(AbstractJobStore):
         """Point a file at a freshly written blob if nobody else changed it meanwhile."""
         encrypted = self._require()[1].encrypted
 
-        def attempt(tx: CatalogTx) -> str | None | bool:
+        def attempt(tx: CatalogTx) -> str | bool | None:
             current = tx.get_file(file_id)
             if current is None:
                 return False
             if not tx.replace_file_content(
-                file_id, expected_version, size=info.size, checksum=info.checksum, blob_key=key, encrypted=encrypted, **extra
+                file_id,
+                expected_version,
+                size=info.size,
+                checksum=info.checksum,
+                blob_key=key,
+                encrypted=encrypted,
+                **extra,
             ):
                 return True
             return current.blob_key
@@ -640,7 +663,8 @@ class JobStore(AbstractJobStore):
         if outcome is True:
             self._discard_now(key)
             raise ConcurrentFileModificationException(
-                file_id, f"Another writer updated it after version {expected_version}, which this update started from."
+                file_id,
+                f"Another writer updated it after version {expected_version}, which this update started from.",
             )
         assert isinstance(outcome, str)
         self._note_written(key)
@@ -723,7 +747,7 @@ class JobStore(AbstractJobStore):
         assert pending.info is not None
         info = pending.info
 
-        def upsert(tx: CatalogTx) -> str | None | bool:
+        def upsert(tx: CatalogTx) -> str | bool | None:
             current = tx.get_shared_file(name)
             if current is None:
                 inserted = tx.insert_file(
@@ -742,7 +766,12 @@ class JobStore(AbstractJobStore):
                 )
                 return None if inserted else True  # True: a concurrent writer created it; retry
             if tx.replace_file_content(
-                current.id, current.version, size=info.size, checksum=info.checksum, blob_key=key, encrypted=blobs.encrypted
+                current.id,
+                current.version,
+                size=info.size,
+                checksum=info.checksum,
+                blob_key=key,
+                encrypted=blobs.encrypted,
             ):
                 return current.blob_key
             return True
@@ -846,7 +875,13 @@ class JobStore(AbstractJobStore):
                     _copy_stream(source.stream, handle)
                 return None
             with self._new_file_stream(
-                None, False, source.basename, None, None, executable=source.executable, source_url=redact_url(src_uri)
+                None,
+                False,
+                source.basename,
+                None,
+                None,
+                executable=source.executable,
+                source_url=redact_url(src_uri),
             ) as (handle, file_id):
                 _copy_stream(source.stream, handle)
         return file_id
@@ -872,6 +907,10 @@ class JobStore(AbstractJobStore):
     def orphaned_file_ids(self) -> list[str]:
         """Files whose owning job no longer exists (one SQL anti-join)."""
         return self._read(lambda tx: tx.orphaned_file_ids(), "find orphaned files")
+
+    def job_file_summary(self) -> list[tuple[str, str, str, int, int]]:
+        """Per job (id, name, state, files, bytes), largest first: one SQL join over the catalog."""
+        return self._read(lambda tx: tx.job_file_summary(), "summarise jobs")
 
     def stats(self) -> dict[str, Any]:
         """Totals of this store: jobs (by state, failed), files and bytes, shared files, unread logs."""

@@ -26,7 +26,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from jobstore.blobs.checksum import RunningChecksum, verify
 from jobstore.errors import UnsafeLocationError
@@ -143,7 +143,7 @@ def wrap_text(stream: io.BufferedIOBase, encoding: str | None, errors: str | Non
         if errors is not None:
             raise ValueError("errors= is only meaningful together with encoding=, as with open().")
         return stream
-    return io.TextIOWrapper(stream, encoding=encoding, errors=errors or "strict", write_through=True)
+    return io.TextIOWrapper(stream, encoding=encoding, errors=errors or "strict", write_through=True)  # type: ignore[type-var]
 
 
 class BlobStore(ABC):
@@ -201,7 +201,7 @@ class BlobStore(ABC):
     # --- what the store layer calls -----------------------------------------------------------
 
     @contextmanager
-    def open_write(self, key: str) -> Iterator[tuple[io.BufferedWriter, _PendingInfo]]:
+    def open_write(self, key: str) -> Iterator[tuple[io.BufferedWriter[Any], _PendingInfo]]:
         """Write a new blob from a stream.
 
         Yields ``(handle, pending)``: write bytes to ``handle``; after a normal exit the blob is
@@ -210,7 +210,7 @@ class BlobStore(ABC):
         """
         sink = self._open_sink(check_key(key))
         raw = _HashingRawWriter(sink)
-        handle = io.BufferedWriter(raw, buffer_size=CHUNK_SIZE)
+        handle: io.BufferedWriter[Any] = io.BufferedWriter(raw, buffer_size=CHUNK_SIZE)
         pending = _PendingInfo()
         try:
             yield handle, pending

@@ -50,7 +50,9 @@ def translate_os_error(error: OSError, what: str) -> BlobStoreError:
     if error.errno == errno.ENOENT:
         return BlobNotFoundError(f"{what} is missing from the blob directory. Run `jobstore fsck LOCATOR`.")
     if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return BlobStoreError(f"Permission denied on {what}: {error.strerror}. Check the store directory's owner and mode.")
+        return BlobStoreError(
+            f"Permission denied on {what}: {error.strerror}. Check the store directory's owner and mode."
+        )
     return BlobStoreError(f"{what}: {error.strerror or error}")
 
 
@@ -200,7 +202,7 @@ class LocalBlobStore(BlobStore):
 
     def _open_source(self, key: str) -> BinaryIO:
         try:
-            return open(self.path_of(key), "rb", buffering=0)  # noqa: SIM115 - the caller closes it
+            return open(self.path_of(key), "rb", buffering=0)
         except OSError as error:
             raise translate_os_error(error, f"blob {key!r}") from None
 
@@ -284,7 +286,9 @@ class LocalBlobStore(BlobStore):
                 os.link(blob, temp)
             except FileNotFoundError:
                 if not os.path.exists(blob):
-                    raise BlobNotFoundError(f"{what or key} is missing from the blob directory. Run `jobstore fsck`.") from None
+                    raise BlobNotFoundError(
+                        f"{what or key} is missing from the blob directory. Run `jobstore fsck`."
+                    ) from None
                 raise
             except OSError as error:
                 if error.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):

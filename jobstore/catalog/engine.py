@@ -46,7 +46,21 @@ READ_ONLY = "jobstore_read_only"
 
 #: File systems on which SQLite's locking is unreliable (see the SQLite FAQ on network files).
 NETWORK_FILE_SYSTEMS = frozenset(
-    {"nfs", "nfs4", "lustre", "cifs", "smb", "smb2", "smbfs", "gpfs", "beegfs", "fuse.sshfs", "ceph", "glusterfs", "afs"}
+    {
+        "nfs",
+        "nfs4",
+        "lustre",
+        "cifs",
+        "smb",
+        "smb2",
+        "smbfs",
+        "gpfs",
+        "beegfs",
+        "fuse.sshfs",
+        "ceph",
+        "glusterfs",
+        "afs",
+    }
 )
 ALLOW_NETWORK_SQLITE_ENV = "JOBSTORE_ALLOW_NETWORK_SQLITE"
 
@@ -188,8 +202,15 @@ def is_transient(error: BaseException) -> bool:
     text = str(original).lower()
     return any(
         phrase in text
-        for phrase in ("database is locked", "database is busy", "server closed the connection", "connection refused",
-                       "terminating connection", "consuming input failed", "the database system is")
+        for phrase in (
+            "database is locked",
+            "database is busy",
+            "server closed the connection",
+            "connection refused",
+            "terminating connection",
+            "consuming input failed",
+            "the database system is",
+        )
     )
 
 

@@ -9,7 +9,6 @@ that fixes it (MLflow's pattern).
 from __future__ import annotations
 
 import io
-import os
 from contextlib import contextmanager
 from functools import lru_cache
 from importlib import resources
@@ -33,7 +32,7 @@ SchemaState = Literal["fresh", "current"]
 
 def migrations_directory() -> str:
     """The directory of the migration scripts, wherever jobstore is installed."""
-    return os.fspath(resources.files("jobstore.migrations"))
+    return str(resources.files("jobstore.migrations"))
 
 
 def alembic_config(connection: Connection | None = None, *, output: io.StringIO | None = None) -> AlembicConfig:

@@ -11,9 +11,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Table, Text, and_, bindparam, delete, exists, func, insert, literal, select, update
+from sqlalchemy import (
+    Boolean,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import BindParameter
 
 from jobstore.catalog.schema import condemned_blobs, files, jobs, logs, stores
 
@@ -102,7 +116,17 @@ class JobFields:
         }
 
 
-JOB_FIELD_NAMES = ("id", "name", "unit_name", "state", "remaining_tries", "memory", "cores", "disk", "description")
+JOB_FIELD_NAMES = (
+    "id",
+    "name",
+    "unit_name",
+    "state",
+    "remaining_tries",
+    "memory",
+    "cores",
+    "disk",
+    "description",
+)
 
 _FILE_COLUMNS = (
     files.c.id,
@@ -123,8 +147,8 @@ _FILE_COLUMNS = (
 
 # --- statements, built once -------------------------------------------------------------------
 
-_store_id = bindparam("sid")
-_job_id = bindparam("id")
+_store_id: BindParameter[int] = bindparam("sid")
+_job_id: BindParameter[str] = bindparam("id")
 
 _SELECT_JOB = select(jobs.c.version, jobs.c.description).where(jobs.c.store_id == _store_id, jobs.c.id == _job_id)
 _JOB_EXISTS = select(literal(1)).where(jobs.c.store_id == _store_id, jobs.c.id == _job_id)
@@ -135,7 +159,11 @@ _JOB_VALUES = {
 }
 _UPDATE_JOB_CAS = (
     update(jobs)
-    .where(jobs.c.store_id == _store_id, jobs.c.id == bindparam("match_id"), jobs.c.version == bindparam("expected"))
+    .where(
+        jobs.c.store_id == _store_id,
+        jobs.c.id == bindparam("match_id"),
+        jobs.c.version == bindparam("expected"),
+    )
     .values(_JOB_VALUES)
 )
 _UPDATE_JOB_ANY = (
@@ -160,7 +188,11 @@ _DELETE_FILE = delete(files).where(files.c.store_id == _store_id, files.c.id == 
 _SELECT_FILE_KEY = select(files.c.blob_key).where(files.c.store_id == _store_id, files.c.id == bindparam("id"))
 _UPDATE_FILE_CAS = (
     update(files)
-    .where(files.c.store_id == _store_id, files.c.id == bindparam("match_id"), files.c.version == bindparam("expected"))
+    .where(
+        files.c.store_id == _store_id,
+        files.c.id == bindparam("match_id"),
+        files.c.version == bindparam("expected"),
+    )
     .values(
         version=files.c.version + 1,
         size=bindparam("new_size"),
@@ -175,7 +207,9 @@ _UPDATE_FILE_CAS = (
 _CLEANUP_FILES = select(files.c.id, files.c.blob_key).where(
     files.c.store_id == _store_id, files.c.job_id == bindparam("job_id"), files.c.cleanup.is_(True)
 )
-_DELETE_FILES_BY_ID = delete(files).where(files.c.store_id == _store_id, files.c.id.in_(bindparam("ids", expanding=True)))
+_DELETE_FILES_BY_ID = delete(files).where(
+    files.c.store_id == _store_id, files.c.id.in_(bindparam("ids", expanding=True))
+)
 
 _INSERT_LOG = insert(logs)
 
@@ -189,10 +223,13 @@ def _insert_ignoring_conflicts(table: Table, dialect: str) -> Any:
     statement = _INSERTS_IGNORING_CONFLICTS.get((table.name, dialect))
     if statement is None:
         if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+            statement = postgresql_insert(table).on_conflict_do_nothing()
         else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        statement = dialect_insert(table).on_conflict_do_nothing()
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            statement = sqlite_insert(table).on_conflict_do_nothing()
         _INSERTS_IGNORING_CONFLICTS[(table.name, dialect)] = statement
     return statement
 
@@ -216,7 +253,9 @@ class CatalogTx:
         return StoreRow(row.id, row.name, row.blob_url, row.workflow_id, row.config_json, row.created_at)
 
     @staticmethod
-    def create_store(connection: Connection, name: str, blob_url: str, workflow_id: str, config_json: str) -> int | None:
+    def create_store(
+        connection: Connection, name: str, blob_url: str, workflow_id: str, config_json: str
+    ) -> int | None:
         """Insert a store row; None if a store of that name already exists."""
         try:
             with connection.begin_nested():
@@ -266,9 +305,7 @@ class CatalogTx:
         """Compare-and-set update. Returns the new version, or None if the version moved on or the
         job is gone (the caller tells which with ``job_exists``)."""
         params = {f"new_{name}": value for name, value in fields.as_params().items()}
-        params.update(
-            sid=self.store_id, match_id=fields.id, expected=expected_version, new_updated_at=utc_now()
-        )
+        params.update(sid=self.store_id, match_id=fields.id, expected=expected_version, new_updated_at=utc_now())
         statement = _UPDATE_JOB_ANY if expected_version is None else _UPDATE_JOB_CAS
         result = self.connection.execute(statement, params)
         if result.rowcount != 1:
@@ -321,11 +358,11 @@ class CatalogTx:
 
     def get_file(self, file_id: str) -> FileRow | None:
         row = self.connection.execute(_SELECT_FILE, {"sid": self.store_id, "id": file_id}).first()
-        return None if row is None else FileRow(*row)
+        return None if row is None else FileRow(**row._asdict())
 
     def get_shared_file(self, shared_name: str) -> FileRow | None:
         row = self.connection.execute(_SELECT_SHARED, {"sid": self.store_id, "shared_name": shared_name}).first()
-        return None if row is None else FileRow(*row)
+        return None if row is None else FileRow(**row._asdict())
 
     def file_exists(self, file_id: str) -> bool:
         return self.connection.execute(_FILE_EXISTS, {"sid": self.store_id, "id": file_id}).first() is not None
@@ -395,7 +432,8 @@ class CatalogTx:
 
     def append_log(self, message: bytes) -> None:
         self.connection.execute(
-            _INSERT_LOG, {"store_id": self.store_id, "message": message, "is_read": False, "created_at": utc_now()}
+            _INSERT_LOG,
+            {"store_id": self.store_id, "message": message, "is_read": False, "created_at": utc_now()},
         )
 
     def claim_unread_logs(self) -> list[tuple[int, bytes]]:
@@ -429,13 +467,30 @@ class CatalogTx:
                 {"seqs": list(seqs)},
             )
 
+    def job_file_summary(self) -> list[tuple[str, str, str, int, int]]:
+        """Per job: (id, name, state, files owned, bytes owned), largest first (one join)."""
+        query = (
+            select(
+                jobs.c.id,
+                jobs.c.name,
+                jobs.c.state,
+                func.count(files.c.id),
+                func.coalesce(func.sum(files.c.size), 0),
+            )
+            .select_from(jobs.outerjoin(files, and_(files.c.store_id == jobs.c.store_id, files.c.job_id == jobs.c.id)))
+            .where(jobs.c.store_id == self.store_id)
+            .group_by(jobs.c.id, jobs.c.name, jobs.c.state)
+            .order_by(func.coalesce(func.sum(files.c.size), 0).desc(), jobs.c.name)
+        )
+        return [(str(r[0]), str(r[1]), str(r[2]), int(r[3]), int(r[4])) for r in self.connection.execute(query)]
+
     # --- counts ------------------------------------------------------------------------------
 
     def counts(self) -> dict[str, Any]:
         """Basic totals of this store (the maintenance layer builds richer reports)."""
         sid = self.store_id
         job_count = self.connection.execute(select(func.count()).where(jobs.c.store_id == sid)).scalar_one()
-        by_state = dict(
+        by_state: dict[Any, Any] = dict(
             self.connection.execute(
                 select(jobs.c.state, func.count()).where(jobs.c.store_id == sid).group_by(jobs.c.state)
             ).all()

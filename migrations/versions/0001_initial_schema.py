@@ -56,16 +56,12 @@ def upgrade() -> None:
         sa.Column("source_url", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["store_id"], ["stores.id"], name=op.f("fk_files_store_id_stores"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["store_id"], ["stores.id"], name=op.f("fk_files_store_id_stores"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("store_id", "id", name=op.f("pk_files")),
         sa.UniqueConstraint("store_id", "shared_name", name=op.f("uq_files_store_id_shared_name")),
     )
     with op.batch_alter_table("files", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_files_store_id_blob_key"), ["store_id", "blob_key"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_files_store_id_blob_key"), ["store_id", "blob_key"], unique=False)
         batch_op.create_index(batch_op.f("ix_files_store_id_job_id"), ["store_id", "job_id"], unique=False)
 
     op.create_table(
@@ -83,9 +79,7 @@ def upgrade() -> None:
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["store_id"], ["stores.id"], name=op.f("fk_jobs_store_id_stores"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["store_id"], ["stores.id"], name=op.f("fk_jobs_store_id_stores"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("store_id", "id", name=op.f("pk_jobs")),
     )
     with op.batch_alter_table("jobs", schema=None) as batch_op:
@@ -98,15 +92,11 @@ def upgrade() -> None:
         sa.Column("message", sa.LargeBinary(), nullable=False),
         sa.Column("is_read", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["store_id"], ["stores.id"], name=op.f("fk_logs_store_id_stores"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["store_id"], ["stores.id"], name=op.f("fk_logs_store_id_stores"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_logs")),
     )
     with op.batch_alter_table("logs", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_logs_store_id_is_read_seq"), ["store_id", "is_read", "seq"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_logs_store_id_is_read_seq"), ["store_id", "is_read", "seq"], unique=False)
 
 
 def downgrade() -> None:

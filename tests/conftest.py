@@ -1,0 +1,135 @@
+"""The behaviour suite's backends: every test that takes ``store`` or ``backend`` runs on each.
+
+A backend is a catalog plus a blob store. Each one builds fresh, initialized stores and can open a
+second instance of the same store (the leader/worker view). Servers (PostgreSQL, S3, GCS) are
+started by session fixtures in ``tests/services``; a backend whose server cannot start fails its
+tests, it never skips them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from jobstore import Config, JobStore, create_job_store
+
+
+@dataclass
+class Backend:
+    """Makes stores on one catalog/blob combination."""
+
+    name: str
+    make_locator: Callable[[], tuple[str, Config]]
+    opened: list[JobStore] = field(default_factory=list)
+
+    def new_store(self, **config_overrides: Any) -> JobStore:
+        locator, config = self.make_locator()
+        for key, value in config_overrides.items():
+            setattr(config, key, value)
+        store = create_job_store(locator)
+        store.initialize(config)
+        self.opened.append(store)
+        return store
+
+    def reopen(self, store: JobStore, **config_overrides: Any) -> JobStore:
+        """A second, independent instance of the same store, resumed from its locator alone."""
+        other = create_job_store(store.locator)
+        resume_config = (
+            Config(catalog=store.config.catalog, **config_overrides)
+            if config_overrides or store.config.catalog
+            else None
+        )
+        other.resume(resume_config)
+        self.opened.append(other)
+        return other
+
+    def close_all(self) -> None:
+        for store in self.opened:
+            store.close()
+        self.opened.clear()
+
+
+def _sqlite_local(tmp_path_factory: pytest.TempPathFactory) -> Callable[[], tuple[str, Config]]:
+    def make() -> tuple[str, Config]:
+        directory = tmp_path_factory.mktemp("store") / "js"
+        return f"file:{directory}", Config()
+
+    return make
+
+
+def _postgres_catalog(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, blobs: str
+) -> Callable[[], tuple[str, Config]]:
+    server = request.getfixturevalue("postgres_server")
+    blob_factory = _blob_url_factory(request, tmp_path_factory, blobs)
+
+    def make() -> tuple[str, Config]:
+        name = "wf-" + uuid.uuid4().hex[:12]
+        blob_url, config = blob_factory()
+        config.blobStore = blob_url
+        return f"sql:{server.url}#{name}", config
+
+    return make
+
+
+def _sqlite_catalog(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, blobs: str
+) -> Callable[[], tuple[str, Config]]:
+    blob_factory = _blob_url_factory(request, tmp_path_factory, blobs)
+
+    def make() -> tuple[str, Config]:
+        catalog = tmp_path_factory.mktemp("catalog") / "catalog.sqlite"
+        blob_url, config = blob_factory()
+        config.blobStore = blob_url
+        return f"sql:sqlite:///{catalog}#wf", config
+
+    return make
+
+
+def _blob_url_factory(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, blobs: str
+) -> Callable[[], tuple[str, Config]]:
+    if blobs == "local":
+        return lambda: (f"file://{tmp_path_factory.mktemp('blobs') / 'b'}", Config())
+    if blobs == "s3":
+        server = request.getfixturevalue("s3_server")
+        bucket = "jobstore-tests"
+        return lambda: (f"s3://{bucket}/{uuid.uuid4().hex[:12]}", server.config())
+    if blobs == "gcs":
+        server = request.getfixturevalue("gcs_server")
+        bucket = "jobstore-tests"
+        return lambda: (f"gs://{bucket}/{uuid.uuid4().hex[:12]}", server.config())
+    raise AssertionError(blobs)
+
+
+#: Every catalog x blob store combination the suite runs on. Extend here, nowhere else.
+BACKENDS = ["sqlite-local"]
+if os.environ.get("JOBSTORE_TEST_BACKENDS"):
+    BACKENDS = os.environ["JOBSTORE_TEST_BACKENDS"].split(",")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    name: str = request.param
+    if name == "sqlite-local":
+        make = _sqlite_local(tmp_path_factory)
+    else:
+        catalog, blobs = name.split("-", 1)
+        if catalog == "postgres":
+            make = _postgres_catalog(request, tmp_path_factory, blobs)
+        else:
+            make = _sqlite_catalog(request, tmp_path_factory, blobs)
+    backend = Backend(name, make)
+    yield backend
+    backend.close_all()
+
+
+@pytest.fixture
+def store(backend: Backend) -> JobStore:
+    """A fresh, initialized store on the current backend."""
+    return backend.new_store()

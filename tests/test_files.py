@@ -1,0 +1,291 @@
+"""Files: writes are atomic and checksummed, reads verify, updates are compare-and-set."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from jobstore import (
+    ChecksumMismatchError,
+    ConcurrentFileModificationException,
+    FileJobStore,
+    JobDescription,
+    LocalFileError,
+    LocalFileNotFoundError,
+    LocalIsADirectoryError,
+    NoSuchFileException,
+    NoSuchJobException,
+)
+from jobstore.blobs.checksum import checksum_of_bytes
+from tests.conftest import Backend
+
+
+def write_source(tmp_path: Path, data: bytes, name: str = "src", mode: int = 0o644) -> str:
+    path = tmp_path / name
+    path.write_bytes(data)
+    path.chmod(mode)
+    return str(path)
+
+
+@pytest.mark.parametrize("size", [0, 1, 4096, 1024 * 1024 + 7])
+def test_write_read_round_trip(store: FileJobStore, tmp_path: Path, size: int) -> None:
+    data = os.urandom(size)
+    file_id = store.writeFile(write_source(tmp_path, data))
+    assert store.fileExists(file_id)
+    assert store.getFileSize(file_id) == size
+    out = tmp_path / "out"
+    store.readFile(file_id, str(out))
+    assert out.read_bytes() == data
+    with store.read_file_stream(file_id) as stream:
+        assert stream.read() == data
+    info = store.file_info(file_id)
+    assert info.checksum == checksum_of_bytes(data) and info.size == size
+
+
+def test_large_file_round_trip(store: FileJobStore, tmp_path: Path) -> None:
+    """100 MiB through every path (copy in, link or copy out, stream out)."""
+    block = os.urandom(1024 * 1024)
+    source = tmp_path / "big"
+    with open(source, "wb") as handle:
+        for _ in range(100):
+            handle.write(block)
+    file_id = store.write_file(str(source))
+    assert store.get_file_size(file_id) == 100 * 1024 * 1024
+    out = tmp_path / "big-out"
+    store.read_file(file_id, str(out))
+    assert out.stat().st_size == 100 * 1024 * 1024
+    with store.read_file_stream(file_id) as stream:
+        total = 0
+        while chunk := stream.read(1 << 20):
+            assert chunk == block
+            total += len(chunk)
+    assert total == 100 * 1024 * 1024
+
+
+def test_file_ids_are_never_reused(store: FileJobStore, tmp_path: Path) -> None:
+    source = write_source(tmp_path, b"x")
+    seen = set()
+    for _ in range(50):
+        file_id = store.write_file(source)
+        assert file_id not in seen
+        seen.add(file_id)
+        store.delete_file(file_id)
+        assert not store.file_exists(file_id)
+
+
+def test_job_association(store: FileJobStore, tmp_path: Path) -> None:
+    job = store.create(JobDescription(jobName="owner"))
+    file_id = store.write_file(write_source(tmp_path, b"x"), job.jobStoreID)
+    assert store.get_file_job_association(file_id) == job.jobStoreID
+    with pytest.raises(NoSuchJobException):
+        store.write_file(write_source(tmp_path, b"y", "other"), "0" * 32)
+    with store.write_file_stream(job.jobStoreID, cleanup=True, basename="out.txt") as (handle, stream_id):
+        handle.write(b"z")
+    assert store.get_file_job_association(stream_id) == job.jobStoreID
+    assert store.file_info(stream_id).basename == "out.txt"
+    assert sorted(store.get_all_file_ids()) == sorted([file_id, stream_id])
+
+
+def test_stream_write_is_invisible_until_done_and_vanishes_on_error(store: FileJobStore) -> None:
+    with pytest.raises(RuntimeError):
+        with store.write_file_stream() as (handle, file_id):
+            handle.write(b"partial" * 1000)
+            assert not store.file_exists(file_id)
+            raise RuntimeError("writer failed")
+    assert not store.file_exists(file_id)
+    assert store.get_all_file_ids() == []
+    assert list(store.blob_store.list_keys()) == []
+
+
+def test_text_streams(store: FileJobStore) -> None:
+    with store.write_file_stream(encoding="utf-8") as (handle, file_id):
+        handle.write("línea 1\nlínea 2\n")
+    with store.read_file_stream(file_id, encoding="utf-8") as handle:
+        assert handle.readlines() == ["línea 1\n", "línea 2\n"]
+    with store.read_file_stream(file_id, encoding="ascii", errors="replace") as handle:
+        assert "\ufffd" in handle.read()
+    with store.read_file_stream(file_id) as handle:
+        assert handle.read() == "línea 1\nlínea 2\n".encode()
+
+
+def test_errors_without_encoding_is_refused(store: FileJobStore) -> None:
+    with pytest.raises(ValueError):
+        with store.write_file_stream(errors="strict") as (handle, _):
+            handle.write(b"x")
+
+
+def test_empty_file_store_id(store: FileJobStore, tmp_path: Path) -> None:
+    file_id = store.get_empty_file_store_id()
+    assert store.file_exists(file_id)
+    assert store.get_file_size(file_id) == 0
+    store.read_file(file_id, str(tmp_path / "empty"))
+    assert (tmp_path / "empty").read_bytes() == b""
+
+
+def test_update_file_and_stream(store: FileJobStore, tmp_path: Path) -> None:
+    file_id = store.write_file(write_source(tmp_path, b"one"))
+    store.update_file(file_id, write_source(tmp_path, b"two", "second"))
+    with store.read_file_stream(file_id) as handle:
+        assert handle.read() == b"two"
+    with store.update_file_stream(file_id, encoding="utf-8") as handle:
+        handle.write("three")
+    with store.read_file_stream(file_id, encoding="utf-8") as handle:
+        assert handle.read() == "three"
+    assert store.file_info(file_id).version == 3
+    # Only the newest blob remains: old versions are released after each commit.
+    assert len(list(store.blob_store.list_keys())) == 1
+
+
+def test_update_stream_failure_keeps_old_content(store: FileJobStore, tmp_path: Path) -> None:
+    file_id = store.write_file(write_source(tmp_path, b"original"))
+    with pytest.raises(KeyError):
+        with store.update_file_stream(file_id) as handle:
+            handle.write(b"half-written")
+            raise KeyError("boom")
+    with store.read_file_stream(file_id) as handle:
+        assert handle.read() == b"original"
+    assert store.file_info(file_id).version == 1
+
+
+def test_update_missing_file(store: FileJobStore, tmp_path: Path) -> None:
+    with pytest.raises(NoSuchFileException):
+        store.update_file("0" * 32, write_source(tmp_path, b"x"))
+    with pytest.raises(NoSuchFileException):
+        with store.update_file_stream("0" * 32) as handle:
+            handle.write(b"x")
+
+
+def test_concurrent_file_updates_first_wins(backend: Backend, tmp_path: Path) -> None:
+    store = backend.new_store()
+    other = backend.reopen(store)
+    file_id = store.write_file(write_source(tmp_path, b"v1"))
+    with pytest.raises(ConcurrentFileModificationException):
+        with store.update_file_stream(file_id) as handle:
+            handle.write(b"slow writer")
+            other.update_file(file_id, write_source(tmp_path, b"fast writer", "fast"))
+    with store.read_file_stream(file_id) as handle:
+        assert handle.read() == b"fast writer"
+    # After a fresh look, the slow writer's retry succeeds.
+    store.update_file(file_id, write_source(tmp_path, b"retry", "retry"))
+    with other.read_file_stream(file_id) as handle:
+        assert handle.read() == b"retry"
+    assert len(list(store.blob_store.list_keys())) == 1  # the loser's blob was removed
+
+
+def test_delete_file_idempotent_and_seed_strict(store: FileJobStore, tmp_path: Path) -> None:
+    file_id = store.write_file(write_source(tmp_path, b"x"))
+    store.delete_file(file_id)
+    store.delete_file(file_id)
+    with pytest.raises(NoSuchFileException):
+        store.deleteFile(file_id)
+    assert store.get_file_size(file_id) == 0
+    with pytest.raises(NoSuchFileException):
+        store.read_file(file_id, str(tmp_path / "nope"))
+    assert not (tmp_path / "nope").exists()
+
+
+@pytest.mark.parametrize("bad_id", ["../../etc/passwd", "/etc/passwd", "%2e%2e%2fetc", "", "x" * 1000, "a\x00b"])
+def test_bad_file_ids(store: FileJobStore, tmp_path: Path, bad_id: str) -> None:
+    assert not store.file_exists(bad_id)
+    assert store.get_file_size(bad_id) == 0
+    store.delete_file(bad_id)
+    with pytest.raises(NoSuchFileException):
+        store.read_file(bad_id, str(tmp_path / "out"))
+    with pytest.raises(NoSuchFileException):
+        with store.read_file_stream(bad_id):
+            pass
+    with pytest.raises(NoSuchFileException):
+        store.get_file_job_association(bad_id)
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_local_files(store: FileJobStore, tmp_path: Path) -> None:
+    with pytest.raises(LocalFileNotFoundError):
+        store.write_file(str(tmp_path / "missing"))
+    with pytest.raises(LocalIsADirectoryError):
+        store.write_file(str(tmp_path))
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(LocalFileError):
+        store.write_file(str(tmp_path / "fifo"))
+    if os.geteuid() != 0:  # root reads anything
+        unreadable = write_source(tmp_path, b"secret", "locked", 0o000)
+        with pytest.raises(LocalFileError):
+            store.write_file(unreadable)
+    assert store.get_all_file_ids() == []
+    file_id = store.write_file(write_source(tmp_path, b"x"))
+    with pytest.raises(LocalIsADirectoryError):
+        store.read_file(file_id, str(tmp_path))
+
+
+def test_executable_bit_round_trips(store: FileJobStore, tmp_path: Path) -> None:
+    script = write_source(tmp_path, b"#!/bin/sh\necho hi\n", "script.sh", 0o755)
+    plain = write_source(tmp_path, b"data", "plain", 0o644)
+    script_id, plain_id = store.write_file(script), store.write_file(plain)
+    store.read_file(script_id, str(tmp_path / "script-out"))
+    store.read_file(plain_id, str(tmp_path / "plain-out"))
+    assert os.stat(tmp_path / "script-out").st_mode & stat.S_IXUSR
+    assert not os.stat(tmp_path / "plain-out").st_mode & stat.S_IXUSR
+
+
+def test_read_file_replaces_existing_target_atomically(store: FileJobStore, tmp_path: Path) -> None:
+    file_id = store.write_file(write_source(tmp_path, b"new content"))
+    target = tmp_path / "target"
+    target.write_bytes(b"old")
+    store.read_file(file_id, str(target))
+    assert target.read_bytes() == b"new content"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_local_read_link_is_read_only(tmp_path: Path) -> None:
+    """Local-blob specific: reads may hand out a hard link of the immutable blob, so the blob (and
+    therefore the link) must not be writable."""
+    from jobstore import Config
+
+    store = FileJobStore(f"file:{tmp_path}/store")
+    store.initialize(Config())
+    file_id = store.write_file(write_source(tmp_path, b"immutable"))
+    out = tmp_path / "linked"
+    store.read_file(file_id, str(out))
+    assert os.stat(out).st_nlink == 2  # it really is the blob, linked
+    assert not os.stat(out).st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+    store.close()
+
+
+def test_corrupted_blob_is_detected(store: FileJobStore, tmp_path: Path) -> None:
+    file_id = store.write_file(write_source(tmp_path, b"A" * 10000))
+    key = store.file_info(file_id).blob_key
+    blobs = store.blob_store
+    # Damage the stored bytes behind the store's back (same length, different content).
+    blobs.delete(key)
+    with blobs.open_write(key) as (handle, _):
+        handle.write(b"B" * 10000)
+    with pytest.raises(ChecksumMismatchError):
+        with store.read_file_stream(file_id) as handle:
+            handle.read()
+    with pytest.raises(ChecksumMismatchError):
+        store.export_file(file_id, (tmp_path / "exported").as_uri())
+    assert not (tmp_path / "exported").exists()
+
+
+def test_truncated_blob_is_detected(store: FileJobStore, tmp_path: Path) -> None:
+    file_id = store.write_file(write_source(tmp_path, b"A" * 10000))
+    key = store.file_info(file_id).blob_key
+    store.blob_store.delete(key)
+    with store.blob_store.open_write(key) as (handle, _):
+        handle.write(b"A" * 9999)
+    with pytest.raises(ChecksumMismatchError, match="9999"):
+        with store.read_file_stream(file_id) as handle:
+            handle.read()
+
+
+def test_file_workflow_across_instances(backend: Backend, tmp_path: Path) -> None:
+    leader = backend.new_store()
+    worker = backend.reopen(leader)
+    job = leader.create(JobDescription(jobName="j"))
+    with worker.write_file_stream(job.jobStoreID) as (handle, file_id):
+        handle.write(b"from worker")
+    with leader.read_file_stream(file_id) as handle:
+        assert handle.read() == b"from worker"

@@ -1,0 +1,251 @@
+"""Jobs: create, load, update (compare-and-set), delete, iterate, batch; both API spellings."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from jobstore import (
+    AbstractJobStore,
+    ConcurrentFileModificationException,
+    FileJobStore,
+    InvalidJobDescriptionError,
+    InvalidNameError,
+    JobDescription,
+    JobStoreError,
+    NoSuchJobException,
+)
+from tests.conftest import Backend
+
+
+def make_job(name: str = "job", **extra: object) -> JobDescription:
+    return JobDescription(
+        requirements={"memory": 2**30, "cores": 1, "disk": 2**31}, jobName=name, unitName="unit", **extra
+    )
+
+
+def test_create_assigns_id_and_version(store: FileJobStore) -> None:
+    job = store.create(make_job())
+    assert job.jobStoreID is not None
+    assert job.version == 1
+    assert store.job_exists(job.jobStoreID)
+    assert store.exists(job.jobStoreID)
+
+
+def test_assign_id_then_create_keeps_it(store: FileJobStore) -> None:
+    job = make_job()
+    job_id = store.assignID(job)
+    assert job.jobStoreID == job_id
+    assert not store.job_exists(job_id)
+    store.create_job(job)
+    assert store.load_job(job_id).jobStoreID == job_id
+
+
+def test_load_round_trips_every_field(store: FileJobStore) -> None:
+    job = make_job(checkpoint=True, inputs={"a": [1, 2.5, None, "x"]}, predecessors=["p1", "p2"])
+    job.remainingTryCount = 3
+    job.state = "running"
+    store.create(job)
+    loaded = store.load(job.jobStoreID)
+    assert loaded == job
+    assert loaded.inputs == {"a": [1, 2.5, None, "x"]}
+    assert loaded.checkpoint is True
+    assert (loaded.memory, loaded.cores, loaded.disk) == (2**30, 1.0, 2**31)
+    assert loaded.remainingTryCount == 3 and loaded.state == "running"
+
+
+def test_unserialisable_attribute_is_rejected_and_nothing_stored(store: FileJobStore) -> None:
+    job = make_job(callback=object())
+    with pytest.raises(TypeError, match="callback"):
+        store.create(job)
+    assert list(store.jobs()) == []
+
+
+@pytest.mark.parametrize(
+    "requirements",
+    [{"memory": "lots"}, {"cores": float("nan")}, {"disk": -1}, {"memory": True}, {"cores": [1]}],
+)
+def test_wrong_requirement_types_are_rejected(store: FileJobStore, requirements: dict[str, object]) -> None:
+    with pytest.raises(TypeError):
+        store.create(JobDescription(requirements=requirements, jobName="bad"))
+
+
+def test_non_string_dict_keys_are_rejected(store: FileJobStore) -> None:
+    with pytest.raises(TypeError, match="key"):
+        store.create(make_job(table={1: "one"}))
+
+
+def test_huge_description_is_rejected(store: FileJobStore) -> None:
+    with pytest.raises(InvalidJobDescriptionError, match="write_file"):
+        store.create(make_job(blob="x" * (17 * 1024 * 1024)))
+
+
+def test_duplicate_create_is_an_error_and_keeps_the_original(store: FileJobStore) -> None:
+    job = store.create(make_job("first"))
+    clone = make_job("second")
+    clone.jobStoreID = job.jobStoreID
+    with pytest.raises(JobStoreError, match="already exists"):
+        store.create(clone)
+    assert store.load(job.jobStoreID).jobName == "first"
+
+
+@pytest.mark.parametrize("bad_id", ["../../etc/passwd", "/abs", "", "a/b", "x" * 300, "..", "a b", "é"])
+def test_bad_job_ids(store: FileJobStore, bad_id: str) -> None:
+    with pytest.raises(NoSuchJobException):
+        store.load(bad_id)
+    assert not store.job_exists(bad_id)
+    store.delete_job(bad_id)  # idempotent, no error
+    with pytest.raises(NoSuchJobException):
+        store.delete(bad_id)
+    job = make_job()
+    job.jobStoreID = bad_id or None
+    if bad_id:
+        with pytest.raises(InvalidNameError):
+            store.create(job)
+
+
+def test_update_sets_new_version(store: FileJobStore) -> None:
+    job = store.create(make_job())
+    job.remainingTryCount = 0
+    store.update(job)
+    assert job.version == 2
+    assert store.load(job.jobStoreID).remainingTryCount == 0
+
+
+def test_concurrent_update_second_writer_loses(backend: Backend) -> None:
+    leader = backend.new_store()
+    worker = backend.reopen(leader)
+    job_id = leader.create(make_job()).jobStoreID
+    mine, theirs = leader.load_job(job_id), worker.load_job(job_id)
+    mine.unitName = "leader"
+    leader.update_job(mine)
+    theirs.unitName = "worker"
+    with pytest.raises(ConcurrentFileModificationException):
+        worker.update_job(theirs)
+    assert worker.load_job(job_id).unitName == "leader"
+    fresh = worker.load_job(job_id)
+    fresh.unitName = "worker"
+    worker.update_job(fresh)
+    assert leader.load_job(job_id).unitName == "worker"
+
+
+def test_update_of_deleted_job(store: FileJobStore) -> None:
+    job = store.create(make_job())
+    store.delete(job.jobStoreID)
+    with pytest.raises(NoSuchJobException):
+        store.update(job)
+
+
+def test_modify_job_retries_through_conflicts(backend: Backend) -> None:
+    store = backend.new_store()
+    other = backend.reopen(store)
+    job_id = store.create(make_job(counter=0)).jobStoreID
+    interfered = []
+
+    def increment(job: JobDescription) -> None:
+        if not interfered:
+            interfered.append(True)
+            other.modify_job(job_id, lambda j: setattr(j, "counter", j.counter + 100))
+        job.counter += 1
+
+    result = store.modify_job(job_id, increment)
+    assert result.counter == 101
+    assert store.load(job_id).counter == 101
+
+
+def test_threads_modify_without_lost_updates(store: FileJobStore) -> None:
+    job_id = store.create(make_job(counter=0)).jobStoreID
+
+    def work() -> None:
+        for _ in range(25):
+            store.modify_job(job_id, lambda j: setattr(j, "counter", j.counter + 1), max_attempts=200)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.load(job_id).counter == 100
+
+
+def test_delete_job_is_idempotent_and_seed_delete_is_strict(store: FileJobStore) -> None:
+    job = store.create(make_job())
+    store.delete_job(job.jobStoreID)
+    store.delete_job(job.jobStoreID)
+    assert not store.job_exists(job.jobStoreID)
+    with pytest.raises(NoSuchJobException):
+        store.delete(job.jobStoreID)
+    with pytest.raises(NoSuchJobException):
+        store.load(job.jobStoreID)
+
+
+def test_delete_job_removes_cleanup_files_only(store: FileJobStore, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    job = store.create(make_job())
+    source = tmp_path / "f"
+    source.write_bytes(b"data")
+    doomed = store.write_file(str(source), job.jobStoreID, cleanup=True)
+    kept = store.write_file(str(source), job.jobStoreID, cleanup=False)
+    store.delete_job(job.jobStoreID)
+    assert not store.file_exists(doomed)
+    assert store.file_exists(kept)
+    assert store.orphaned_file_ids() == [kept]
+
+
+def test_jobs_iterates_all_and_tolerates_deletes(store: FileJobStore) -> None:
+    created = {store.create(make_job(f"j{i}")).jobStoreID for i in range(2500)}
+    seen = set()
+    for job in store.jobs():
+        seen.add(job.jobStoreID)
+        store.delete_job(job.jobStoreID)
+    assert seen == created
+    assert list(store.jobs()) == []
+
+
+def test_batch_commits_together(store: FileJobStore) -> None:
+    with store.batch():
+        jobs = [store.create(make_job(f"b{i}")) for i in range(50)]
+        assert store.job_exists(jobs[0].jobStoreID)  # visible inside the batch
+    assert {j.jobStoreID for j in store.jobs()} == {j.jobStoreID for j in jobs}
+
+
+def test_batch_rolls_back_on_error(store: FileJobStore, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    before = store.create(make_job("outside"))
+    source = tmp_path / "f"
+    source.write_bytes(b"x" * 100)
+    with pytest.raises(RuntimeError):
+        with store.batch():
+            store.create(make_job("inside"))
+            store.write_file(str(source))
+            store.delete_job(before.jobStoreID)
+            raise RuntimeError("boom")
+    assert [j.jobName for j in store.jobs()] == ["outside"]
+    assert store.get_all_file_ids() == []
+    assert list(store.blob_store.list_keys()) == []  # the blob written inside was removed
+
+
+def test_batch_invisible_to_others_until_commit(backend: Backend) -> None:
+    store = backend.new_store()
+    other = backend.reopen(store)
+    with store.batch():
+        job = store.create(make_job())
+        assert not other.job_exists(job.jobStoreID)
+    assert other.job_exists(job.jobStoreID)
+
+
+def test_create_job_store_factory_and_class_method(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from jobstore import Config, create_job_store
+
+    store = AbstractJobStore.createJobStore(f"file:{tmp_path}/a")
+    assert isinstance(store, FileJobStore)
+    store.initialize(Config())
+    assert isinstance(create_job_store(str(tmp_path / "a")), FileJobStore)
+    store.close()
+
+
+def test_two_instances_see_each_others_work(backend: Backend) -> None:
+    leader = backend.new_store()
+    worker = backend.reopen(leader)
+    job = worker.create(make_job("from-worker"))
+    assert leader.load(job.jobStoreID).jobName == "from-worker"
+    assert worker.config.workflowID == leader.config.workflowID

@@ -1,0 +1,150 @@
+"""Alembic from the first table: metadata parity, one head, the version gate, concurrent creation,
+and migrations that ship inside a non-editable wheel."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, text
+
+from jobstore import Config, FileJobStore, SchemaTooNewError, SchemaTooOldError
+from jobstore.catalog import Catalog
+from jobstore.catalog.migrate import alembic_config, head_revision, upgrade
+from jobstore.catalog.schema import VERSION_TABLE, metadata
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_exactly_one_head() -> None:
+    script = ScriptDirectory.from_config(alembic_config())
+    assert len(script.get_heads()) == 1
+    assert head_revision() == script.get_heads()[0]
+
+
+def test_migrated_database_matches_metadata(tmp_path: Path) -> None:
+    catalog = Catalog(f"sqlite:///{tmp_path}/c.sqlite")
+    upgrade(catalog.engine)
+    with catalog.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE, "compare_type": True})
+        assert compare_metadata(context, metadata) == []
+        tables = set(connection.execute(text("SELECT name FROM sqlite_master WHERE type='table'")).scalars())
+    assert VERSION_TABLE in tables and "alembic_version" not in tables
+    catalog.dispose()
+
+
+def _store_with_revision(tmp_path: Path, revision: str) -> str:
+    store = FileJobStore(f"file:{tmp_path}/wf")
+    store.initialize(Config())
+    store.close()
+    engine = create_engine(f"sqlite:///{tmp_path}/wf/catalog.sqlite")
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE jobstore_alembic_version SET version_num = :r"), {"r": revision})
+    engine.dispose()
+    return store.locator
+
+
+def test_catalog_ahead_of_code_is_refused(tmp_path: Path) -> None:
+    locator = _store_with_revision(tmp_path, "9999_from_the_future")
+    with pytest.raises(SchemaTooNewError, match="newer jobstore"):
+        FileJobStore(locator).resume()
+
+
+def test_catalog_behind_code_names_the_upgrade_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped history has one revision, so "behind" is simulated by a head that moved on."""
+    from jobstore.catalog import migrate
+
+    locator = _store_with_revision(tmp_path, head_revision())
+    monkeypatch.setattr(migrate, "head_revision", lambda: "0002_next")
+    monkeypatch.setattr(migrate, "known_revisions", lambda: frozenset({"0001", "0002_next"}))
+    with pytest.raises(SchemaTooOldError, match=f"jobstore db upgrade {locator}"):
+        FileJobStore(locator).resume()
+
+
+def _initialize(path: str, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    try:
+        catalog = Catalog(f"sqlite:///{path}")
+        catalog.create_schema_if_fresh(path)
+        queue.put("ok")
+    except Exception as error:  # reported to the parent
+        queue.put(repr(error))
+
+
+def test_concurrent_initialization_of_a_new_catalog(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.sqlite")
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    processes = [context.Process(target=_initialize, args=(path, queue)) for _ in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+    assert sorted(queue.get() for _ in processes) == ["ok"] * 4
+    catalog = Catalog(f"sqlite:///{path}")
+    assert catalog.schema_state(path) == "current"
+    catalog.dispose()
+
+
+def test_cli_db_commands(tmp_path: Path) -> None:
+    store = FileJobStore(f"file:{tmp_path}/wf")
+    store.initialize(Config())
+    store.close()
+    run = lambda *args: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "jobstore", *args], capture_output=True, text=True, timeout=120
+    )
+    current = run("db", "current", store.locator)
+    assert current.returncode == 0 and f"current: {head_revision()}" in current.stdout
+    assert run("db", "check", store.locator).returncode == 0
+    assert run("db", "upgrade", store.locator).returncode == 0
+    sql = run("db", "upgrade", "--sql", "sql:sqlite:///unused.sqlite#x")
+    assert sql.returncode == 0 and "CREATE TABLE jobs" in sql.stdout
+    bad = run("db", "check", "aws:nowhere:x")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+@pytest.mark.slow
+def test_wheel_install_can_run_migrations(tmp_path: Path) -> None:
+    """Build a wheel, install it (not editable) into a fresh venv, and create a store with it:
+    proves migrations/ ships inside the wheel."""
+    wheel_dir = tmp_path / "wheel"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(wheel_dir), str(REPO)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    wheel = next(wheel_dir.glob("jobstore-*.whl"))
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=False, system_site_packages=True)
+    python = env_dir / "bin" / "python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--no-deps", "--no-index", "--force-reinstall", str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    script = (
+        "import jobstore, jobstore.catalog.migrate as m, sys\n"
+        "assert 'site-packages' in jobstore.__file__, jobstore.__file__\n"
+        "assert 'site-packages' in m.migrations_directory(), m.migrations_directory()\n"
+        f"s = jobstore.FileJobStore('file:{tmp_path}/wheel-store'); s.initialize(jobstore.Config())\n"
+        "print(s.stats()['schema_revision'])\n"
+    )
+    result = subprocess.run(
+        [str(python), "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=str(tmp_path),
+        env={**os.environ, "PYTHONPATH": ""},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == head_revision()
