@@ -14,8 +14,10 @@ from typing import Any
 
 from jobstore.redact import redact_url
 
-#: Attributes that hold secrets: never persisted in the catalog, masked in repr().
-SECRET_ATTRIBUTES = frozenset({"sseKey", "awsCredentials", "googleCredentials"})
+#: Attributes that hold secrets: never persisted in the catalog, masked in repr(). (Paths of
+#: credential files, such as awsCredentials or sseKeyFile, are not secrets and are persisted, so a
+#: worker resuming from the locator alone finds them.)
+SECRET_ATTRIBUTES = frozenset({"sseKey"})
 
 #: Environment variable that supplies the catalog URL for locators that do not imply one.
 CATALOG_ENV_VAR = "JOBSTORE_CATALOG"

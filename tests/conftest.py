@@ -18,6 +18,15 @@ import pytest
 
 from jobstore import Config, JobStore, create_job_store
 
+#: The real servers, as session fixtures (each started once, on demand, on 127.0.0.1).
+pytest_plugins = [
+    "tests.services.postgres",
+    "tests.services.s3",
+    "tests.services.gcs",
+    "tests.services.http",
+    "tests.services.ftp",
+]
+
 
 @dataclass
 class Backend:
@@ -108,7 +117,7 @@ def _blob_url_factory(
 
 
 #: Every catalog x blob store combination the suite runs on. Extend here, nowhere else.
-BACKENDS = ["sqlite-local"]
+BACKENDS = ["sqlite-local", "postgres-local", "sqlite-s3", "postgres-s3", "sqlite-gcs", "postgres-gcs"]
 if os.environ.get("JOBSTORE_TEST_BACKENDS"):
     BACKENDS = os.environ["JOBSTORE_TEST_BACKENDS"].split(",")
 

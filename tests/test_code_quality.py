@@ -20,6 +20,10 @@ def test_mypy_strict_on_the_package() -> None:
 def test_ruff_clean() -> None:
     ruff = shutil.which("ruff") or "ruff"
     result = subprocess.run(
-        [ruff, "check", "jobstore", "tests", "scripts", "migrations"], cwd=REPO, capture_output=True, text=True, timeout=300
+        [ruff, "check", "jobstore", "tests", "scripts", "migrations"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 
 import boto3
 import boto3.exceptions
-import s3transfer.exceptions  # type: ignore[import-untyped]
+import s3transfer.exceptions
 import urllib3.exceptions
 from boto3.s3.transfer import TransferConfig, create_transfer_manager
 from botocore import exceptions as botocore_errors
@@ -113,6 +113,9 @@ _PRECONDITION_CODES = frozenset({"PreconditionFailed", "412", "ConditionalReques
 _UNAVAILABLE_CODES = frozenset(
     {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "503", "500", "Throttling"}
 )
+_DIGEST_CODES = frozenset(
+    {"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch", "XAmzContentSHA256Mismatch"}
+)
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     botocore_errors.EndpointConnectionError,
     botocore_errors.ConnectionClosedError,
@@ -175,8 +178,8 @@ def translate_s3_error(
         return BlobStoreError(
             f"{where}: the S3 endpoint is unreachable or dropped the connection "
             f"({type(error).__name__}: {redact_url(str(error))}), even after retries. Check that the "
-            "server is running and reachable, and Config.awsEndpointURL / AWS_ENDPOINT_URL. "
-            "A write that failed this way was not committed; retry it."
+            "server is running and reachable, and Config.awsEndpointURL / AWS_ENDPOINT_URL."
+            + (" The write was not committed; retry it." if action == "write" else "")
         )
     if isinstance(error, botocore_errors.ParamValidationError):
         return BlobStoreError(
@@ -231,6 +234,11 @@ def _translate_client_error(
         return BlobExistsError(
             f"{where}: an object already exists at that key and jobstore writes are create-only {said}. "
             "Keys are never reused, so another writer or a leftover from a copy used this key."
+        )
+    if code in _DIGEST_CODES:
+        return BlobStoreError(
+            f"{where}: S3 received bytes whose checksum differs from the one sent with them {said}: "
+            "they were corrupted on the way (network, proxy, or memory). Nothing was stored; retry."
         )
     if "KMS" in code or "kms" in lowered:
         return EncryptionKeyError(
@@ -871,7 +879,8 @@ class _S3Sink(BlobSink):
         self._buffer += data
         while len(self._buffer) > self._next_part_size():
             size = self._next_part_size()
-            part = bytes(self._buffer[:size])
+            with memoryview(self._buffer) as view:
+                part = bytes(view[:size])  # one copy, no intermediate bytearray
             del self._buffer[:size]
             self._send_part(part)
 

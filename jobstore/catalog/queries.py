@@ -218,18 +218,19 @@ _INSERTS_IGNORING_CONFLICTS: dict[tuple[str, str], Any] = {}
 
 
 def _insert_ignoring_conflicts(table: Table, dialect: str) -> Any:
-    """INSERT ... ON CONFLICT DO NOTHING (both SQLite and PostgreSQL have it): a taken ID shows up
-    as rowcount 0 instead of an error that would abort a PostgreSQL transaction."""
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING (SQLite and PostgreSQL both have it): a taken ID
+    shows up as no returned row instead of an error that would abort a PostgreSQL transaction.
+    (RETURNING rather than rowcount, which drivers do not report alike for this statement.)"""
     statement = _INSERTS_IGNORING_CONFLICTS.get((table.name, dialect))
     if statement is None:
         if dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
-            statement = postgresql_insert(table).on_conflict_do_nothing()
+            statement = postgresql_insert(table).on_conflict_do_nothing().returning(table.c.store_id)
         else:
             from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-            statement = sqlite_insert(table).on_conflict_do_nothing()
+            statement = sqlite_insert(table).on_conflict_do_nothing().returning(table.c.store_id)
         _INSERTS_IGNORING_CONFLICTS[(table.name, dialect)] = statement
     return statement
 
@@ -292,7 +293,7 @@ class CatalogTx:
         params = fields.as_params()
         params.update(store_id=self.store_id, version=1, created_at=now, updated_at=now)
         result = self.connection.execute(_insert_ignoring_conflicts(jobs, self.connection.dialect.name), params)
-        return result.rowcount == 1
+        return result.first() is not None
 
     def get_job(self, job_id: str) -> tuple[int, str] | None:
         row = self.connection.execute(_SELECT_JOB, {"sid": self.store_id, "id": job_id}).first()
@@ -354,7 +355,7 @@ class CatalogTx:
                 "updated_at": now,
             },
         )
-        return result.rowcount == 1
+        return result.first() is not None
 
     def get_file(self, file_id: str) -> FileRow | None:
         row = self.connection.execute(_SELECT_FILE, {"sid": self.store_id, "id": file_id}).first()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, BinaryIO
+from typing import IO, TYPE_CHECKING
 
 from jobstore.urls.base import CHUNK_SIZE, ChecksumHint, UrlHandler, UrlSource
 from jobstore.urls.registry import handler_for, register_scheme, scheme_of, supported_schemes
@@ -51,7 +51,7 @@ def open_source(url: str, config: Config | None = None) -> Iterator[UrlSource]:
 
 def write_to_url(
     url: str,
-    reader: BinaryIO,
+    reader: IO[bytes],
     size: int | None,
     *,
     executable: bool = False,

@@ -22,7 +22,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, ClassVar
+from typing import IO, TYPE_CHECKING, ClassVar, NoReturn
 
 from jobstore.errors import TransferIntegrityError
 
@@ -109,7 +109,7 @@ class VerifyingReader(io.RawIOBase):
         if self._size is not None and self.delivered != self._size:
             self._fail(
                 f"the transfer ended after {self.delivered} of the {self._size} bytes the source declared "
-                "(the connection was cut or the source changed). Nothing was stored; retry the transfer"
+                "(the connection was cut or the source changed); retry the transfer"
             )
         if self._checksum is not None and self._hash is not None:
             actual = self._hash.hexdigest()
@@ -141,7 +141,7 @@ class ExactReader:
     ``Content-Length`` instead of chunked encoding). With ``size=None`` it passes everything through.
     """
 
-    def __init__(self, reader: BinaryIO, size: int | None, what: str) -> None:
+    def __init__(self, reader: IO[bytes], size: int | None, what: str) -> None:
         if size is not None and size < 0:
             raise ValueError(f"size must be >= 0 (or None for unknown), not {size}")
         self._reader = reader
@@ -149,41 +149,67 @@ class ExactReader:
         self._what = what
         self.consumed = 0
         self._done = False
+        #: The exception the reader itself raised, if any. Transports catch OSError broadly and
+        #: would report a failing *source* as a failing destination; handlers check this first
+        #: and re-raise it unchanged.
+        self.failure: BaseException | None = None
 
     def __len__(self) -> int:
         return self._size if self._size is not None else 0
-
-    def __bool__(self) -> bool:
-        return True  # requests tests ``if data:``; an empty body is still a body to send
 
     def read(self, n: int = -1) -> bytes:
         if self._done:
             return b""
         want = CHUNK_SIZE if n is None or n < 0 else n
-        if self._size is not None:
-            want = min(want, self._size - self.consumed)
-            if want == 0:
-                self._finish()
-                return b""
-        data = self._reader.read(want)
-        if not data:
-            if self._size is not None and self.consumed != self._size:
-                raise TransferIntegrityError(
-                    f"{self._what}: the data to send ended after {self.consumed} of the {self._size} bytes "
-                    "announced. The destination was not completed."
-                )
-            self._done = True
+        if want == 0:
             return b""
-        self.consumed += len(data)
-        return bytes(data)
-
-    def _finish(self) -> None:
-        self._done = True
-        if self._reader.read(1):
-            raise TransferIntegrityError(
+        if self._size is None:
+            data = self._read(want)
+            self._done = not data
+            self.consumed += len(data)
+            return bytes(data)
+        remaining = self._size - self.consumed
+        if want < remaining:
+            data = self._read(want)
+            if not data:
+                self._fail_short()
+            self.consumed += len(data)
+            return bytes(data)
+        # The last piece is held back until the reader is proven to end right there: once the
+        # destination has the announced number of bytes it considers the transfer complete, so
+        # "too long" must be detected before those bytes leave.
+        pieces: list[bytes] = []
+        missing = remaining
+        while missing:
+            data = self._read(missing)
+            if not data:
+                self.consumed += remaining - missing
+                self._fail_short()
+            pieces.append(bytes(data))
+            missing -= len(data)
+        if self._read(1):
+            self.failure = TransferIntegrityError(
                 f"{self._what}: the data to send is longer than the {self._size} bytes announced. "
                 "The destination was not completed."
             )
+            raise self.failure
+        self._done = True
+        self.consumed += remaining
+        return b"".join(pieces)
+
+    def _fail_short(self) -> NoReturn:
+        self.failure = TransferIntegrityError(
+            f"{self._what}: the data to send ended after {self.consumed} of the {self._size} bytes "
+            "announced. The destination was not completed."
+        )
+        raise self.failure
+
+    def _read(self, n: int) -> bytes:
+        try:
+            return self._reader.read(n)
+        except BaseException as error:
+            self.failure = error
+            raise
 
 
 class UrlSource:
@@ -256,7 +282,7 @@ class UrlHandler(ABC):
     def write(
         self,
         url: str,
-        reader: BinaryIO,
+        reader: IO[bytes],
         size: int | None,
         *,
         executable: bool = False,
@@ -272,7 +298,7 @@ def basename_of(path: str) -> str | None:
     return name if name not in ("", ".", "..") else None
 
 
-def reader_position(reader: BinaryIO) -> int | None:
+def reader_position(reader: IO[bytes]) -> int | None:
     """Where ``reader`` is, if it can seek back there (so an upload can be re-sent); else None."""
     try:
         if not reader.seekable():

@@ -15,7 +15,7 @@ import secrets
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import BinaryIO, NoReturn
+from typing import IO, NoReturn
 from urllib.parse import unquote, urlsplit
 
 from jobstore.errors import (
@@ -124,7 +124,7 @@ class FileHandler(UrlHandler):
     def write(
         self,
         url: str,
-        reader: BinaryIO,
+        reader: IO[bytes],
         size: int | None,
         *,
         executable: bool = False,
@@ -132,9 +132,7 @@ class FileHandler(UrlHandler):
     ) -> None:
         path = local_path_of(url)
         if path.endswith("/") or os.path.isdir(path):
-            raise URLAccessError(
-                f"{redact_url(url)} is a directory; export to the URL of a file inside it instead."
-            )
+            raise URLAccessError(f"{redact_url(url)} is a directory; export to the URL of a file inside it instead.")
         directory = os.path.dirname(path)
         try:
             os.makedirs(directory, exist_ok=True)
@@ -154,11 +152,17 @@ class FileHandler(UrlHandler):
         try:
             body = ExactReader(reader, size, redact_url(url))
             with os.fdopen(fd, "wb", buffering=0) as out:
+                # Errors of the reader (the caller's stream) propagate as they are; only errors of
+                # writing here are about this URL.
+                while chunk := body.read(CHUNK_SIZE):
+                    view = memoryview(chunk)
+                    while view:  # a raw write may be partial
+                        try:
+                            written = out.write(view) or 0
+                        except OSError as error:
+                            _raise_os_error(url, "write it", error)
+                        view = view[written:]
                 try:
-                    while chunk := body.read(CHUNK_SIZE):
-                        view = memoryview(chunk)
-                        while view:  # a raw write may be partial
-                            view = view[out.write(view) or 0 :]
                     os.fsync(out.fileno())
                 except OSError as error:
                     _raise_os_error(url, "write it", error)
@@ -194,4 +198,3 @@ def _fsync_directory(directory: str) -> None:
         pass
     finally:
         os.close(fd)
-

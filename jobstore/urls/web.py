@@ -21,7 +21,7 @@ import inspect
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, BinaryIO, NoReturn
+from typing import IO, Any, NoReturn
 from urllib.parse import unquote, urlsplit
 
 import requests
@@ -51,6 +51,8 @@ CONNECT_TIMEOUT = 15.0
 #: Longest silence tolerated while waiting for a response or between two chunks of a body.
 READ_TIMEOUT = 120.0
 MAX_REDIRECTS = 10
+#: Retry n sleeps about BACKOFF_FACTOR * 2**(n-1) seconds (the first retry is immediate).
+BACKOFF_FACTOR = 0.5
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 #: A Retry-After longer than this is shortened: an import should fail, not sleep for an hour.
 MAX_RETRY_AFTER = 60
@@ -76,7 +78,7 @@ def download_retry() -> Retry:
         other=0,
         allowed_methods=frozenset({"GET", "HEAD"}),
         status_forcelist=RETRY_STATUSES,
-        backoff_factor=0.5,
+        backoff_factor=BACKOFF_FACTOR,
         backoff_jitter=0.25,
         raise_on_status=False,  # the last answer comes back and is reported with its status
         respect_retry_after_header=True,
@@ -94,7 +96,7 @@ def upload_retry() -> Retry:
         other=0,
         redirect=0,
         allowed_methods=None,
-        backoff_factor=0.5,
+        backoff_factor=BACKOFF_FACTOR,
         raise_on_status=False,
         raise_on_redirect=False,
     )
@@ -125,14 +127,12 @@ def _raise_request_error(url: str, action: str, error: BaseException) -> NoRetur
         ) from error
     if isinstance(error, (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError)):
         raise TransferIntegrityError(
-            f"{where}: the connection broke during the transfer ({detail}). Nothing was stored; retry."
+            f"{where}: the connection broke during the transfer ({detail}). The copy is incomplete; retry the transfer."
         ) from error
     if isinstance(error, requests.exceptions.SSLError):
         raise URLAccessError(f"{where}: cannot {action}: TLS failed ({detail}).") from error
     if isinstance(error, requests.ConnectionError):
-        raise URLAccessError(
-            f"{where}: cannot {action}: could not connect, even after retries ({detail})."
-        ) from error
+        raise URLAccessError(f"{where}: cannot {action}: could not connect, even after retries ({detail}).") from error
     if isinstance(error, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)):
         raise UnsupportedURLError(f"{where} is not a valid URL ({detail}).") from error
     raise URLAccessError(f"{where}: cannot {action}: {detail}") from error
@@ -219,9 +219,7 @@ class HttpHandler(UrlHandler):
                         _raise_request_error(url, "read it", error)
 
                 checksum = None if encoded else checksum_hint(response.headers)
-                raw = VerifyingReader(
-                    read, what=redact_url(url), size=size, checksum=checksum, on_close=response.close
-                )
+                raw = VerifyingReader(read, what=redact_url(url), size=size, checksum=checksum, on_close=response.close)
                 source = UrlSource(
                     url=redact_url(url),
                     raw=raw,
@@ -242,7 +240,7 @@ class HttpHandler(UrlHandler):
     def write(
         self,
         url: str,
-        reader: BinaryIO,
+        reader: IO[bytes],
         size: int | None,
         *,
         executable: bool = False,
@@ -255,7 +253,12 @@ class HttpHandler(UrlHandler):
                 f"http_method={http_method!r} cannot upload a file; use one of {', '.join(UPLOAD_METHODS)}."
             )
         body = ExactReader(reader, size, redact_url(url))
-        data: Any = body if size is not None else _chunks(body)  # unknown size: chunked encoding
+        data: Any = body
+        if size is None:
+            data = _chunks(body)  # unknown size: chunked transfer encoding
+        elif size == 0:
+            body.read()  # proves the reader is empty (raises if not)
+            data = b""  # requests would send an empty stream chunked; b"" gets Content-Length: 0
         with new_session(upload_retry()) as session:
             try:
                 response = session.request(
@@ -267,6 +270,8 @@ class HttpHandler(UrlHandler):
                     allow_redirects=False,
                 )
             except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
+                if body.failure is not None:  # the data to send failed, not the server
+                    raise body.failure from None
                 _raise_request_error(url, f"upload to it by {method}", error)
             with response:
                 _raise_for_status(url, f"upload to it by {method}", response, upload_method=method)
