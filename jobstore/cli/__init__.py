@@ -1,0 +1,40 @@
+"""The ``jobstore`` command.
+
+Exit codes: 0 success, 1 the command ran and found a problem (e.g. ``db check`` on an outdated
+catalog), 2 bad usage or input (malformed locator, missing store). Expected errors print one line,
+never a traceback. Each subcommand group lives in its own module and registers itself on ``app``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from jobstore.cli import db, status  # noqa: F401  (registers the subcommands)
+from jobstore.cli.common import app, errors
+from jobstore.errors import JobStoreError
+from jobstore.redact import redact_url
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Entry point: expected errors become one red line and exit status 2."""
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        errors.print("aborted")
+        sys.exit(130)
+    except JobStoreError as error:
+        errors.print(f"[red]error:[/red] {redact_url(str(error))}")
+        sys.exit(2)
+    except Exception as error:  # click's usage errors
+        import click
+
+        if isinstance(error, click.ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        raise

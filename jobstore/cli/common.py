@@ -1,0 +1,33 @@
+"""What every subcommand shares: the Typer app, consoles, common options, locator helpers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from jobstore.config import Config
+from jobstore.locator import parse_locator
+
+app = typer.Typer(help="Keep, inspect and maintain jobstore job stores.", no_args_is_help=True, add_completion=False)
+
+#: Data goes to stdout, diagnostics to stderr.
+console = Console()
+errors = Console(stderr=True)
+
+CatalogOption = Annotated[
+    str | None,
+    typer.Option("--catalog", help="Catalog URL for locators that do not imply one (aws:, gce:, google:)."),
+]
+
+
+def catalog_url_for(locator: str, catalog: str | None) -> str:
+    """The catalog URL a locator implies, or the --catalog option / JOBSTORE_CATALOG."""
+    location = parse_locator(locator)
+    url = location.catalog_url or catalog or Config().catalog_url()
+    if url is None:
+        raise typer.BadParameter(
+            f"{locator!r} does not say where its catalog is; pass --catalog URL or set JOBSTORE_CATALOG."
+        )
+    return url

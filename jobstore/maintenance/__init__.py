@@ -1,0 +1,1 @@
+"""Maintenance of stores: statistics, orphans, garbage collection, fsck, copying between backends."""
