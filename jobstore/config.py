@@ -40,6 +40,12 @@ class Config:
         awsRegion, awsEndpointURL, awsCredentials: S3 settings (``awsEndpointURL`` for
             S3-compatible servers; ``awsCredentials`` a shared-credentials file).
         googleCredentials: path of a service-account JSON file.
+        googleProject, googleRegion: GCS project, and the location of buckets ``initialize`` creates
+            (filled from ``google:PROJECT:...`` / ``gce:REGION:...`` locators).
+        s3PartSize, s3Concurrency, awsMaxAttempts: S3 multipart part size (bytes), parallel parts,
+            and botocore's retry attempts. googleChunkSize, googleRetryTimeout: GCS resumable-upload
+            chunk size (a multiple of 256 KiB) and the retry deadline in seconds.
+        publicUrlExpiry: lifetime in seconds of URLs from ``get_public_url`` (at most 7 days).
         durability: ``"normal"`` (commits survive a killed process) or ``"full"`` (commits and
             blobs are fsynced and survive a power loss too).
         poolSize: size of the catalog connection pool (PostgreSQL); small for workers.
@@ -59,6 +65,13 @@ class Config:
         self.awsCredentials: str | None = None
         self.googleCredentials: str | None = None
         self.googleProject: str | None = None
+        self.googleRegion: str | None = None
+        self.s3PartSize: int | None = None
+        self.s3Concurrency: int | None = None
+        self.awsMaxAttempts: int | None = None
+        self.googleChunkSize: int | None = None
+        self.googleRetryTimeout: float | None = None
+        self.publicUrlExpiry: int = 7 * 24 * 3600
         self.durability: str = "normal"
         self.poolSize: int = 5
         self.fileMode: int = 0o600
@@ -74,8 +87,8 @@ class Config:
         for name, value in vars(self).items():
             if name.startswith("_") or name in SECRET_ATTRIBUTES:
                 continue
-            if name == "catalog" and isinstance(value, str):
-                value = redact_url(value)
+            if isinstance(value, str):
+                value = redact_url(value)  # the catalog URL, or a sql: locator, may carry a password
             try:
                 json.dumps(value)
             except (TypeError, ValueError):
@@ -104,7 +117,7 @@ class Config:
                 continue
             if name in SECRET_ATTRIBUTES and value is not None:
                 value = "***"
-            elif name == "catalog" and isinstance(value, str):
+            elif isinstance(value, str):
                 value = redact_url(value)
             shown.append(f"{name}={value!r}")
         return f"Config({', '.join(shown)})"

@@ -153,8 +153,11 @@ class JobStore(AbstractJobStore):
         config.jobStore = self.locator
         if config.workflowID is None:
             config.workflowID = str(uuid.uuid4())
-        if location.region and config.awsRegion is None and location.kind == "aws":
+        if location.kind == "aws" and config.awsRegion is None:
             config.awsRegion = location.region
+        if location.kind == "google":
+            config.googleRegion = config.googleRegion or location.region
+            config.googleProject = config.googleProject or location.project
 
         catalog = Catalog(catalog_url, durability=config.durability, pool_size=config.poolSize)
         try:
@@ -857,7 +860,7 @@ class JobStore(AbstractJobStore):
         return self._require()[1].public_url(row.blob_key, self._public_url_expiry())
 
     def _public_url_expiry(self) -> int:
-        return int(getattr(self.config, "publicUrlExpiry", DEFAULT_PUBLIC_URL_EXPIRY))
+        return int(self.config.publicUrlExpiry or DEFAULT_PUBLIC_URL_EXPIRY)
 
     def import_file(self, src_uri: str, shared_file_name: str | None = None) -> str | None:
         """Copy a file in from a URL (file, http(s), ftp; s3 and gs with those extras).
@@ -913,12 +916,14 @@ class JobStore(AbstractJobStore):
         return self._read(lambda tx: tx.job_file_summary(), "summarise jobs")
 
     def stats(self) -> dict[str, Any]:
-        """Totals of this store: jobs (by state, failed), files and bytes, shared files, unread logs."""
-        counts = self._read(lambda tx: tx.counts(), "count the store")
-        counts["orphaned_files"] = len(self.orphaned_file_ids())
-        counts["schema_revision"] = head_revision()
-        counts["catalog"] = self.catalog.dialect
-        return counts
+        """Totals of this store, from the reporting views in one snapshot (JSON-serialisable):
+        jobs (total, by state, failed), files and bytes, shared files, logs and unread logs,
+        orphaned files and bytes, condemned blobs, catalog dialect and schema revision."""
+        from jobstore.catalog.reports import store_stats
+
+        stats = self._read(lambda tx: store_stats(tx.connection, tx.store_id), "count the store")
+        stats["schema_revision"] = stats["schema_revision"] or head_revision()
+        return stats
 
 
 def _sqlite_file(catalog_url: str) -> str:

@@ -134,6 +134,18 @@ def _make_postgres_engine(url: URL, pool_size: int) -> Engine:
         raise MissingDependencyError("psycopg", "postgres", "A PostgreSQL catalog") from None
     if url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
+    # A pool size in the URL (?pool_size=N) wins over Config.poolSize: one string can then carry a
+    # small pool for workers and a larger one for the leader.
+    if "pool_size" in url.query:
+        try:
+            pool_size = int(str(url.query["pool_size"]))
+        except ValueError:
+            raise InvalidLocatorError(
+                f"pool_size in {redact_url(url.render_as_string(hide_password=True))!r} must be an integer."
+            ) from None
+        url = url.difference_update_query(["pool_size"])
+    if pool_size < 1:
+        raise InvalidLocatorError(f"The catalog pool size must be at least 1, not {pool_size}.")
     return create_engine(
         url,
         pool_size=pool_size,
