@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from jobstore import Config, ConcurrentFileModificationException, JobDescription, create_job_store
+from jobstore import ConcurrentFileModificationException, Config, JobDescription, create_job_store
 
 PROCESSES = 8
 CYCLES = int(os.environ.get("JOBSTORE_CONTENTION_CYCLES", "500"))

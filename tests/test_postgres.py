@@ -116,11 +116,11 @@ def test_many_stores_in_one_database_are_isolated(postgres_server: Any, tmp_path
         store.write_logs(f"log{index}")
     stores[1].destroy()
     for index in (0, 2):
-        job_id, file_id = ids[index]
+        _, file_id = ids[index]
         assert [j.jobName for j in stores[index].jobs()] == [f"store{index}"]
         assert stores[index].file_exists(file_id)
         received: list[bytes] = []
-        stores[index].read_logs(lambda s: received.append(s.read()))
+        stores[index].read_logs(lambda s, sink=received: sink.append(s.read()))
         assert received == [f"log{index}".encode()]
     engine = stores[0].catalog.engine
     with engine.connect() as connection:
