@@ -385,7 +385,14 @@ class JobStore(AbstractJobStore):
                 "starting with a letter or digit (or leave jobStoreID None to have one assigned)."
             )
         fields = _job_fields(job_description)
-        if not self._write(lambda tx: tx.insert_job(fields), "create a job"):
+
+        def insert(tx: CatalogTx) -> bool:
+            if tx.insert_job(fields):
+                return True
+            # A retried transaction whose first commit went through finds its own row: success.
+            return tx.get_job(fields.id) == (1, fields.description)
+
+        if not self._write(insert, "create a job"):
             raise JobStoreError(
                 f"A job with ID {job_description.jobStoreID!r} already exists in this store; "
                 "use update_job to change it, or create the new job without a jobStoreID."
@@ -468,13 +475,15 @@ class JobStore(AbstractJobStore):
         def insert(tx: CatalogTx) -> str | None:
             if new.job_id is not None and not tx.job_exists(new.job_id):
                 return "no job"
-            return None if tx.insert_file(new) else "taken"
+            if tx.insert_file(new):
+                return None
+            existing = tx.get_file(new.id)
+            # A retried transaction whose first commit went through finds its own row: success.
+            return None if existing is not None and existing.blob_key == new.blob_key else "taken"
 
-        try:
-            problem = self._write(insert, "record a new file")
-        except BaseException:
-            self._discard_now(new.blob_key)
-            raise
+        # If the commit itself fails we cannot know whether it happened, so the blob is left alone:
+        # garbage collection removes it later if, and only if, no row references it.
+        problem = self._write(insert, "record a new file")
         if problem is not None:
             self._discard_now(new.blob_key)
             if problem == "no job":
@@ -655,11 +664,7 @@ class JobStore(AbstractJobStore):
                 return True
             return current.blob_key
 
-        try:
-            outcome = self._write(attempt, "update a file")
-        except BaseException:
-            self._discard_now(key)
-            raise
+        outcome = self._write(attempt, "update a file")  # on failure the new blob is left for gc
         if outcome is False:
             self._discard_now(key)
             raise NoSuchFileException(file_id, "It was deleted while the update was being written.")
@@ -669,9 +674,9 @@ class JobStore(AbstractJobStore):
                 file_id,
                 f"Another writer updated it after version {expected_version}, which this update started from.",
             )
-        assert isinstance(outcome, str)
         self._note_written(key)
-        self._discard_blobs([outcome])
+        if isinstance(outcome, str):
+            self._discard_blobs([outcome])
 
     def update_file(self, file_id: str, local_path: str) -> None:
         """Replace a file's content with a local file's. The first of two concurrent updates wins;
@@ -779,16 +784,13 @@ class JobStore(AbstractJobStore):
                 return current.blob_key
             return True
 
-        try:
-            for _ in range(20):
-                outcome = self._write(upsert, "write a shared file")
-                if outcome is not True:
-                    break
-            else:
-                raise ConcurrentFileModificationException(name, "Too many concurrent writers of this shared file.")
-        except BaseException:
+        for _ in range(20):
+            outcome = self._write(upsert, "write a shared file")  # on failure the blob is left for gc
+            if outcome is not True:
+                break
+        else:
             self._discard_now(key)
-            raise
+            raise ConcurrentFileModificationException(name, "Too many concurrent writers of this shared file.")
         self._note_written(key)
         if isinstance(outcome, str):
             self._discard_blobs([outcome])

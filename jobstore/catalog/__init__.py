@@ -29,7 +29,12 @@ class Catalog:
     def __init__(self, url: str, *, durability: str = "normal", pool_size: int = 5) -> None:
         self.url = url
         self.engine: Engine = make_engine(url, durability=durability, pool_size=pool_size)
-        self._read_engine = self.engine.execution_options(**{READ_ONLY: True})
+        read_options: dict[str, object] = {READ_ONLY: True}
+        if self.engine.dialect.name == "postgresql":
+            # Reads are single statements or tolerate statement-level snapshots: autocommit saves
+            # the BEGIN and COMMIT round trips on every load.
+            read_options["isolation_level"] = "AUTOCOMMIT"
+        self._read_engine = self.engine.execution_options(**read_options)
 
     @property
     def dialect(self) -> str:

@@ -5,8 +5,8 @@ begun with ``BEGIN IMMEDIATE``, because a deferred read-then-write transaction f
 contention whatever the timeout. Reads use a plain deferred ``BEGIN`` so they never queue behind a
 writer (WAL gives them a snapshot).
 
-PostgreSQL: a pooled engine with ``pool_pre_ping`` so a restarted server costs one reconnect,
-not a dead workflow.
+PostgreSQL: a pooled engine; a restarted server costs one retried transaction (the dead
+connections are invalidated and replaced), not a dead workflow.
 
 Transient failures (SQLite busy past the timeout, PostgreSQL serialization failures and deadlocks,
 dropped connections) are retried in exactly one place: :func:`run_with_retries`.
@@ -150,7 +150,9 @@ def _make_postgres_engine(url: URL, pool_size: int) -> Engine:
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No pool_pre_ping: it costs a round trip on every checkout. A connection that died with a
+        # restarted server fails its first statement instead; SQLAlchemy then invalidates the pool
+        # and run_with_retries runs the whole transaction again on a fresh connection.
         pool_recycle=3600,
         connect_args={"connect_timeout": 10},
     )
