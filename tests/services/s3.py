@@ -67,6 +67,10 @@ _PORT_FLAGS = (
 )
 
 
+#: A bucket of the fixture's own, used only to prove the server can write and read.
+HEALTH_BUCKET = "fixture-health"
+
+
 def _free_ports(count: int) -> list[int]:
     """Distinct free ports on 127.0.0.1 (all held open together, so none is handed out twice)."""
     sockets = []
@@ -245,7 +249,17 @@ class S3Server:
         except OSError:
             return False
         try:
-            self.boto3_client().list_buckets()
+            client = self.boto3_client()
+            client.list_buckets()
+            # ListBuckets only needs the filer; reads and writes also need a registered volume
+            # server, which can lag behind after a restart. Prove a real write and read work.
+            try:
+                client.head_bucket(Bucket=HEALTH_BUCKET)
+            except Exception:
+                client.create_bucket(Bucket=HEALTH_BUCKET)
+            client.put_object(Bucket=HEALTH_BUCKET, Key="probe", Body=b"ok")
+            if client.get_object(Bucket=HEALTH_BUCKET, Key="probe")["Body"].read() != b"ok":
+                return False
         except Exception:
             return False
         return True
