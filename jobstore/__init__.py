@@ -3,7 +3,7 @@
 Public names only; see DESIGN.md section 4 for the contract.
 """
 
-from jobstore.abstract import AbstractJobStore
+from jobstore.abstract import AbstractJobStore, TransferProgress, TransferResult
 from jobstore.config import Config
 from jobstore.errors import (
     BlobAccessDeniedError,
@@ -81,6 +81,8 @@ __all__ = [
     "SchemaTooOldError",
     "SchemaVersionError",
     "TransferIntegrityError",
+    "TransferProgress",
+    "TransferResult",
     "URLAccessError",
     "URLForbiddenError",
     "URLNotFoundError",

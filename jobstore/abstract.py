@@ -13,20 +13,60 @@ import random
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import IO, Any
 
 from jobstore.config import Config
 from jobstore.errors import ConcurrentFileModificationException, InvalidNameError, NoSuchFileException
 from jobstore.job import JobDescription
 
+#: ``progress(bytes_done, total)`` of one transfer (``total`` None when the source does not say).
+ByteProgress = Callable[[int, int | None], None]
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    """What became of one transfer of :meth:`AbstractJobStore.import_files` / ``export_files``.
+
+    ``url`` has any password masked. For an import, ``file_id`` is the new file's ID (None for a
+    shared import, named by ``shared_file_name``, and for a failure); for an export it is the file
+    that was exported. ``error`` is the exception that stopped this transfer, or None.
+    """
+
+    url: str
+    file_id: str | None = None
+    shared_file_name: str | None = None
+    error: Exception | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class TransferProgress:
+    """A progress report of a bulk transfer, sent from the worker threads as bytes move.
+
+    ``index`` is the transfer's position in the input; ``result`` is set on the last report of each
+    transfer (successful or not), so a caller can count finished items.
+    """
+
+    index: int
+    url: str
+    transferred: int
+    total: int | None
+    result: TransferResult | None = None
+
+
 #: Shared file names: Toil's rule, plus '.' and '..' refused outright.
 SHARED_FILE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
 
 
 def check_shared_file_name(name: object) -> str:
-    if not isinstance(name, str) or not SHARED_FILE_NAME.match(name) or name in (".", ".."):
+    if not isinstance(name, str) or not SHARED_FILE_NAME.fullmatch(name) or name in (".", ".."):
         raise InvalidNameError(
             f"{name!r} is not a valid shared file name: use 1-255 ASCII letters, digits, '.', '_' or '-' "
             "(no '/', no spaces), and not '.' or '..'."
@@ -213,6 +253,62 @@ class AbstractJobStore(ABC):
     @abstractmethod
     def export_file(self, file_id: str, dst_uri: str) -> None: ...
 
+    # --- bulk import and export --------------------------------------------------------------
+
+    def import_files(
+        self,
+        urls: Iterable[str | tuple[str, str]],
+        *,
+        max_workers: int = 4,
+        progress: Callable[[TransferProgress], None] | None = None,
+    ) -> list[TransferResult]:
+        """Import several URLs at once (at most ``max_workers`` transfers in flight).
+
+        Each item is a URL, or ``(url, shared_file_name)``. Returns one TransferResult per item,
+        in input order. A failure stops only its own transfer: the files other transfers committed
+        stay, and the failed result carries the exception (typed, naming the URL), so the caller
+        knows exactly what to retry. ``progress`` is called from the worker threads (it must be
+        thread-safe; rich's Progress is).
+        """
+        items = [(item, None) if isinstance(item, str) else (item[0], item[1]) for item in urls]
+
+        def one(index: int, url: str, shared: str | None, report: ByteProgress | None) -> TransferResult:
+            try:
+                file_id = self._import_one(url, shared, report)
+            except Exception as error:
+                return TransferResult(_masked(url), None, shared, error)
+            return TransferResult(_masked(url), file_id, shared)
+
+        return _run_bulk([(url, (url, shared)) for url, shared in items], one, max_workers, progress)
+
+    def export_files(
+        self,
+        pairs: Iterable[tuple[str, str]],
+        *,
+        max_workers: int = 4,
+        progress: Callable[[TransferProgress], None] | None = None,
+        http_method: str | None = None,
+    ) -> list[TransferResult]:
+        """Export several ``(file_id, url)`` pairs at once; results as for :meth:`import_files`."""
+        items = list(pairs)
+
+        def one(index: int, file_id: str, url: str, report: ByteProgress | None) -> TransferResult:
+            try:
+                self._export_one(file_id, url, report, http_method)
+            except Exception as error:
+                return TransferResult(_masked(url), file_id, None, error)
+            return TransferResult(_masked(url), file_id)
+
+        return _run_bulk([(url, (file_id, url)) for file_id, url in items], one, max_workers, progress)
+
+    def _import_one(self, url: str, shared_file_name: str | None, progress: ByteProgress | None) -> str | None:
+        """One import of a bulk call; stores that can report bytes as they move override this."""
+        return self.import_file(url, shared_file_name)
+
+    def _export_one(self, file_id: str, url: str, progress: ByteProgress | None, http_method: str | None) -> None:
+        """One export of a bulk call; stores that can report bytes (or choose a method) override this."""
+        self.export_file(file_id, url)
+
     # --- maintenance -------------------------------------------------------------------------
 
     @abstractmethod
@@ -332,3 +428,52 @@ class AbstractJobStore(ABC):
 
     def exportFile(self, jobStoreFileID: str, dstUrl: str) -> None:
         self.export_file(jobStoreFileID, dstUrl)
+
+    def importFiles(self, srcUrls: Iterable[str | tuple[str, str]], maxWorkers: int = 4) -> list[TransferResult]:
+        return self.import_files(srcUrls, max_workers=maxWorkers)
+
+    def exportFiles(self, pairs: Iterable[tuple[str, str]], maxWorkers: int = 4) -> list[TransferResult]:
+        return self.export_files(pairs, max_workers=maxWorkers)
+
+
+def _masked(url: str) -> str:
+    from jobstore.redact import redact_url
+
+    return redact_url(url) if isinstance(url, str) else repr(url)
+
+
+def _run_bulk(
+    items: list[tuple[str, tuple[str, str | None]]],
+    one: Callable[..., TransferResult],
+    max_workers: int,
+    progress: Callable[[TransferProgress], None] | None,
+) -> list[TransferResult]:
+    """Run ``one(index, *args, byte_report)`` for every item on a bounded pool; results in order.
+
+    On KeyboardInterrupt the transfers not yet started are cancelled; those running finish (a
+    transfer commits whole or not at all, so nothing half-done is left either way).
+    """
+    if not isinstance(max_workers, int) or max_workers < 1:
+        raise ValueError(f"max_workers must be a positive integer, not {max_workers!r}.")
+    if not items:
+        return []
+
+    def run(index: int, url: str, args: tuple[str, str | None]) -> TransferResult:
+        last: list[Any] = [0, None]  # bytes done and total of the latest report
+
+        def report(done: int, total: int | None) -> None:
+            last[:] = [done, total]
+            if progress is not None:
+                progress(TransferProgress(index, _masked(url), done, total))
+
+        result = one(index, *args, report if progress is not None else None)
+        if progress is not None:
+            progress(TransferProgress(index, result.url, last[0], last[1], result))
+        return result
+
+    pool = ThreadPoolExecutor(max_workers=min(max_workers, len(items)), thread_name_prefix="jobstore-transfer")
+    try:
+        futures = [pool.submit(run, index, url, args) for index, (url, args) in enumerate(items)]
+        return [future.result() for future in futures]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -50,6 +50,8 @@ class Config:
             blobs are fsynced and survive a power loss too).
         poolSize: size of the catalog connection pool (PostgreSQL); small for workers.
         fileMode, dirMode: permissions of local store files and directories.
+        exportRoots: directories ``export_file`` may write ``file://`` destinations under (None:
+            anywhere this process may write). Existing devices, FIFOs and sockets are never replaced.
     """
 
     def __init__(self, **settings: Any) -> None:
@@ -76,6 +78,7 @@ class Config:
         self.poolSize: int = 5
         self.fileMode: int = 0o600
         self.dirMode: int = 0o700
+        self.exportRoots: list[str] | None = None
         for name, value in settings.items():
             setattr(self, name, value)
 

@@ -200,16 +200,26 @@ def serialise_description(job: JobDescription) -> str:
 
 
 def deserialise_description(text: str, version: int) -> JobDescription:
-    """Rebuild a description from its stored JSON text and row version."""
-    fields = json.loads(text)
-    job = JobDescription(
-        requirements=fields["requirements"],
-        jobName=fields["jobName"],
-        unitName=fields["unitName"],
-        remainingTryCount=fields["remainingTryCount"],
-        state=fields["state"],
-        **fields["extra"],
-    )
-    job.jobStoreID = fields["jobStoreID"]
+    """Rebuild a description from its stored JSON text and row version.
+
+    A row that is not what ``serialise_description`` writes (damaged, or edited by hand) raises
+    InvalidJobDescriptionError rather than whatever the JSON decoder or a missing key would.
+    """
+    try:
+        fields = json.loads(text)
+        job = JobDescription(
+            requirements=fields["requirements"],
+            jobName=fields["jobName"],
+            unitName=fields["unitName"],
+            remainingTryCount=fields["remainingTryCount"],
+            state=fields["state"],
+            **fields["extra"],
+        )
+        job.jobStoreID = fields["jobStoreID"]
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise InvalidJobDescriptionError(
+            f"A stored job description is damaged ({type(error).__name__}: {str(error)[:200]}); it was "
+            "not written by jobstore as it is. Restore the catalog from a backup or delete the job."
+        ) from None
     job.version = version
     return job

@@ -130,7 +130,7 @@ def _split_cloud(rest: str, locator: str, form: str) -> tuple[str, str, str]:
 
 def validate_prefix(prefix: str, locator: str) -> str:
     """Check a key prefix: relative, no '..' segments, safe characters. Returns it without slashes at the ends."""
-    if not _PREFIX.match(prefix) or prefix.startswith("/") or ".." in prefix.split("/"):
+    if not _PREFIX.fullmatch(prefix) or prefix.startswith("/") or ".." in prefix.split("/"):
         raise InvalidLocatorError(
             f"The prefix {prefix!r} in {locator!r} is not allowed: use letters, digits, '.', '_', '-' "
             "and '/' between parts, with no '..' and no leading '/'."
@@ -140,7 +140,7 @@ def validate_prefix(prefix: str, locator: str) -> str:
 
 def validate_s3_bucket(bucket: str, locator: str) -> None:
     """S3's bucket naming rules, checked before any network call."""
-    if not _S3_BUCKET.match(bucket) or ".." in bucket or _is_ip_address(bucket):
+    if not _S3_BUCKET.fullmatch(bucket) or ".." in bucket or _is_ip_address(bucket):
         raise InvalidLocatorError(
             f"{bucket!r} in {locator!r} is not a valid S3 bucket name: 3-63 characters of lowercase "
             "letters, digits, '.' and '-', starting and ending with a letter or digit, not an IP address."
@@ -150,7 +150,7 @@ def validate_s3_bucket(bucket: str, locator: str) -> None:
 def validate_gcs_bucket(bucket: str, locator: str) -> None:
     """GCS's bucket naming rules, checked before any network call."""
     if (
-        not _GCS_BUCKET.match(bucket)
+        not _GCS_BUCKET.fullmatch(bucket)
         or ".." in bucket
         or _is_ip_address(bucket)
         or bucket.startswith("goog")
@@ -173,7 +173,7 @@ def _is_ip_address(name: str) -> bool:
 
 def _parse_aws(rest: str, locator: str) -> StoreLocation:
     region, bucket, prefix = _split_cloud(rest, locator, "aws:REGION:BUCKET[:PREFIX]")
-    if not _AWS_REGION.match(region):
+    if not _AWS_REGION.fullmatch(region):
         raise InvalidLocatorError(f"{region!r} in {locator!r} is not an AWS region (for example us-east-1, eu-west-2).")
     validate_s3_bucket(bucket, locator)
     prefix = validate_prefix(prefix, locator)
@@ -183,7 +183,7 @@ def _parse_aws(rest: str, locator: str) -> StoreLocation:
 
 def _parse_gce(rest: str, locator: str) -> StoreLocation:
     region, bucket, prefix = _split_cloud(rest, locator, "gce:REGION:BUCKET[:PREFIX]")
-    if not _GCE_REGION.match(region):
+    if not _GCE_REGION.fullmatch(region):
         raise InvalidLocatorError(f"{region!r} in {locator!r} is not a Google Cloud region (for example us-central1).")
     validate_gcs_bucket(bucket, locator)
     prefix = validate_prefix(prefix, locator)
@@ -199,7 +199,7 @@ def _parse_google(rest: str, locator: str) -> StoreLocation:
             "(Toil's form: the bucket is named after PREFIX)."
         )
     project, bucket = parts
-    if not _GCP_PROJECT.match(project):
+    if not _GCP_PROJECT.fullmatch(project):
         raise InvalidLocatorError(
             f"{project!r} in {locator!r} is not a Google Cloud project ID "
             "(6-30 lowercase letters, digits and hyphens, starting with a letter)."
@@ -218,7 +218,7 @@ def _parse_sql(rest: str, locator: str) -> StoreLocation:
             f"Locator {shown!r} has no database URL; expected sql:URL#NAME, for example "
             "sql:postgresql+psycopg://user@host/db#my-workflow."
         )
-    if not STORE_NAME_PATTERN.match(name):
+    if not STORE_NAME_PATTERN.fullmatch(name):
         raise InvalidLocatorError(
             f"Store name {name!r} in {shown!r} is not allowed: 1-128 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit."

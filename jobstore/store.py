@@ -21,13 +21,14 @@ import io
 import logging
 import os
 import re
+import stat
 import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import IO, Any, TypeVar
+from typing import IO, Any, TypeVar, cast
 
-from jobstore.abstract import AbstractJobStore, check_shared_file_name
+from jobstore.abstract import AbstractJobStore, ByteProgress, check_shared_file_name
 from jobstore.blobs import BlobInfo, BlobStore, new_key, open_blob_store
 from jobstore.blobs.base import wrap_text
 from jobstore.catalog import Catalog, CatalogTx, FileRow, JobFields, NewFile
@@ -61,6 +62,10 @@ T = TypeVar("T")
 #: Job and file IDs: generated IDs are 32 hex digits; IDs chosen by callers must be plain tokens.
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
+#: How much of a shared file's name goes into its blob key (the key only has to be unique, which its
+#: random suffix ensures; a whole 255-character name would make a file name too long for ext4).
+SHARED_KEY_NAME_LENGTH = 100
+
 #: Page size of ``jobs()`` (keyset pagination: short transactions, safe to modify while iterating).
 JOBS_PAGE_SIZE = 1000
 
@@ -73,11 +78,12 @@ def new_id() -> str:
 
 
 def _is_valid_id(value: object) -> bool:
-    return isinstance(value, str) and ID_PATTERN.match(value) is not None and ".." not in value
+    return isinstance(value, str) and ID_PATTERN.fullmatch(value) is not None and ".." not in value
 
 
 def _job_fields(job: JobDescription) -> JobFields:
     assert job.jobStoreID is not None
+    description = serialise_description(job)  # validates first: a bad requirements is a TypeError
     requirements = job.requirements
     return JobFields(
         id=job.jobStoreID,
@@ -88,8 +94,13 @@ def _job_fields(job: JobDescription) -> JobFields:
         memory=requirements.get("memory"),
         cores=requirements.get("cores"),
         disk=requirements.get("disk"),
-        description=serialise_description(job),
+        description=description,
     )
+
+
+def _check_description(job: object) -> None:
+    if not isinstance(job, JobDescription):
+        raise TypeError(f"Expected a jobstore.JobDescription, got {type(job).__name__}.")
 
 
 def _blob_info(row: FileRow) -> BlobInfo:
@@ -377,6 +388,7 @@ class JobStore(AbstractJobStore):
 
     def create_job(self, job_description: JobDescription) -> JobDescription:
         """Store a new job (version 1), assigning it an ID if it has none."""
+        _check_description(job_description)
         if job_description.jobStoreID is None:
             self.assign_job_id(job_description)
         elif not _is_valid_id(job_description.jobStoreID):
@@ -422,6 +434,7 @@ class JobStore(AbstractJobStore):
         store (``version`` None) overwrites unconditionally, as in Toil. On success the
         description's ``version`` is the new one.
         """
+        _check_description(job_description)
         job_id = job_description.jobStoreID
         if job_id is None or not _is_valid_id(job_id):
             raise NoSuchJobException(job_id, "The description has no valid jobStoreID; create_job it first.")
@@ -511,12 +524,11 @@ class JobStore(AbstractJobStore):
         file is deleted when that job is deleted.
         """
         self._check_owner(job_id)
-        path = _readable_regular_file(local_path)
+        path, executable = _readable_regular_file(local_path)
         blobs = self._require()[1]
         file_id = new_id()
         key = new_key("f", file_id[:2], file_id)
-        info = blobs.put_file(key, path)
-        executable = bool(os.stat(path).st_mode & 0o100)
+        info = _put_local_file(blobs, key, path)
         self._commit_new_file(
             NewFile(
                 id=file_id,
@@ -682,10 +694,10 @@ class JobStore(AbstractJobStore):
         """Replace a file's content with a local file's. The first of two concurrent updates wins;
         the second raises ConcurrentFileModificationException and changes nothing."""
         row = self._file_row(file_id)
-        path = _readable_regular_file(local_path)
+        path, executable = _readable_regular_file(local_path)
         key = new_key("f", file_id[:2], file_id)
-        info = self._require()[1].put_file(key, path)
-        self._replace_content(file_id, key, info, row.version, executable=bool(os.stat(path).st_mode & 0o100))
+        info = _put_local_file(self._require()[1], key, path)
+        self._replace_content(file_id, key, info, row.version, executable=executable)
 
     @contextmanager
     def update_file_stream(
@@ -746,7 +758,7 @@ class JobStore(AbstractJobStore):
                 f"Shared file {name!r} must be encrypted, but this store has no encryption key configured "
                 "(set Config.sseKey or Config.sseKeyFile)."
             )
-        key = new_key("s", name)
+        key = new_key("s", name[:SHARED_KEY_NAME_LENGTH])
         with blobs.open_write(key) as (handle, pending):
             stream = wrap_text(handle, encoding, errors)
             yield stream  # type: ignore[misc]
@@ -864,40 +876,154 @@ class JobStore(AbstractJobStore):
     def _public_url_expiry(self) -> int:
         return int(self.config.publicUrlExpiry or DEFAULT_PUBLIC_URL_EXPIRY)
 
-    def import_file(self, src_uri: str, shared_file_name: str | None = None) -> str | None:
-        """Copy a file in from a URL (file, http(s), ftp; s3 and gs with those extras).
+    def import_file(
+        self,
+        src_uri: str,
+        shared_file_name: str | None = None,
+        *,
+        progress: ByteProgress | None = None,
+    ) -> str | None:
+        """Copy a file in from a URL: ``file://`` (or an absolute path), ``http(s)://``, ``ftp://``,
+        ``s3://``, ``gs://`` (the last two with the store's credentials and endpoint from Config).
 
         Returns the new file ID, or None when ``shared_file_name`` is given (the file is then
-        readable as that shared file).
-        """
-        from jobstore.urls import open_source
+        readable as that shared file, replacing any previous content). The size and CRC32C are
+        recorded as for any write, and the source URL (password masked) in the catalog row.
 
-        if shared_file_name is not None:
-            check_shared_file_name(shared_file_name)
-        with open_source(src_uri) as source:
-            if shared_file_name is not None:
-                with self.write_shared_file_stream(shared_file_name) as handle:
-                    _copy_stream(source.stream, handle)
-                return None
-            with self._new_file_stream(
-                None,
-                False,
-                source.basename,
-                None,
-                None,
-                executable=source.executable,
-                source_url=redact_url(src_uri),
-            ) as (handle, file_id):
-                _copy_stream(source.stream, handle)
+        A same-backend fast path is tried first (``BlobStore.import_from_url``: S3 CopyObject, GCS
+        rewrite, a kernel copy between local files); otherwise the URL is streamed, with memory
+        independent of its size, and what the source declared (length, checksum) is verified at the
+        end: a transfer that delivers something else raises TransferIntegrityError and stores
+        nothing. ``progress(bytes_done, total_or_None)`` is called as bytes arrive.
+        """
+        from jobstore.urls import open_source, scheme_of, url_basename
+
+        name = check_shared_file_name(shared_file_name) if shared_file_name is not None else None
+        scheme_of(src_uri)  # unknown schemes and non-URLs are refused before anything is written
+        blobs = self._require()[1]
+        file_id = new_id()
+        key = new_key("s", name[:SHARED_KEY_NAME_LENGTH]) if name is not None else new_key("f", file_id[:2], file_id)
+        imported = blobs.import_from_url(src_uri, key)
+        if imported is not None:
+            if progress is not None:
+                progress(imported.size, imported.size)
+            basename, executable = url_basename(src_uri), imported.executable
+            info: BlobInfo = imported
+        else:
+            with open_source(src_uri, self.config) as source, blobs.open_write(key) as (handle, pending):
+                _copy_with_progress(source.stream, handle, source.size, progress)
+            assert pending.info is not None
+            basename, executable, info = source.basename, source.executable, pending.info
+        source_url = redact_url(src_uri)
+        if name is not None:
+            self._commit_shared_blob(name, key, info, executable=executable, source_url=source_url)
+            return None
+        self._commit_new_file(
+            NewFile(
+                id=file_id,
+                job_id=None,
+                cleanup=False,
+                shared_name=None,
+                basename=basename[:255] if basename else None,
+                size=info.size,
+                checksum=info.checksum,
+                blob_key=key,
+                executable=executable,
+                encrypted=blobs.encrypted,
+                source_url=source_url,
+            )
+        )
         return file_id
 
-    def export_file(self, file_id: str, dst_uri: str) -> None:
-        """Copy a file out to a URL; the bytes are verified against the recorded checksum as they go."""
-        from jobstore.urls import write_to_url
+    def _commit_shared_blob(
+        self, name: str, key: str, info: BlobInfo, *, executable: bool = False, source_url: str | None = None
+    ) -> None:
+        """Point the shared file ``name`` at the written blob ``key`` (insert, or replace by CAS).
 
+        The same protocol as ``write_shared_file_stream``, plus the source URL and executable bit
+        an import knows. A failed commit leaves the blob for garbage collection.
+        """
+        blobs = self._require()[1]
+
+        def upsert(tx: CatalogTx) -> str | bool | None:
+            current = tx.get_shared_file(name)
+            if current is None:
+                inserted = tx.insert_file(
+                    NewFile(
+                        id=new_id(),
+                        job_id=None,
+                        cleanup=False,
+                        shared_name=name,
+                        basename=name,
+                        size=info.size,
+                        checksum=info.checksum,
+                        blob_key=key,
+                        executable=executable,
+                        encrypted=blobs.encrypted,
+                        source_url=source_url,
+                    )
+                )
+                return None if inserted else True  # True: a concurrent writer created it; retry
+            if current.blob_key == key:
+                return None  # a retried transaction whose first commit went through
+            if tx.replace_file_content(
+                current.id,
+                current.version,
+                size=info.size,
+                checksum=info.checksum,
+                blob_key=key,
+                encrypted=blobs.encrypted,
+                executable=executable,
+                source_url=source_url,
+            ):
+                return current.blob_key
+            return True
+
+        for _ in range(20):
+            outcome = self._write(upsert, "import a shared file")
+            if outcome is not True:
+                break
+        else:
+            self._discard_now(key)
+            raise ConcurrentFileModificationException(name, "Too many concurrent writers of this shared file.")
+        self._note_written(key)
+        if isinstance(outcome, str):
+            self._discard_blobs([outcome])
+
+    def export_file(
+        self,
+        file_id: str,
+        dst_uri: str,
+        *,
+        http_method: str | None = None,
+        progress: ByteProgress | None = None,
+    ) -> None:
+        """Copy a file out to a URL: ``file://`` (parents created; temp name then rename; the
+        executable bit kept), ``s3://``, ``gs://``, ``ftp://`` (where the server allows uploads) or
+        ``http(s)://``.
+
+        HTTP uploads send the bytes as the body of a POST (the seed's behaviour) or a PUT:
+        ``http_method``, else ``Config.httpUploadMethod``, else POST. The bytes are verified against
+        the recorded size and checksum as they go; the last of them are held back until that check
+        passes, so a damaged stored copy never completes a destination. ``file://`` destinations
+        must lie under ``Config.exportRoots`` when it is set (UnsafeLocationError otherwise).
+        """
+        from jobstore.urls import scheme_of, write_to_url
+        from jobstore.urls.local import check_export_destination
+
+        if scheme_of(dst_uri) == "file":
+            check_export_destination(dst_uri, self.config.exportRoots)
         row = self._file_row(file_id)
+        method = http_method or getattr(self.config, "httpUploadMethod", None) or "POST"
         with self._open_verified(row, f"file {file_id}", None, None) as stream:
-            write_to_url(dst_uri, stream, row.size, executable=row.executable)
+            reader = stream if progress is None else cast(IO[bytes], _ProgressReader(stream, row.size, progress))
+            write_to_url(dst_uri, reader, row.size, executable=row.executable, http_method=method, config=self.config)
+
+    def _import_one(self, url: str, shared_file_name: str | None, progress: ByteProgress | None) -> str | None:
+        return self.import_file(url, shared_file_name, progress=progress)
+
+    def _export_one(self, file_id: str, url: str, progress: ByteProgress | None, http_method: str | None) -> None:
+        self.export_file(file_id, url, http_method=http_method, progress=progress)
 
     # --- maintenance -------------------------------------------------------------------------
 
@@ -934,27 +1060,73 @@ def _sqlite_file(catalog_url: str) -> str:
     return path
 
 
-def _readable_regular_file(local_path: object) -> str:
-    """Check a local path names a readable regular file, with an error that says what is wrong."""
+def _put_local_file(blobs: BlobStore, key: str, path: str) -> BlobInfo:
+    """put_file, with a permission failure on the source reported as the caller's local-file error."""
+    try:
+        return blobs.put_file(key, path)
+    except PermissionError:
+        raise LocalPermissionError(errno.EACCES, "The local file is not readable by this process", path) from None
+    except FileNotFoundError:
+        raise LocalFileNotFoundError(errno.ENOENT, "The local file disappeared while being stored", path) from None
+
+
+def _readable_regular_file(local_path: object) -> tuple[str, bool]:
+    """Check a local path names a readable regular file (one stat, the fast path of every write);
+    return it with its executable bit, or raise an error that says what is wrong."""
     if not isinstance(local_path, str | os.PathLike):
         raise TypeError(f"local_path must be a path, not {type(local_path).__name__}.")
     path = os.fspath(local_path)
     if not isinstance(path, str):
         path = os.fsdecode(path)
-    if not os.path.exists(path):
-        raise LocalFileNotFoundError(errno.ENOENT, "No such local file to store; check the path", path)
-    if os.path.isdir(path):
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise LocalFileNotFoundError(errno.ENOENT, "No such local file to store; check the path", path) from None
+    except PermissionError:
+        raise LocalPermissionError(errno.EACCES, "The local file cannot be reached by this process", path) from None
+    if stat.S_ISDIR(mode):
         raise LocalIsADirectoryError(errno.EISDIR, "A directory cannot be stored as a file; archive it first", path)
-    if not os.path.isfile(path):
+    if not stat.S_ISREG(mode):
         raise LocalFileError(errno.EINVAL, "Only regular files can be stored (not a device, socket or FIFO)", path)
-    if not os.access(path, os.R_OK):
+    if not mode & (stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH) and not os.access(path, os.R_OK):
         raise LocalPermissionError(errno.EACCES, "The local file is not readable by this process", path)
-    return path
+    return path, bool(mode & stat.S_IXUSR)
 
 
-def _copy_stream(source: IO[bytes], target: IO[Any]) -> None:
+def _copy_with_progress(source: IO[bytes], target: IO[Any], total: int | None, progress: ByteProgress | None) -> None:
+    done = 0
     while chunk := source.read(1024 * 1024):
         target.write(chunk)
+        done += len(chunk)
+        if progress is not None:
+            progress(done, total)
+
+
+class _ProgressReader(io.RawIOBase):
+    """Passes reads through and reports the running byte count (an export's progress)."""
+
+    def __init__(self, stream: IO[bytes], total: int, progress: ByteProgress) -> None:
+        super().__init__()
+        self._stream = stream
+        self._total = total
+        self._progress = progress
+        self._done = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self._stream.read(-1 if size is None else size)
+        if data:
+            self._done += len(data)
+            self._progress(self._done, self._total)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
 
 
 class FileJobStore(JobStore):

@@ -58,15 +58,25 @@ def test_catalog_ahead_of_code_is_refused(tmp_path: Path) -> None:
         FileJobStore(locator).resume()
 
 
-def test_catalog_behind_code_names_the_upgrade_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The shipped history has one revision, so "behind" is simulated by a head that moved on."""
-    from jobstore.catalog import migrate
+def test_catalog_behind_code_names_the_upgrade_command(tmp_path: Path) -> None:
+    """A real old catalog: built at head, then migrated down to the first revision."""
+    from alembic import command
 
-    locator = _store_with_revision(tmp_path, head_revision())
-    monkeypatch.setattr(migrate, "head_revision", lambda: "0002_next")
-    monkeypatch.setattr(migrate, "known_revisions", lambda: frozenset({"0001", "0002_next"}))
+    store = FileJobStore(f"file:{tmp_path}/wf")
+    store.initialize(Config())
+    store.close()
+    catalog = Catalog(f"sqlite:///{tmp_path}/wf/catalog.sqlite")
+    with catalog.engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "0001")
+    catalog.dispose()
+    locator = store.locator
     with pytest.raises(SchemaTooOldError, match=f"jobstore db upgrade {locator}"):
         FileJobStore(locator).resume()
+    result = subprocess.run(
+        [sys.executable, "-m", "jobstore", "db", "upgrade", locator], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    FileJobStore(locator).resume()  # upgraded: opens again
 
 
 def _initialize(path: str, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]

@@ -47,12 +47,20 @@ class BlobInfo:
     checksum: str
 
 
+@dataclass(frozen=True)
+class ImportedBlob(BlobInfo):
+    """What a same-backend fast path (:meth:`BlobStore.import_from_url`) stored: size, checksum and
+    whether the source was executable (only a local file can say so)."""
+
+    executable: bool = False
+
+
 def check_key(key: object) -> str:
     """Refuse keys that could escape the store's directory or prefix (e.g. from a tampered row)."""
     if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
         raise UnsafeLocationError(f"Blob key {key!r} is not a valid key (1-{MAX_KEY_LENGTH} characters).")
     for segment in key.split("/"):
-        if segment in ("", ".", "..") or not _KEY_SEGMENT.match(segment):
+        if segment in ("", ".", "..") or not _KEY_SEGMENT.fullmatch(segment):
             raise UnsafeLocationError(
                 f"Blob key {key!r} is not allowed: keys are '/'-separated segments of letters, digits, "
                 "'.', '_' and '-', with no empty, '.' or '..' segment. A catalog row holding such a key "
@@ -197,6 +205,25 @@ class BlobStore(ABC):
     @abstractmethod
     def public_url(self, key: str, expires_in: int) -> str:
         """A URL anyone holding it can GET for ``expires_in`` seconds (PublicURLError if impossible)."""
+
+    def remove_stale_uploads(self, older_than: float) -> int:
+        """Discard uploads a killed writer left half done, untouched since ``older_than`` (a Unix
+        time); return how many. Garbage collection calls it. Providers whose unfinished uploads
+        leave nothing behind (GCS resumable sessions expire on the server) keep this default."""
+        return 0
+
+    # --- same-backend fast path ---------------------------------------------------------------
+
+    def import_from_url(self, url: str, key: str) -> ImportedBlob | None:
+        """Copy the object at ``url`` to a new ``key`` without streaming it through this process.
+
+        Providers override this where a copy can stay inside the backend (S3 CopyObject, GCS
+        rewrite, a kernel copy between local files). Returns None when no fast path applies (another
+        scheme, another endpoint, a source that cannot be inspected): the caller then streams the
+        URL as usual, and that path reports any error about the source. Once a fast path has
+        started, its failures raise, and nothing is left at ``key``.
+        """
+        return None
 
     # --- what the store layer calls -----------------------------------------------------------
 

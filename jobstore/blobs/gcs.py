@@ -36,6 +36,7 @@ credentials and ignores ``googleCredentials``.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import http.client
 import io
@@ -56,10 +57,11 @@ from jobstore.blobs.base import (
     BlobInfo,
     BlobSink,
     BlobStore,
+    ImportedBlob,
     check_key,
     local_temp_path,
 )
-from jobstore.blobs.checksum import RunningChecksum, crc32c_base64, verify
+from jobstore.blobs.checksum import RunningChecksum, crc32c_base64, format_checksum, verify
 from jobstore.config import Config
 from jobstore.encryption import is_kms_alias
 from jobstore.errors import (
@@ -73,6 +75,7 @@ from jobstore.errors import (
     InvalidLocatorError,
     JobStoreError,
     PublicURLError,
+    TransferIntegrityError,
 )
 from jobstore.locator import validate_gcs_bucket, validate_prefix
 
@@ -448,6 +451,81 @@ class GCSBlobStore(BlobStore):
     def _describe(self, key: str) -> str:
         return f"gs://{self.bucket_name}/{self.object_name(key)}"
 
+    # --- same-backend fast path ---------------------------------------------------------------
+
+    def import_from_url(self, url: str, key: str) -> ImportedBlob | None:
+        """Server-side copy of ``gs://BUCKET/NAME`` into this store (the rewrite API).
+
+        The URL is read with this store's client, so the copy never leaves GCS (or the emulator).
+        The source generation seen first is pinned (``ifSourceGenerationMatch``) and the new object
+        is created only if nothing is at the key (``ifGenerationMatch=0``); a large or
+        cross-location copy takes several rewrite calls, each resuming with the token of the last.
+        GCS keeps a CRC32C for every object, so the checksum is recorded without reading a byte, and
+        the copy's size and CRC32C are compared with the source's. A customer key on the store
+        applies to the new object as for every other write.
+
+        Returns None for other schemes and for sources whose metadata cannot be read (the streamed
+        path then reports the error with the URL's own vocabulary).
+        """
+        source = _gcs_object_of(url)
+        if source is None:
+            return None
+        bucket_name, name = source
+        try:
+            found = self._client.bucket(bucket_name).get_blob(name, retry=self._retry)
+        except Exception as error:
+            if translate_gcs_error(error, "check", url, self.endpoint) is None:
+                raise
+            return None
+        if found is None or found.crc32c is None or found.size is None:
+            return None
+        pinned = self._client.bucket(bucket_name).blob(name, generation=found.generation)
+        target = self._media_blob(key)
+        where = f"copy {url} into {self._describe(key)}"
+        try:
+            try:
+                with self._translated(where, self._describe(key), exists=_EXISTS_HINT):
+                    token, _, _ = target.rewrite(
+                        pinned, if_generation_match=0, if_source_generation_match=found.generation, retry=self._retry
+                    )
+                    while token is not None:
+                        token, _, _ = target.rewrite(
+                            pinned,
+                            token=token,
+                            if_generation_match=0,
+                            if_source_generation_match=found.generation,
+                            retry=self._retry,
+                        )
+            except BlobExistsError as error:
+                if not self._source_changed(pinned, found.generation):
+                    raise
+                raise TransferIntegrityError(
+                    f"{url} changed while it was being copied into {self._describe(key)}; nothing was "
+                    "stored. Import it again."
+                ) from error
+            if target.size != found.size or target.crc32c != found.crc32c:
+                raise ChecksumMismatchError(
+                    f"{self._describe(key)}: the copy of {url} has {target.size} bytes with CRC32C "
+                    f"{target.crc32c}, but the source has {found.size} bytes with CRC32C {found.crc32c}. "
+                    "Nothing was stored; import it again."
+                )
+        except BaseException:
+            try:
+                self.delete(key)
+            except BlobStoreError:
+                pass  # garbage collection removes it
+            raise
+        digest = int.from_bytes(base64.b64decode(found.crc32c), "big")
+        return ImportedBlob(int(found.size), format_checksum(digest))
+
+    def _source_changed(self, pinned: Any, generation: int) -> bool:
+        """True if the pinned source generation is gone (replaced or deleted) since the copy began."""
+        try:
+            current = self._client.bucket(pinned.bucket.name).get_blob(pinned.name, retry=self._retry)
+        except Exception:
+            return False
+        return current is None or current.generation != generation
+
 
 # --- streaming writes ------------------------------------------------------------------------------
 
@@ -469,6 +547,10 @@ class _ResumableWriter(BlobWriter):  # type: ignore[misc]
     def close(self) -> None:
         if self._may_finalize:
             super().close()
+
+
+#: Public name of the writer that only ``finalize()`` completes, for URL exports to gs://.
+FinalizeOnlyWriter = _ResumableWriter
 
 
 class _GCSSink(BlobSink):
@@ -556,6 +638,34 @@ class _ChecksummingFile:
 
 
 # --- client and settings ----------------------------------------------------------------------
+
+
+def client_for(config: Config) -> Any:
+    """A storage client for any object (URL import/export), made from ``config`` as a store's is
+    (the emulator from STORAGE_EMULATOR_HOST, Config.googleCredentials, or application defaults)."""
+    with _translated("connect to", "Google Cloud Storage", _endpoint()):
+        return _make_client(config)[0]
+
+
+def retry_for(config: Config) -> Any:
+    """The google-api-core Retry a store on ``config`` uses (bounded by Config.googleRetryTimeout)."""
+    return DEFAULT_RETRY.with_timeout(float(getattr(config, "googleRetryTimeout", None) or DEFAULT_RETRY_TIMEOUT))
+
+
+def chunk_size_for(config: Config) -> int:
+    """The resumable-upload chunk a store on ``config`` uses (Config.googleChunkSize, validated)."""
+    return _chunk_size_setting(config)
+
+
+def _gcs_object_of(url: str) -> tuple[str, str] | None:
+    """(bucket, name) of a ``gs://BUCKET/NAME`` URL naming an object (taken literally, as gsutil
+    does), or None for anything else (the streamed path reports what is wrong)."""
+    if not url.lower().startswith("gs://"):
+        return None
+    bucket, _, name = url[len("gs://") :].partition("/")
+    if not bucket or not name or name.endswith("/"):
+        return None
+    return bucket, name
 
 
 def _endpoint() -> str:

@@ -20,16 +20,19 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from jobstore.blobs.base import CHUNK_SIZE, BlobInfo, BlobSink, BlobStore, check_key, local_temp_path
+from jobstore.blobs.base import CHUNK_SIZE, BlobInfo, BlobSink, BlobStore, ImportedBlob, check_key, local_temp_path
 from jobstore.blobs.checksum import RunningChecksum, verify
 from jobstore.errors import (
     BlobNotFoundError,
     BlobStorageFullError,
     BlobStoreError,
     InvalidLocatorError,
+    JobStoreError,
     PublicURLError,
+    TransferIntegrityError,
     UnsafeLocationError,
 )
+from jobstore.redact import redact_url
 
 if TYPE_CHECKING:
     from jobstore.config import Config
@@ -38,6 +41,9 @@ MARKER = ".jobstore-blobs"
 TEMP_DIR = ".tmp"
 BLOB_MODE = 0o400
 EXECUTABLE_BLOB_MODE = 0o500
+#: copy_file_range errors that mean "not here" (old kernel, another file system, a file system or
+#: seccomp policy that refuses it) rather than a failure of the copy: the streamed path applies.
+_NO_KERNEL_COPY = frozenset({errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EPERM, errno.EBADF})
 
 
 def translate_os_error(error: OSError, what: str) -> BlobStoreError:
@@ -145,11 +151,24 @@ class LocalBlobStore(BlobStore):
         except FileNotFoundError:
             if not os.path.exists(temp):
                 raise
-            parent = os.path.dirname(final)
-            os.makedirs(parent, mode=self.dir_mode, exist_ok=True)
+            self._make_directories(os.path.dirname(final))
             os.rename(temp, final)
         if self.durable:
             self._fsync_dir(os.path.dirname(final))
+
+    def _make_directories(self, directory: str) -> None:
+        """Create ``directory`` and its missing parents below the root, each with ``dir_mode``
+        (``os.makedirs`` gives the mode to the last one only; the others would be world-readable)."""
+        missing = []
+        while directory != self.root and not os.path.isdir(directory):
+            missing.append(directory)
+            directory = os.path.dirname(directory)
+        for path in reversed(missing):
+            try:
+                os.mkdir(path, self.dir_mode)
+            except FileExistsError:
+                continue  # a concurrent writer made it
+            os.chmod(path, self.dir_mode)  # exactly the configured mode, whatever the umask
 
     @staticmethod
     def _fsync_dir(directory: str) -> None:
@@ -171,8 +190,7 @@ class LocalBlobStore(BlobStore):
         try:
             os.makedirs(self._temp_dir, mode=self.dir_mode, exist_ok=True)
             os.chmod(self.root, self.dir_mode)
-            with open(os.path.join(self.root, MARKER), "a", encoding="utf-8"):
-                pass
+            os.close(os.open(os.path.join(self.root, MARKER), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
         except OSError as error:
             raise translate_os_error(error, f"the blob directory {self.root!r}") from None
 
@@ -194,6 +212,22 @@ class LocalBlobStore(BlobStore):
             os.rmdir(self.root)
         except OSError:
             pass
+
+    def remove_stale_uploads(self, older_than: float) -> int:
+        """Temporary files of writers that died mid-write (not modified since ``older_than``)."""
+        removed = 0
+        try:
+            entries = list(os.scandir(self._temp_dir))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_mtime < older_than:
+                    os.unlink(entry.path)
+                    removed += 1
+            except FileNotFoundError:
+                pass  # its writer finished (renamed it) or another gc removed it
+        return removed
 
     # --- primitives --------------------------------------------------------------------------
 
@@ -246,8 +280,8 @@ class LocalBlobStore(BlobStore):
         """Copy a local file in, checksumming in the same pass; keep its executable bit."""
         try:
             source_fd = os.open(local_path, os.O_RDONLY)
-        except OSError as error:
-            raise translate_os_error(error, f"the local file {local_path!r}") from None
+        except OSError:
+            raise  # the caller's file, not the blob store's: the store reports it as a local-file error
         try:
             mode = os.fstat(source_fd).st_mode
             blob_mode = EXECUTABLE_BLOB_MODE if mode & stat.S_IXUSR else BLOB_MODE
@@ -265,6 +299,76 @@ class LocalBlobStore(BlobStore):
             return info
         finally:
             os.close(source_fd)
+
+    def import_from_url(self, url: str, key: str) -> ImportedBlob | None:
+        """``file://`` (or a bare path) on this blob directory's file system: a kernel copy.
+
+        ``os.copy_file_range`` copies inside the kernel (or shares extents, on XFS and Btrfs, so
+        nothing is copied at all); the CRC32C is then computed by one read of the new blob, which is
+        in the page cache. Measured on ext4 with a 1 GiB file: about 0.65 s against 1.6-2.1 s for a
+        user-space copy that checksums as it goes (scripts in the report of this change). Reading
+        the new blob rather than the source also makes the recorded checksum describe exactly what
+        was stored; a source whose size changes during the copy fails the import.
+
+        None (the streamed path applies) for other schemes, other file systems, anything that is
+        not a readable regular file, and kernels or file systems without copy_file_range.
+        """
+        if not (url.startswith("/") or url.lower().startswith("file:")):
+            return None
+        from jobstore.urls.local import local_path_of  # a pure function: parses, does no I/O
+
+        try:
+            path = local_path_of(url)
+            source_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except (JobStoreError, OSError):
+            return None
+        try:
+            source = os.fstat(source_fd)
+            if not stat.S_ISREG(source.st_mode) or source.st_dev != os.stat(self._temp_dir).st_dev:
+                return None
+            executable = bool(source.st_mode & stat.S_IXUSR)
+            sink = _LocalSink(self, key, EXECUTABLE_BLOB_MODE if executable else BLOB_MODE)
+            try:
+                if not self._kernel_copy(source_fd, sink, source.st_size, redact_url(url)):
+                    sink.abort()
+                    return None
+                checksum = RunningChecksum()
+                with open(sink._temp, "rb", buffering=0) as copied:
+                    while chunk := copied.read(CHUNK_SIZE):
+                        checksum.update(chunk)
+                info = ImportedBlob(checksum.size, checksum.hexdigest(), executable)
+                sink.commit(info)
+            except BaseException:
+                sink.abort()
+                raise
+            return info
+        finally:
+            os.close(source_fd)
+
+    @staticmethod
+    def _kernel_copy(source_fd: int, sink: _LocalSink, size: int, what: str) -> bool:
+        """copy_file_range ``size`` bytes into the sink's file; False if the kernel cannot do it."""
+        assert sink._fd is not None
+        copied = 0
+        while True:
+            want = max(size - copied, 1)  # one byte past the end proves the source did not grow
+            try:
+                done = os.copy_file_range(source_fd, sink._fd, want, copied, copied)
+            except OSError as error:
+                if copied == 0 and error.errno in _NO_KERNEL_COPY:
+                    return False
+                raise translate_os_error(error, f"the copy of {what}") from None
+            if done == 0:
+                break
+            copied += done
+            if copied > size:
+                break
+        if copied != size:
+            raise TransferIntegrityError(
+                f"{what}: {copied} bytes were copied but the file had {size} when the copy began; it "
+                "changed during the import. Nothing was stored; import it again."
+            )
+        return True
 
     def get_file(
         self,

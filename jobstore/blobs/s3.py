@@ -26,6 +26,7 @@ flight per write) and ``awsMaxAttempts`` (botocore's attempts per request, retri
 
 from __future__ import annotations
 
+import base64
 import errno
 import io
 import logging
@@ -51,10 +52,11 @@ from jobstore.blobs.base import (
     BlobInfo,
     BlobSink,
     BlobStore,
+    ImportedBlob,
     check_key,
     local_temp_path,
 )
-from jobstore.blobs.checksum import RunningChecksum, crc32c_base64, verify
+from jobstore.blobs.checksum import RunningChecksum, crc32c_base64, format_checksum, verify
 from jobstore.config import Config
 from jobstore.encryption import is_kms_alias
 from jobstore.errors import (
@@ -66,6 +68,7 @@ from jobstore.errors import (
     InvalidLocatorError,
     JobStoreError,
     PublicURLError,
+    TransferIntegrityError,
 )
 from jobstore.locator import validate_prefix, validate_s3_bucket
 from jobstore.redact import redact_url
@@ -142,6 +145,8 @@ _PROVIDER_ERRORS: tuple[type[BaseException], ...] = (
     s3transfer.exceptions.S3UploadFailedError,
     *_CONNECTION_ERRORS,
 )
+#: The same, public: what a caller of a client from :func:`client_for` catches to translate.
+PROVIDER_ERRORS = _PROVIDER_ERRORS
 #: Actions (as named in messages) that read an object: where SSE-C key errors show up.
 _READ_ACTIONS = frozenset({"read", "download", "check", "measure"})
 
@@ -380,7 +385,9 @@ class S3BlobStore(BlobStore):
                     self._client_instance = self._make_client()
         return self._client_instance
 
-    def _make_client(self) -> Any:
+    def _make_client(self, *, create_only: bool = True) -> Any:
+        """A client with this store's credentials, endpoint and retries; ``create_only`` adds the
+        If-None-Match hook that blob writes need (URL exports, which may replace, go without)."""
         session = boto3.session.Session(**self._explicit_credentials())
         options: dict[str, Any] = {
             "signature_version": "s3v4",
@@ -397,8 +404,9 @@ class S3BlobStore(BlobStore):
         client = session.client(
             "s3", region_name=self.region, endpoint_url=self.endpoint_url, config=BotoConfig(**options)
         )
-        for operation in ("PutObject", "CompleteMultipartUpload"):
-            client.meta.events.register(f"before-parameter-build.s3.{operation}", _create_only)
+        if create_only:
+            for operation in ("PutObject", "CompleteMultipartUpload"):
+                client.meta.events.register(f"before-parameter-build.s3.{operation}", _create_only)
         return client
 
     def _explicit_credentials(self) -> dict[str, str]:
@@ -533,11 +541,19 @@ class S3BlobStore(BlobStore):
                 "Check that the credentials may delete objects (s3:DeleteObject), then destroy again."
             )
 
-    def _abort_pending_uploads(self) -> None:
+    def remove_stale_uploads(self, older_than: float) -> int:
+        """Abort multipart uploads under this prefix begun before ``older_than`` (a Unix time)."""
+        return self._abort_pending_uploads(older_than)
+
+    def _abort_pending_uploads(self, older_than: float | None = None) -> int:
+        aborted = 0
         with self._translated("list pending uploads under"):
             paginator = self._client.get_paginator("list_multipart_uploads")
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self._scope()):
                 for upload in page.get("Uploads") or []:
+                    if older_than is not None and upload["Initiated"].timestamp() >= older_than:
+                        continue  # possibly a live writer's upload
+                    aborted += 1
                     try:
                         self._client.abort_multipart_upload(
                             Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
@@ -545,6 +561,7 @@ class S3BlobStore(BlobStore):
                     except botocore_errors.ClientError as error:
                         if _error_code(error) != "NoSuchUpload":  # finished or aborted meanwhile
                             raise
+        return aborted
 
     # --- keys ---------------------------------------------------------------------------------------
 
@@ -747,11 +764,239 @@ class S3BlobStore(BlobStore):
                     log.warning("Could not remove the temporary file %s: %s", temp, error)
             raise
 
+    # --- same-backend fast path -----------------------------------------------------------------
+
+    #: Objects above this size are copied part by part (UploadPartCopy): one CopyObject copies at
+    #: most 5 GiB. Tests lower it (with ``copy_part_size``) to exercise the multipart copy.
+    copy_part_threshold = MAX_PART_SIZE
+    #: Size of each UploadPartCopy range (grown so that an object fits in 10,000 parts).
+    copy_part_size = 1024 * MIB
+
+    def import_from_url(self, url: str, key: str) -> ImportedBlob | None:
+        """Server-side copy of ``s3://BUCKET/KEY`` into this store (CopyObject / UploadPartCopy).
+
+        The URL is read with this store's client, so source and destination are always on the same
+        endpoint with the same credentials: the bytes never leave the server. Not applicable (None)
+        to other schemes, to stores with a customer key (SSE-C: the source would have to be read
+        with a key it was not written with) and to sources that cannot be inspected (HEAD fails:
+        the streamed path then reports the error with the URL's own vocabulary).
+
+        The copy is pinned to the ETag seen by the HEAD (``CopySourceIfMatch``), so the size we
+        record is the size of what was copied. The CRC32C comes, cheapest first, from the copy's
+        response (S3 computes it when asked with ``ChecksumAlgorithm=CRC32C``), from the source's
+        full-object CRC32C (objects jobstore wrote carry one), from the per-part CRC32Cs of a
+        multipart copy combined arithmetically, and only failing all that from reading the new
+        object once (SeaweedFS ignores ``ChecksumAlgorithm`` on CopyObject, so a copy of an object
+        written without a CRC32C costs one read there).
+        """
+        source = _s3_object_of(url)
+        if source is None or self._sse_c:
+            return None
+        bucket, source_key = source
+        try:
+            head = self._client.head_object(Bucket=bucket, Key=source_key, ChecksumMode="ENABLED")
+        except _PROVIDER_ERRORS:
+            return None
+        size = int(head["ContentLength"])
+        copy_source = {"Bucket": bucket, "Key": source_key}
+        etag = str(head["ETag"])
+        try:
+            if size > self.copy_part_threshold:
+                checksum = self._copy_in_parts(key, copy_source, etag, size, url)
+            else:
+                checksum = self._copy_whole(key, copy_source, etag, url)
+            checksum = checksum or _full_object_crc32c(head)
+            if checksum is None:
+                checksum = self._read_checksum(key, size)
+        except BaseException:
+            self._delete_quietly(key)
+            raise
+        return ImportedBlob(size, checksum)
+
+    def _copy_whole(self, key: str, copy_source: dict[str, str], etag: str, url: str) -> str | None:
+        """One CopyObject; the new object's CRC32C if the server reports one."""
+        with self._copy_translated(key, url):
+            response = self._client.copy_object(
+                Bucket=self.bucket,
+                Key=self._full_key(key),
+                CopySource=copy_source,
+                CopySourceIfMatch=etag,
+                ChecksumAlgorithm="CRC32C",
+                **self._sse_create,
+            )
+        return _full_object_crc32c(response.get("CopyObjectResult") or {})
+
+    def _copy_in_parts(self, key: str, copy_source: dict[str, str], etag: str, size: int, url: str) -> str | None:
+        """A multipart upload whose parts are UploadPartCopy ranges, a few in flight at once.
+
+        Returns the whole object's CRC32C combined from the parts' CRC32Cs, or None if the server
+        did not report them all.
+        """
+        part_size = min(MAX_PART_SIZE, max(self.copy_part_size, -(-size // MAX_PARTS)))
+        ranges = [(start, min(start + part_size, size) - 1) for start in range(0, size, part_size)]
+        with self._translated("start a multipart copy into", key):
+            upload_id = str(
+                self._client.create_multipart_upload(
+                    Bucket=self.bucket, Key=self._full_key(key), ChecksumAlgorithm="CRC32C", **self._sse_create
+                )["UploadId"]
+            )
+
+        def copy_part(number: int, first: int, last: int) -> dict[str, Any]:
+            result = self._client.upload_part_copy(
+                Bucket=self.bucket,
+                Key=self._full_key(key),
+                UploadId=upload_id,
+                PartNumber=number,
+                CopySource=copy_source,
+                CopySourceIfMatch=etag,
+                CopySourceRange=f"bytes={first}-{last}",
+            )["CopyPartResult"]
+            part = {"PartNumber": number, "ETag": result["ETag"]}
+            if result.get("ChecksumCRC32C"):
+                part["ChecksumCRC32C"] = result["ChecksumCRC32C"]
+            return part
+
+        try:
+            with (
+                self._copy_translated(key, url),
+                ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="jobstore-s3-copy") as pool,
+            ):
+                futures = [pool.submit(copy_part, n, first, last) for n, (first, last) in enumerate(ranges, 1)]
+                parts = [future.result() for future in futures]
+            self._complete_multipart(key, upload_id, parts)
+        except BaseException:
+            self._abort_multipart(key, upload_id)
+            raise
+        if not all("ChecksumCRC32C" in part for part in parts):
+            return None
+        crc = 0
+        for part, (first, last) in zip(parts, ranges, strict=True):
+            crc = crc32c_combine(crc, crc_from_base64(part["ChecksumCRC32C"]), last - first + 1)
+        return format_checksum(crc)
+
+    @contextmanager
+    def _copy_translated(self, key: str, url: str) -> Iterator[None]:
+        """Like ``_translated``, but a failed CopySourceIfMatch means the source changed meanwhile."""
+        try:
+            with self._translated(f"copy {redact_url(url)} into", key):
+                yield
+        except BlobStoreError as error:
+            if _error_code(error.__cause__) in _PRECONDITION_CODES:
+                raise TransferIntegrityError(
+                    f"{redact_url(url)} changed while it was being copied into {self._location(key)}; "
+                    "nothing was stored. Import it again."
+                ) from error
+            raise
+
+    def _read_checksum(self, key: str, size: int) -> str:
+        """Read a freshly copied object once for its CRC32C, checking its size on the way."""
+        checksum = RunningChecksum()
+        with self._open_source(key) as stream:
+            while chunk := stream.read(CHUNK_SIZE):
+                checksum.update(chunk)
+        verify(size, None, checksum, self._location(key))
+        return checksum.hexdigest()
+
+    def _delete_quietly(self, key: str) -> None:
+        try:
+            self.delete(key)
+        except BlobStoreError as error:
+            log.warning("Could not remove %s after a failed copy (gc will): %s", self._location(key), error)
+
 
 def _error_code(error: BaseException | None) -> str:
     if isinstance(error, botocore_errors.ClientError):
         return str(error.response.get("Error", {}).get("Code", ""))
     return ""
+
+
+def client_for(config: Config) -> tuple[Any, str | None]:
+    """A boto3 client for any object (URL import/export) and the custom endpoint it uses (None: AWS).
+
+    Made from ``config`` exactly as a store's client is (Config.awsCredentials, endpoint, region,
+    retry mode and attempts, timeouts), without the create-only hook: an export may replace an
+    object, as exporting to a local path replaces a file.
+    """
+    settings = S3BlobStore(_ANY_BUCKET, "", config)
+    return settings._make_client(create_only=False), settings.endpoint_url
+
+
+#: A syntactically valid bucket name for ``client_for``, which needs a store's settings, not a bucket.
+_ANY_BUCKET = "jobstore-url-access"
+
+
+def _s3_object_of(url: str) -> tuple[str, str] | None:
+    """(bucket, key) of an ``s3://BUCKET/KEY`` URL naming an object (taken literally, as the AWS CLI
+    does: no percent-decoding), or None for anything else (the streamed path reports what is wrong)."""
+    if not url.lower().startswith("s3://"):
+        return None
+    bucket, _, key = url[len("s3://") :].partition("/")
+    if not bucket or not key or key.endswith("/"):
+        return None
+    return bucket, key
+
+
+def crc_from_base64(base64_digest: str) -> int:
+    """A CRC32C or CRC32 as S3 sends it (base64 of 4 big-endian bytes) as an integer."""
+    return int.from_bytes(base64.b64decode(base64_digest), "big")
+
+
+def _full_object_crc32c(response: dict[str, Any]) -> str | None:
+    """Our ``crc32c:hex`` from a response's ChecksumCRC32C, if it is a full-object one.
+
+    A composite checksum of a multipart object (``...==-3``, or ChecksumType COMPOSITE) is a
+    checksum of the parts' checksums, not of the bytes, and is ignored.
+    """
+    value = response.get("ChecksumCRC32C")
+    if not value or "-" in value or response.get("ChecksumType") == "COMPOSITE":
+        return None
+    return format_checksum(crc_from_base64(value))
+
+
+def _gf2_times(matrix: list[int], vector: int) -> int:
+    """Multiply a 32x32 GF(2) matrix (one int per column) by a 32-bit vector."""
+    total = 0
+    column = 0
+    while vector:
+        if vector & 1:
+            total ^= matrix[column]
+        vector >>= 1
+        column += 1
+    return total
+
+
+def _gf2_square(matrix: list[int]) -> list[int]:
+    return [_gf2_times(matrix, matrix[column]) for column in range(32)]
+
+
+def crc32c_combine(crc_a: int, crc_b: int, length_b: int) -> int:
+    """The CRC32C of A+B from the CRC32Cs of A and B and the length of B, in O(log length_b).
+
+    Appending n zero bytes to a message multiplies its CRC register by x^(8n) modulo the CRC
+    polynomial, a linear map over GF(2): the operator for one zero bit is built from the reflected
+    Castagnoli polynomial, squared up to one byte, and applied for each set bit of ``length_b``
+    while being squared again. This is what lets a multipart copy record the CRC32C of an object
+    of terabytes from its parts' CRC32Cs without reading a byte of it.
+    """
+    if length_b <= 0:
+        return crc_a
+    odd = [0x82F63B78] + [1 << bit for bit in range(31)]  # one zero bit
+    even = _gf2_square(odd)  # two zero bits
+    odd = _gf2_square(even)  # four zero bits
+    while True:
+        even = _gf2_square(odd)  # 8, 32, 128... zero bits
+        if length_b & 1:
+            crc_a = _gf2_times(even, crc_a)
+        length_b >>= 1
+        if not length_b:
+            break
+        odd = _gf2_square(even)
+        if length_b & 1:
+            crc_a = _gf2_times(odd, crc_a)
+        length_b >>= 1
+        if not length_b:
+            break
+    return crc_a ^ crc_b
 
 
 def _endpoint_from_environment() -> str | None:

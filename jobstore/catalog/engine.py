@@ -27,6 +27,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from jobstore.errors import (
+    CatalogError,
     CatalogUnavailableError,
     InvalidLocatorError,
     MissingDependencyError,
@@ -103,6 +104,7 @@ def _make_sqlite_engine(url: URL, durability: str) -> Engine:
     if url.database in (None, "", ":memory:"):
         raise InvalidLocatorError("An in-memory SQLite catalog cannot be shared or resumed; give a file path.")
     check_file_system_for_sqlite(os.path.dirname(os.path.abspath(str(url.database))))
+    _create_private_database_file(os.path.abspath(str(url.database)))
     synchronous = "FULL" if durability == "full" else "NORMAL"
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
 
@@ -125,6 +127,18 @@ def _make_sqlite_engine(url: URL, durability: str) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _create_private_database_file(path: str) -> None:
+    """Create a new SQLite catalog file readable by its owner only (0600): SQLite would create it
+    with the umask's mode (usually 0644), and it gives its -wal and -shm files the mode of the
+    database file. An existing file is left as it is."""
+    if os.path.exists(path) or not os.path.isdir(os.path.dirname(path)):
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    except FileExistsError:
+        pass  # another process created it first
 
 
 def _make_postgres_engine(url: URL, pool_size: int) -> Engine:
@@ -240,7 +254,14 @@ def run_with_retries(engine: Engine, work: Callable[[], T], *, describe: str) ->
             return work()
         except DBAPIError as error:
             if not is_transient(error):
-                raise
+                # Callers see our errors, never a driver's: disk full, read-only database, a
+                # damaged file. Nothing was committed.
+                raise CatalogError(
+                    f"The catalog ({redact_url(engine.url.render_as_string(hide_password=True))}) refused to "
+                    f"{describe}: {type(error.orig).__name__}: {redact_url(str(error.orig)).strip()[:300]}. "
+                    "Nothing was committed. If its disk is full or read-only, fix that and retry; otherwise "
+                    "check it with `jobstore db check LOCATOR`."
+                ) from error
             if attempt == _RETRY_ATTEMPTS:
                 raise CatalogUnavailableError(
                     f"The catalog ({redact_url(engine.url.render_as_string(hide_password=True))}) failed "

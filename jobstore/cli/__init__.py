@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from jobstore.cli import db, status  # noqa: F401  (registers the subcommands)
+from jobstore.cli import db, maintenance, status, transfer  # noqa: F401  (registers the subcommands)
 from jobstore.cli.common import app, errors
 from jobstore.errors import JobStoreError
 from jobstore.redact import redact_url

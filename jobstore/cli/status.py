@@ -20,7 +20,7 @@ def status(
     catalog: CatalogOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Totals of a store: jobs by state, files and bytes, shared files, unread logs, orphans."""
+    """Totals of a store: jobs by state, failed jobs, files and bytes, shared files, logs, orphans."""
     from jobstore.store import create_job_store
 
     store = create_job_store(locator)
@@ -39,11 +39,18 @@ def _print_stats(locator: str, stats: dict[str, Any]) -> None:
     table = Table(title=f"jobstore {redact_url(locator)}")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    for key in ("jobs", "failed_jobs", "files", "bytes", "shared_files", "unread_logs", "orphaned_files"):
-        table.add_row(key.replace("_", " "), f"{stats[key]:,}")
+    table.add_row("jobs", f"{stats['jobs']:,}")
     for state, count in sorted(stats["jobs_by_state"].items()):
-        table.add_row(f"jobs {state}", f"{count:,}")
+        table.add_row(f"  {state}", f"{count:,}")
+    table.add_row("failed jobs", f"{stats['failed_jobs']:,}")
+    table.add_row("files", f"{stats['files']:,}")
+    table.add_row("bytes", f"{stats['bytes']:,}")
+    table.add_row("shared files", f"{stats['shared_files']:,}")
+    table.add_row("logs (unread)", f"{stats['logs']:,} ({stats['unread_logs']:,})")
+    table.add_row("orphaned files (bytes)", f"{stats['orphaned_files']:,} ({stats['orphaned_bytes']:,})")
+    table.add_row("condemned blobs", f"{stats['condemned_blobs']:,}")
     table.add_row("catalog", str(stats["catalog"]))
+    table.add_row("blob store", redact_url(str(stats["blob_store"])))
     table.add_row("schema revision", str(stats["schema_revision"]))
     console.print(table)
 

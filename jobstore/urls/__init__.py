@@ -6,8 +6,9 @@ The store calls two functions and needs to know nothing about transports::
         ...copy source.stream into a blob...   # TransferIntegrityError if it arrives short
     write_to_url("ftp://user:pw@host/out/data.csv", reader, size)
 
-Schemes: ``file://`` (and bare absolute paths), ``http://``, ``https://``, ``ftp://``; more plug in
-through :func:`register_scheme`. Every failure is a :class:`~jobstore.errors.URLAccessError`
+Schemes: ``file://`` (and bare absolute paths), ``http://``, ``https://``, ``ftp://``, ``s3://`` and
+``gs://`` (the last two with the store's Config for endpoint and credentials); more plug in through
+:func:`register_scheme`. Every failure is a :class:`~jobstore.errors.URLAccessError`
 subclass (``URLNotFoundError``, ``URLForbiddenError``, ``TransferIntegrityError``) or
 ``UnsupportedURLError``, and its message names the URL with any password masked.
 """
@@ -17,8 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
-from jobstore.urls.base import CHUNK_SIZE, ChecksumHint, UrlHandler, UrlSource
+from jobstore.urls.base import CHUNK_SIZE, ChecksumHint, UrlHandler, UrlSource, basename_of
 from jobstore.urls.registry import handler_for, register_scheme, scheme_of, supported_schemes
 
 if TYPE_CHECKING:
@@ -34,8 +36,27 @@ __all__ = [
     "register_scheme",
     "scheme_of",
     "supported_schemes",
+    "url_basename",
     "write_to_url",
 ]
+
+
+def url_basename(url: str) -> str | None:
+    """The last segment of the path ``url`` names (what an imported file is called), or None.
+
+    ``file:`` and ``http(s)``/``ftp`` paths are percent-decoded; ``s3://`` keys and ``gs://`` names
+    are taken literally, as their own tools take them.
+    """
+    scheme = scheme_of(url)
+    if scheme == "file":
+        from jobstore.urls.local import local_path_of
+
+        path = local_path_of(url)
+    elif scheme in ("s3", "gs"):
+        path = url.split("://", 1)[1].partition("/")[2]
+    else:
+        path = unquote(urlsplit(url).path)
+    return basename_of(path)
 
 
 @contextmanager

@@ -18,11 +18,14 @@ from __future__ import annotations
 import hashlib
 import io
 import posixpath
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, ClassVar, NoReturn
+
+import google_crc32c
 
 from jobstore.errors import TransferIntegrityError
 
@@ -43,10 +46,32 @@ class ChecksumHint:
     only reported: checking them would fail on servers whose 32-hex-digit ETag is something else.
     """
 
-    algorithm: str  # "md5"
+    algorithm: str  # "md5", "crc32c" or "crc32" (CRCs as 8 hex digits, big-endian)
     hexdigest: str
-    source: str  # where it came from: "Content-MD5", "ETag"
+    source: str  # where it came from: "Content-MD5", "ETag", "GCS crc32c"...
     enforced: bool
+
+
+class _Digest:
+    """hashlib's md5, or a CRC (crc32c through google-crc32c, crc32 through zlib), behind one face."""
+
+    def __init__(self, algorithm: str) -> None:
+        self._algorithm = algorithm
+        self._crc = 0
+        self._md5 = hashlib.md5(usedforsecurity=False) if algorithm == "md5" else None
+        if self._md5 is None and algorithm not in ("crc32c", "crc32"):
+            raise ValueError(f"cannot verify a {algorithm!r} checksum; use md5, crc32c or crc32")
+
+    def update(self, data: bytes) -> None:
+        if self._md5 is not None:
+            self._md5.update(data)
+        elif self._algorithm == "crc32c":
+            self._crc = google_crc32c.extend(self._crc, data)
+        else:
+            self._crc = zlib.crc32(data, self._crc)
+
+    def hexdigest(self) -> str:
+        return self._md5.hexdigest() if self._md5 is not None else f"{self._crc:08x}"
 
 
 class VerifyingReader(io.RawIOBase):
@@ -71,7 +96,7 @@ class VerifyingReader(io.RawIOBase):
         self._what = what
         self._size = size
         self._checksum = checksum if checksum is not None and checksum.enforced else None
-        self._hash = hashlib.new(self._checksum.algorithm) if self._checksum is not None else None
+        self._hash = _Digest(self._checksum.algorithm) if self._checksum is not None else None
         self._on_close = on_close
         self._failure: TransferIntegrityError | None = None
         self._eof = False

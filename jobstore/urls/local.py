@@ -19,6 +19,7 @@ from typing import IO, NoReturn
 from urllib.parse import unquote, urlsplit
 
 from jobstore.errors import (
+    UnsafeLocationError,
     UnsupportedURLError,
     URLAccessError,
     URLForbiddenError,
@@ -56,6 +57,27 @@ def local_path_of(url: str) -> str:
     if "\x00" in path:
         raise UnsupportedURLError(f"{url!r} contains a NUL character, which no file name may hold.")
     return path
+
+
+def check_export_destination(url: str, roots: list[str] | None) -> None:
+    """Refuse a ``file://`` export outside ``Config.exportRoots`` (when set).
+
+    The destination's directory is resolved (symlinks, ``..``) before the comparison, so neither
+    can lead out of the allowed trees; a symlink *named* by the destination is replaced by the
+    rename, never followed.
+    """
+    if not roots:
+        return
+    path = local_path_of(url)
+    where = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+    for root in roots:
+        real_root = os.path.realpath(root)
+        if os.path.commonpath([real_root, where]) == real_root and where != real_root:
+            return
+    raise UnsafeLocationError(
+        f"{redact_url(url)!r} is outside the directories exports may write to (Config.exportRoots: "
+        f"{', '.join(roots)}); export under one of them, or add its directory to exportRoots."
+    )
 
 
 def _raise_os_error(url: str, action: str, error: OSError) -> NoReturn:
@@ -133,6 +155,16 @@ class FileHandler(UrlHandler):
         path = local_path_of(url)
         if path.endswith("/") or os.path.isdir(path):
             raise URLAccessError(f"{redact_url(url)} is a directory; export to the URL of a file inside it instead.")
+        try:
+            existing = os.lstat(path).st_mode
+        except OSError:
+            existing = None
+        if existing is not None and not (stat.S_ISREG(existing) or stat.S_ISLNK(existing)):
+            # Renaming over a device, FIFO or socket would replace it (as root, /dev/null...).
+            raise UnsafeLocationError(
+                f"{redact_url(url)} exists and is not a regular file (a device, FIFO or socket); "
+                "exports only create or replace regular files."
+            )
         directory = os.path.dirname(path)
         try:
             os.makedirs(directory, exist_ok=True)

@@ -2,8 +2,8 @@
 
 Handlers are named by ``"module:Class"`` strings so that importing jobstore never imports requests,
 ftplib, boto3 or google-cloud-storage: only the scheme a URL actually uses pays for its library.
-The s3 and gs handlers plug in here (``register_scheme("s3", "jobstore.urls.s3:S3Handler")``) and
-raise MissingDependencyError from their module when their library is absent.
+The s3 and gs handlers are registered the same way; when their library (boto3,
+google-cloud-storage) is absent, using the scheme raises MissingDependencyError naming the extra.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import threading
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from jobstore.errors import UnsupportedURLError
+from jobstore.errors import MissingDependencyError, UnsupportedURLError
 from jobstore.redact import redact_url
 from jobstore.urls.base import UrlHandler
 
@@ -25,6 +25,13 @@ _HANDLERS: dict[str, str | type[UrlHandler]] = {
     "http": "jobstore.urls.web:HttpHandler",
     "https": "jobstore.urls.web:HttpHandler",
     "ftp": "jobstore.urls.ftp:FtpHandler",
+    "s3": "jobstore.urls.s3:S3Handler",
+    "gs": "jobstore.urls.gcs:GcsHandler",
+}
+#: The optional dependency (extra) each scheme's library comes from.
+_EXTRAS = {
+    "s3": ("boto3", "s3", "Import and export by s3:// URL"),
+    "gs": ("google-cloud-storage", "gcs", "Import and export by gs:// URL"),
 }
 _lock = threading.Lock()
 
@@ -77,10 +84,21 @@ def handler_for(url: str, config: Config | None = None) -> UrlHandler:
         entry = _HANDLERS[scheme]
     if isinstance(entry, str):
         module_name, _, class_name = entry.partition(":")
-        cls = getattr(importlib.import_module(module_name), class_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as error:
+            if scheme not in _EXTRAS or not _missing_library(error):
+                raise
+            raise MissingDependencyError(*_EXTRAS[scheme]) from error
+        cls = getattr(module, class_name)
         if not (isinstance(cls, type) and issubclass(cls, UrlHandler)):
             raise TypeError(f"{entry} (registered for {scheme}://) is not a UrlHandler subclass.")
         with _lock:
             _HANDLERS[scheme] = cls
         entry = cls
     return entry(config)
+
+
+def _missing_library(error: ImportError) -> bool:
+    """True if ``error`` is about a third-party library, not a broken jobstore module."""
+    return not (error.name or "").startswith("jobstore")

@@ -1,0 +1,280 @@
+"""fsck: is every row's blob there, intact, and every blob accounted for?
+
+Checks, in one pass over the listing and the rows:
+
+* ``missing_blob``: a file row whose blob is not in the blob store (``shared_file_missing_blob``
+  for shared files: a name that points nowhere);
+* ``size_mismatch`` / ``checksum_mismatch``: the blob differs from what was recorded (checksums
+  only with ``verify_checksums``, which reads every byte);
+* ``unreferenced_blob``: a blob no row references (an interrupted write, or damage);
+* ``orphaned_cleanup_file``: a file written with ``cleanup=True`` whose job is gone;
+* ``invalid_blob_key``: a row whose key jobstore could never have written (a tampered row);
+* ``foreign_object``: something in the blob store's prefix that jobstore did not write.
+
+``repair`` fixes what can be fixed without losing data: orphaned cleanup files are deleted (rows and
+blobs: they were due to go with their job), unreferenced blobs are condemned so that ``gc`` deletes
+them after its grace period. Missing or damaged blobs cannot be recreated; their rows are left as
+they are and reported, so no record of what was lost disappears.
+
+Run it on a quiescent store: a writer between its upload and its commit owns a blob that no row
+references yet, which fsck would report (and repair would condemn, harmlessly: gc's grace period
+protects it).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from jobstore.blobs import BlobInfo, check_key
+from jobstore.blobs.base import CHUNK_SIZE
+from jobstore.catalog import CatalogTx, reports
+from jobstore.catalog.reports import FileCheckRow
+from jobstore.errors import BlobNotFoundError, ChecksumMismatchError, JobStoreError, UnsafeLocationError
+from jobstore.maintenance.orphans import (
+    DEFAULT_WORKERS,
+    check_blobs_not_shared,
+    compare_blobs,
+    orphaned_files,
+    parallel_map,
+)
+from jobstore.maintenance.progress import Progress, no_progress
+from jobstore.store import JobStore
+
+#: Rows per page when walking the catalog.
+PAGE = 2000
+
+
+@dataclass
+class Problem:
+    """One thing wrong with the store."""
+
+    kind: str
+    #: The file ID, or the blob key for blob-level problems.
+    subject: str
+    detail: str
+    repaired: bool = False
+    #: What repair did, or what the operator can do.
+    action: str = ""
+
+
+@dataclass
+class FsckReport:
+    problems: list[Problem] = field(default_factory=list)
+    checked_files: int = 0
+    listed_blobs: int = 0
+    verified_checksums: bool = False
+    repair: bool = False
+    #: Facts that are not problems: orphaned files kept by design, blobs awaiting gc.
+    notes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is wrong, or everything wrong was repaired."""
+        return all(problem.repaired for problem in self.problems)
+
+    def counts(self) -> dict[str, int]:
+        counted: dict[str, int] = {}
+        for problem in self.problems:
+            counted[problem.kind] = counted.get(problem.kind, 0) + 1
+        return counted
+
+    def to_dict(self) -> dict[str, Any]:
+        result = asdict(self)
+        result["ok"] = self.ok
+        result["counts"] = self.counts()
+        return result
+
+
+def fsck(
+    store: JobStore,
+    *,
+    verify_checksums: bool = False,
+    repair: bool = False,
+    workers: int = DEFAULT_WORKERS,
+    progress: Progress = no_progress,
+) -> FsckReport:
+    """Check a store's rows against its blobs; with ``repair``, fix what is safe to fix."""
+    report = FsckReport(verified_checksums=verify_checksums, repair=repair)
+    check_blobs_not_shared(store)
+    catalog, blobs, store_id = store.catalog, store.blob_store, store.store_id
+
+    comparison = compare_blobs(store, progress)
+    report.listed_blobs = comparison.listed
+    # A row committed after the listing is not missing: look again at those few keys.
+    missing_ids = set()
+    for row in comparison.missing:
+        try:
+            if blobs.exists(row.blob_key):
+                continue
+        except UnsafeLocationError:
+            continue  # reported as invalid_blob_key below
+        missing_ids.add(row.id)
+        shared = row.shared_name is not None
+        report.problems.append(
+            Problem(
+                "shared_file_missing_blob" if shared else "missing_blob",
+                row.id,
+                f"{'shared file ' + repr(row.shared_name) if shared else 'file'} has no blob at {row.blob_key!r} "
+                f"({row.size} bytes recorded)",
+                action="cannot be recreated: restore the blob from a backup, or delete the file",
+            )
+        )
+
+    # Walk every row: key syntax, then size (and checksum) of the blobs that are there.
+    after = ""
+    while True:
+        page = catalog.read(
+            store_id,
+            lambda tx, start=after: reports.file_check_page(tx.connection, tx.store_id, start, PAGE),  # type: ignore[misc]
+            describe="list files",
+        )
+        if not page:
+            break
+        after = page[-1].id
+        report.checked_files += len(page)
+        present: list[FileCheckRow] = []
+        for row in page:
+            try:
+                check_key(row.blob_key)
+            except UnsafeLocationError:
+                report.problems.append(
+                    Problem(
+                        "invalid_blob_key",
+                        row.id,
+                        f"the row's blob key {row.blob_key!r} is not one jobstore writes (a tampered row)",
+                        action="delete the file, or restore the catalog from a backup",
+                    )
+                )
+                continue
+            if row.id not in missing_ids:
+                present.append(row)
+        for found in parallel_map(lambda row: _check_blob(store, row, verify_checksums), present, workers):
+            if found is not None:
+                report.problems.append(found)
+        progress("check files", report.checked_files, None)
+
+    # Cleanup files whose job is gone; orphans kept by design are a note, not a problem.
+    cleanup_orphans = orphaned_files(store, cleanup_only=True)
+    all_orphans = catalog.read(
+        store_id, lambda tx: reports.count_orphaned_files(tx.connection, tx.store_id), describe="count orphans"
+    )
+    report.notes["orphaned_files_kept"] = all_orphans[0] - len(cleanup_orphans)
+    for orphan in cleanup_orphans:
+        report.problems.append(
+            Problem(
+                "orphaned_cleanup_file",
+                orphan.id,
+                f"written with cleanup=True for job {orphan.job_id}, which no longer exists ({orphan.size} bytes)",
+                action="delete it (jobstore fsck --repair, or jobstore gc)",
+            )
+        )
+
+    condemned = catalog.read(
+        store_id, lambda tx: reports.condemned_keys(tx.connection, tx.store_id), describe="read condemned blobs"
+    )
+    unreferenced = [key for key in comparison.unreferenced if key not in condemned]
+    report.notes["blobs_awaiting_gc"] = len(comparison.unreferenced) - len(unreferenced)
+    for key in unreferenced:
+        report.problems.append(
+            Problem(
+                "unreferenced_blob",
+                key,
+                "no file row references this blob (an interrupted write, or a deleted row)",
+                action="condemn it so that jobstore gc deletes it after its grace period",
+            )
+        )
+    for name in comparison.foreign:
+        report.problems.append(
+            Problem(
+                "foreign_object",
+                name,
+                "an object in the store's blob prefix that jobstore did not write",
+                action="move it out of the store's prefix; jobstore never deletes it",
+            )
+        )
+    if repair:
+        _repair(store, report, unreferenced, workers)
+    return report
+
+
+def _check_blob(store: JobStore, row: FileCheckRow, verify_checksum: bool) -> Problem | None:
+    blobs = store.blob_store
+    try:
+        size = blobs.size(row.blob_key)
+    except JobStoreError as error:
+        return Problem("unreadable_blob", row.id, f"{row.blob_key!r}: {error}", action="check the blob store")
+    if size is None:
+        return None  # vanished since the listing: a concurrent delete, not damage
+    if size != row.size:
+        return Problem(
+            "size_mismatch",
+            row.id,
+            f"blob {row.blob_key!r} holds {size} bytes, the row records {row.size}",
+            action="cannot be repaired: restore the blob from a backup, or delete the file",
+        )
+    if not verify_checksum:
+        return None
+    try:
+        with blobs.open_read(row.blob_key, BlobInfo(row.size, row.checksum), f"file {row.id}") as reader:
+            _drain(reader)
+    except ChecksumMismatchError as error:
+        return Problem(
+            "checksum_mismatch",
+            row.id,
+            str(error).split(" The stored copy")[0],
+            action="cannot be repaired: restore the blob from a backup, or delete the file",
+        )
+    except BlobNotFoundError:
+        return None
+    return None
+
+
+def _drain(reader: io.BufferedReader) -> None:
+    while reader.read(CHUNK_SIZE):
+        pass
+
+
+def _repair(store: JobStore, report: FsckReport, unreferenced: list[str], workers: int) -> None:
+    catalog, blobs, store_id = store.catalog, store.blob_store, store.store_id
+    by_kind: dict[str, list[Problem]] = {}
+    for problem in report.problems:
+        by_kind.setdefault(problem.kind, []).append(problem)
+
+    cleanup = by_kind.get("orphaned_cleanup_file", [])
+    if cleanup:
+        ids = [problem.subject for problem in cleanup]
+        deleted = catalog.write(
+            store_id,
+            lambda tx: reports.delete_orphaned_files(tx.connection, tx.store_id, ids),
+            describe="delete orphaned cleanup files",
+        )
+        gone = {file_id for file_id, _, _ in deleted}
+        parallel_map(_quiet_delete(store), [key for _, key, _ in deleted], workers)
+        for problem in cleanup:
+            if problem.subject in gone:
+                problem.repaired = True
+                problem.action = "deleted the row and its blob"
+
+    if unreferenced:
+        sizes = parallel_map(blobs.size, unreferenced, workers)
+        now = reports.now()
+
+        def condemn(tx: CatalogTx) -> None:
+            reports.condemn(tx.connection, tx.store_id, list(zip(unreferenced, sizes, strict=True)), now)
+
+        catalog.write(store_id, condemn, describe="condemn unreferenced blobs")
+        for problem in by_kind.get("unreferenced_blob", []):
+            problem.repaired = True
+            problem.action = "condemned: jobstore gc deletes it after its grace period unless a row claims it"
+
+
+def _quiet_delete(store: JobStore) -> Any:
+    def delete(key: str) -> None:
+        try:
+            store.blob_store.delete(key)
+        except JobStoreError:
+            pass  # unreferenced now: gc finds it
+
+    return delete
