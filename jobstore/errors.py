@@ -7,6 +7,8 @@ plain Python conventions keep working. Every message says what was wrong and wha
 
 from __future__ import annotations
 
+from jobstore.redact import redact_url
+
 
 class JobStoreError(Exception):
     """Base class of every error jobstore raises on purpose."""
@@ -57,7 +59,7 @@ class JobStoreExistsException(JobStoreError):
     def __init__(self, locator: str) -> None:
         self.locator = locator
         super().__init__(
-            f"The job store {locator!r} already exists. Call resume() to continue its workflow, "
+            f"The job store {redact_url(locator)!r} already exists. Call resume() to continue its workflow, "
             "or destroy it (jobstore destroy LOCATOR) to start from scratch."
         )
 
@@ -68,7 +70,7 @@ class NoSuchJobStoreException(JobStoreError):
     def __init__(self, locator: str, detail: str = "") -> None:
         self.locator = locator
         message = (
-            f"The job store {locator!r} does not exist, so there is nothing to resume. "
+            f"The job store {redact_url(locator)!r} does not exist, so there is nothing to resume. "
             "Check the locator, or call initialize() to create it."
         )
         super().__init__(f"{message} {detail}".strip())

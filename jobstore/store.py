@@ -32,6 +32,7 @@ from jobstore.abstract import AbstractJobStore, ByteProgress, check_shared_file_
 from jobstore.blobs import BlobInfo, BlobStore, new_key, open_blob_store
 from jobstore.blobs.base import wrap_text
 from jobstore.catalog import Catalog, CatalogTx, FileRow, JobFields, NewFile
+from jobstore.catalog.direct import DirectSQLite
 from jobstore.catalog.engine import sqlite_path
 from jobstore.catalog.migrate import head_revision
 from jobstore.config import Config
@@ -308,6 +309,13 @@ class JobStore(AbstractJobStore):
     def store_id(self) -> int:
         return self._require()[2]
 
+    def _direct(self) -> tuple[DirectSQLite, Catalog, int] | None:
+        """The SQLite fast path for single-row operations, unless a batch transaction is open."""
+        if getattr(self._batch, "tx", None) is not None:
+            return None
+        catalog, _, store_id = self._require()
+        return None if catalog.direct is None else (catalog.direct, catalog, store_id)
+
     def _read(self, work: Callable[[CatalogTx], T], describe: str) -> T:
         active = getattr(self._batch, "tx", None)
         if active is not None:
@@ -404,7 +412,17 @@ class JobStore(AbstractJobStore):
             # A retried transaction whose first commit went through finds its own row: success.
             return tx.get_job(fields.id) == (1, fields.description)
 
-        if not self._write(insert, "create a job"):
+        fast = self._direct()
+        if fast is not None:
+            direct, catalog, store_id = fast
+            created = catalog.run_direct(
+                lambda: direct.insert_job(store_id, fields)
+                or direct.get_job(store_id, fields.id) == (1, fields.description),
+                describe="create a job",
+            )
+        else:
+            created = self._write(insert, "create a job")
+        if not created:
             raise JobStoreError(
                 f"A job with ID {job_description.jobStoreID!r} already exists in this store; "
                 "use update_job to change it, or create the new job without a jobStoreID."
@@ -415,12 +433,21 @@ class JobStore(AbstractJobStore):
     def job_exists(self, job_id: str) -> bool:
         if not _is_valid_id(job_id):
             return False
+        fast = self._direct()
+        if fast is not None:
+            direct, catalog, store_id = fast
+            return catalog.run_direct(lambda: direct.job_exists(store_id, job_id), describe="check a job")
         return self._read(lambda tx: tx.job_exists(job_id), "check a job")
 
     def load_job(self, job_id: str) -> JobDescription:
         if not _is_valid_id(job_id):
             raise NoSuchJobException(job_id, "That is not a job ID this store could have issued.")
-        found = self._read(lambda tx: tx.get_job(job_id), "load a job")
+        fast = self._direct()
+        if fast is not None:
+            direct, catalog, store_id = fast
+            found = catalog.run_direct(lambda: direct.get_job(store_id, job_id), describe="load a job")
+        else:
+            found = self._read(lambda tx: tx.get_job(job_id), "load a job")
         if found is None:
             raise NoSuchJobException(job_id)
         version, text = found
@@ -447,7 +474,14 @@ class JobStore(AbstractJobStore):
                 return new_version
             return tx.job_exists(job_id)
 
-        outcome = self._write(attempt, "update a job")
+        fast = self._direct() if expected is not None else None
+        if fast is not None:
+            direct, catalog, store_id = fast
+            assert expected is not None
+            updated = catalog.run_direct(lambda: direct.update_job(store_id, fields, expected), describe="update a job")
+            outcome: int | bool | None = expected + 1 if updated else self.job_exists(job_id)
+        else:
+            outcome = self._write(attempt, "update a job")
         if outcome is True:
             raise ConcurrentFileModificationException(
                 job_id,
@@ -461,7 +495,12 @@ class JobStore(AbstractJobStore):
         """Delete a job and the files written with ``cleanup=True`` for it. Idempotent."""
         if not _is_valid_id(job_id):
             return
-        _, doomed = self._write(lambda tx: tx.delete_job(job_id), "delete a job")
+        fast = self._direct()
+        if fast is not None:
+            direct, catalog, store_id = fast
+            _, doomed = catalog.run_direct(lambda: direct.delete_job(store_id, job_id), describe="delete a job")
+        else:
+            _, doomed = self._write(lambda tx: tx.delete_job(job_id), "delete a job")
         self._discard_blobs(doomed)
 
     def jobs(self) -> Iterator[JobDescription]:
@@ -496,7 +535,12 @@ class JobStore(AbstractJobStore):
 
         # If the commit itself fails we cannot know whether it happened, so the blob is left alone:
         # garbage collection removes it later if, and only if, no row references it.
-        problem = self._write(insert, "record a new file")
+        fast = self._direct()
+        if fast is not None:
+            direct, catalog, store_id = fast
+            problem = catalog.run_direct(lambda: direct.insert_file(store_id, new), describe="record a new file")
+        else:
+            problem = self._write(insert, "record a new file")
         if problem is not None:
             self._discard_now(new.blob_key)
             if problem == "no job":
@@ -614,7 +658,12 @@ class JobStore(AbstractJobStore):
     def _file_row(self, file_id: str) -> FileRow:
         if not _is_valid_id(file_id):
             raise NoSuchFileException(file_id, "That is not a file ID this store could have issued.")
-        row = self._read(lambda tx: tx.get_file(file_id), "look up a file")
+        fast = self._direct()
+        if fast is not None:
+            direct, catalog, store_id = fast
+            row = catalog.run_direct(lambda: direct.get_file(store_id, file_id), describe="look up a file")
+        else:
+            row = self._read(lambda tx: tx.get_file(file_id), "look up a file")
         if row is None:
             raise NoSuchFileException(file_id)
         return row
@@ -719,20 +768,34 @@ class JobStore(AbstractJobStore):
         """Delete a file. Idempotent: a missing file is not an error (Toil's semantics)."""
         if not _is_valid_id(file_id):
             return
-        key = self._write(lambda tx: tx.delete_file(file_id), "delete a file")
+        fast = self._direct()
+        if fast is not None:
+            direct, catalog, store_id = fast
+            key = catalog.run_direct(lambda: direct.delete_file(store_id, file_id), describe="delete a file")
+        else:
+            key = self._write(lambda tx: tx.delete_file(file_id), "delete a file")
         if key is not None:
             self._discard_blobs([key])
 
     def file_exists(self, file_id: str) -> bool:
         if not _is_valid_id(file_id):
             return False
+        fast = self._direct()
+        if fast is not None:
+            direct, catalog, store_id = fast
+            return catalog.run_direct(lambda: direct.file_exists(store_id, file_id), describe="check a file")
         return self._read(lambda tx: tx.file_exists(file_id), "check a file")
 
     def get_file_size(self, file_id: str) -> int:
         """The file's size in bytes, or 0 if it does not exist (Toil's semantics)."""
         if not _is_valid_id(file_id):
             return 0
-        size = self._read(lambda tx: tx.file_size(file_id), "look up a file size")
+        fast = self._direct()
+        if fast is not None:
+            direct, catalog, store_id = fast
+            size = catalog.run_direct(lambda: direct.file_size(store_id, file_id), describe="look up a file size")
+        else:
+            size = self._read(lambda tx: tx.file_size(file_id), "look up a file size")
         return 0 if size is None else size
 
     def file_info(self, file_id: str) -> FileRow:

@@ -13,7 +13,8 @@ from typing import TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
-from jobstore.catalog.engine import READ_ONLY, make_engine, run_with_retries
+from jobstore.catalog.direct import DirectSQLite
+from jobstore.catalog.engine import READ_ONLY, SQLITE_BUSY_TIMEOUT_MS, make_engine, run_with_retries, sqlite_path
 from jobstore.catalog.migrate import SchemaState, schema_state, upgrade
 from jobstore.catalog.queries import CatalogTx, FileRow, JobFields, NewFile, StoreRow
 from jobstore.redact import redact_url
@@ -35,6 +36,15 @@ class Catalog:
             # the BEGIN and COMMIT round trips on every load.
             read_options["isolation_level"] = "AUTOCOMMIT"
         self._read_engine = self.engine.execution_options(**read_options)
+        #: The SQLite fast path for single-row operations (None on PostgreSQL).
+        self.direct: DirectSQLite | None = None
+        database = sqlite_path(url)
+        if database is not None:
+            self.direct = DirectSQLite(
+                database,
+                synchronous="FULL" if durability == "full" else "NORMAL",
+                busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS,
+            )
 
     @property
     def dialect(self) -> str:
@@ -44,7 +54,13 @@ class Catalog:
         return f"Catalog({redact_url(self.url)!r})"
 
     def dispose(self) -> None:
+        if self.direct is not None:
+            self.direct.close()
         self.engine.dispose()
+
+    def run_direct(self, work: Callable[[], T], *, describe: str) -> T:
+        """Run a fast-path operation with the catalog's one retry policy."""
+        return run_with_retries(self.engine, work, describe=describe)
 
     # --- schema ------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -242,6 +243,13 @@ def is_transient(error: BaseException) -> bool:
     )
 
 
+def _wrap_sqlite_error(error: sqlite3.Error) -> DBAPIError:
+    """A raw sqlite3 error from the fast path, in SQLAlchemy's clothes, so one classifier serves both."""
+    wrapped = DBAPIError.instance(None, None, error, sqlite3.Error)
+    assert isinstance(wrapped, DBAPIError)
+    return wrapped
+
+
 def run_with_retries(engine: Engine, work: Callable[[], T], *, describe: str) -> T:
     """Run ``work`` (one whole transaction), retrying transient failures with jittered backoff.
 
@@ -252,7 +260,9 @@ def run_with_retries(engine: Engine, work: Callable[[], T], *, describe: str) ->
     for attempt in range(1, _RETRY_ATTEMPTS + 1):
         try:
             return work()
-        except DBAPIError as error:
+        except (DBAPIError, sqlite3.Error) as error:
+            if isinstance(error, sqlite3.Error):
+                error = _wrap_sqlite_error(error)
             if not is_transient(error):
                 # Callers see our errors, never a driver's: disk full, read-only database, a
                 # damaged file. Nothing was committed.

@@ -185,6 +185,16 @@ _SELECT_SHARED = select(*_FILE_COLUMNS).where(
 _FILE_EXISTS = select(literal(1)).where(files.c.store_id == _store_id, files.c.id == bindparam("id"))
 _FILE_SIZE = select(files.c.size).where(files.c.store_id == _store_id, files.c.id == bindparam("id"))
 _DELETE_FILE = delete(files).where(files.c.store_id == _store_id, files.c.id == bindparam("id"))
+_DELETE_CLEANUP_FILES_RETURNING_KEYS = (
+    delete(files)
+    .where(files.c.store_id == _store_id, files.c.job_id == bindparam("job_id"), files.c.cleanup.is_(True))
+    .returning(files.c.blob_key)
+)
+_DELETE_FILE_RETURNING_KEY = (
+    delete(files)
+    .where(files.c.store_id == _store_id, files.c.id == bindparam("id"))
+    .returning(files.c.blob_key)
+)
 _SELECT_FILE_KEY = select(files.c.blob_key).where(files.c.store_id == _store_id, files.c.id == bindparam("id"))
 _UPDATE_FILE_CAS = (
     update(files)
