@@ -109,8 +109,14 @@ class _HashingRawWriter(io.RawIOBase):
         return len(chunk)
 
 
-class _VerifyingRawReader(io.RawIOBase):
-    """Reads a provider stream, checking size and checksum when the end is reached."""
+class VerifyingReader(io.BufferedIOBase):
+    """A buffered binary reader over a provider stream that checks size and checksum at the end.
+
+    ``read(n)`` hands the provider's bytes straight to the caller (checksummed on the way): no
+    intermediate buffer, no copy. A ``BufferedReader`` over a raw reader copied every chunk into a
+    fresh result and ran at ~1 GB/s; this runs at the speed of read plus CRC32C. ``peek`` keeps
+    ``readline``, iteration and text wrappers efficient.
+    """
 
     def __init__(self, source: BinaryIO, expected: BlobInfo | None, what: str) -> None:
         super().__init__()
@@ -119,26 +125,68 @@ class _VerifyingRawReader(io.RawIOBase):
         self._what = what
         self._checksum = RunningChecksum()
         self._verified = expected is None
+        self._pending = b""  # bytes already checksummed, not yet returned (from peek)
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        view = memoryview(buffer).cast("B")
-        data = self._source.read(len(view))
+    def _pull(self, size: int) -> bytes:
+        """Up to ``size`` new bytes from the provider (b"" at the end), checksummed."""
+        data = self._source.read(size)
         if not data:
             if not self._verified and self._expected is not None:
                 self._verified = True
                 verify(self._expected.size, self._expected.checksum, self._checksum, self._what)
-            return 0
+            return b""
+        if not isinstance(data, bytes):
+            data = bytes(data)
         self._checksum.update(data)
         if self._expected is not None and self._checksum.size > self._expected.size:
             self._verified = True
             verify(self._expected.size, self._expected.checksum, self._checksum, self._what)
+        return data
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            parts = [self._pending]
+            self._pending = b""
+            while chunk := self._pull(CHUNK_SIZE):
+                parts.append(chunk)
+            return b"".join(parts)
+        if self._pending:
+            data, self._pending = self._pending[:size], self._pending[size:]
+            return data
+        if size == 0:
+            return b""
+        data = self._pull(size)
+        if len(data) == size or not data:
+            return data
+        parts = [data]
+        missing = size - len(data)
+        while missing and (chunk := self._pull(missing)):
+            parts.append(chunk)
+            missing -= len(chunk)
+        return b"".join(parts)
+
+    def read1(self, size: int = -1) -> bytes:
+        if self._pending:
+            return self.read(size if size >= 0 else len(self._pending))
+        return self._pull(size if size > 0 else CHUNK_SIZE)
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
         view[: len(data)] = data
         return len(data)
 
+    def peek(self, size: int = 0) -> bytes:
+        if not self._pending:
+            self._pending = self._pull(max(size, 64 * 1024))
+        return self._pending
+
     def close(self) -> None:
+        if self.closed:
+            return
         try:
             self._source.close()
         finally:
@@ -267,10 +315,9 @@ class BlobStore(ABC):
         assert pending.info is not None
         return pending.info
 
-    def open_read(self, key: str, expected: BlobInfo | None, what: str) -> io.BufferedReader:
-        """A buffered binary reader of ``key`` that verifies ``expected`` when read to the end."""
-        source = self._open_source(check_key(key))
-        return io.BufferedReader(_VerifyingRawReader(source, expected, what), buffer_size=CHUNK_SIZE)
+    def open_read(self, key: str, expected: BlobInfo | None, what: str) -> VerifyingReader:
+        """A binary reader of ``key`` that verifies ``expected`` when read to the end."""
+        return VerifyingReader(self._open_source(check_key(key)), expected, what)
 
     def get_file(
         self,

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from jobstore.config import Config
 
 MARKER = ".jobstore-blobs"
+#: Files at least this large are copied in by the kernel (copy_file_range) and checksummed after.
+KERNEL_COPY_THRESHOLD = 8 * 1024 * 1024
 TEMP_DIR = ".tmp"
 BLOB_MODE = 0o400
 EXECUTABLE_BLOB_MODE = 0o500
@@ -283,14 +285,24 @@ class LocalBlobStore(BlobStore):
         except OSError:
             raise  # the caller's file, not the blob store's: the store reports it as a local-file error
         try:
-            mode = os.fstat(source_fd).st_mode
-            blob_mode = EXECUTABLE_BLOB_MODE if mode & stat.S_IXUSR else BLOB_MODE
+            source = os.fstat(source_fd)
+            blob_mode = EXECUTABLE_BLOB_MODE if source.st_mode & stat.S_IXUSR else BLOB_MODE
             sink = _LocalSink(self, key, blob_mode)
             checksum = RunningChecksum()
             try:
-                while chunk := os.read(source_fd, CHUNK_SIZE):
-                    checksum.update(chunk)
-                    sink.write(chunk)
+                if source.st_size >= KERNEL_COPY_THRESHOLD and self._kernel_copy(
+                    source_fd, sink, source.st_size, f"the local file {local_path!r}"
+                ):
+                    # Large files: the kernel copies (as Toil's copyfile does), then one read of the
+                    # new blob from the page cache checksums exactly what was stored. Faster than a
+                    # user-space copy that checksums as it goes (see import_from_url).
+                    with open(sink._temp, "rb", buffering=0) as copied:
+                        while chunk := copied.read(CHUNK_SIZE):
+                            checksum.update(chunk)
+                else:
+                    while chunk := os.read(source_fd, CHUNK_SIZE):
+                        checksum.update(chunk)
+                        sink.write(chunk)
                 info = BlobInfo(checksum.size, checksum.hexdigest())
                 sink.commit(info)
             except BaseException:

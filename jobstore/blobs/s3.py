@@ -289,6 +289,15 @@ def _translate_client_error(
     return BlobStoreError(f"{where}: S3 error {said} (HTTP {status}).")
 
 
+def _no_continue_for_empty_body(request: Any, **_: Any) -> None:
+    """Send an empty PUT without ``Expect: 100-continue``: some S3-compatible servers (SeaweedFS
+    4.48 seen here) answer such a request twice, and the stray reply poisons the next request on
+    the connection (a 60 s read timeout or a wrong answer). Waiting for "continue" before sending
+    zero bytes gains nothing anyway."""
+    if request.headers.get("Content-Length") == "0" and "Expect" in request.headers:
+        del request.headers["Expect"]
+
+
 def _create_only(params: dict[str, Any], **_: Any) -> None:
     """botocore hook: make a PutObject / CompleteMultipartUpload create-only (If-None-Match: *)."""
     params.setdefault("IfNoneMatch", "*")
@@ -407,6 +416,7 @@ class S3BlobStore(BlobStore):
         if create_only:
             for operation in ("PutObject", "CompleteMultipartUpload"):
                 client.meta.events.register(f"before-parameter-build.s3.{operation}", _create_only)
+        client.meta.events.register("before-send.s3.PutObject", _no_continue_for_empty_body)
         return client
 
     def _explicit_credentials(self) -> dict[str, str]:

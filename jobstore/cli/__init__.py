@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from jobstore.cli import db, maintenance, status, transfer  # noqa: F401  (registers the subcommands)
 from jobstore.cli.common import app, errors
@@ -22,7 +23,10 @@ __all__ = ["app", "main"]
 def main() -> None:
     """Entry point: expected errors become one red line and exit status 2."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode, click returns a command's typer.Exit code instead of exiting.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except typer.Exit as done:
         sys.exit(done.exit_code)
     except (typer.Abort, KeyboardInterrupt):
@@ -30,6 +34,11 @@ def main() -> None:
         sys.exit(130)
     except JobStoreError as error:
         errors.print(f"[red]error:[/red] {redact_url(str(error))}")
+        sys.exit(2)
+    except SQLAlchemyError as error:
+        # A catalog that cannot be opened or read: one line, never a traceback.
+        cause = getattr(error, "orig", None) or error
+        errors.print(f"[red]error:[/red] the catalog could not be used: {redact_url(str(cause)).splitlines()[0]}")
         sys.exit(2)
     except Exception as error:  # click's usage errors
         import click

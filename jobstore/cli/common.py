@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from jobstore.catalog.engine import sqlite_path
 from jobstore.config import Config
+from jobstore.errors import NoSuchJobStoreException
 from jobstore.locator import parse_locator
 
 app = typer.Typer(help="Keep, inspect and maintain jobstore job stores.", no_args_is_help=True, add_completion=False)
@@ -30,4 +33,8 @@ def catalog_url_for(locator: str, catalog: str | None) -> str:
         raise typer.BadParameter(
             f"{locator!r} does not say where its catalog is; pass --catalog URL or set JOBSTORE_CATALOG."
         )
+    database = sqlite_path(url)
+    if location.kind == "file" and database is not None and not os.path.isfile(database):
+        # Never create an empty catalog file where a store was expected.
+        raise NoSuchJobStoreException(locator, f"There is no catalog at {database}.")
     return url

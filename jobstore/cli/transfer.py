@@ -9,12 +9,14 @@ the count of finished ones.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -29,7 +31,7 @@ from rich.progress import (
 from rich.text import Text
 
 from jobstore.abstract import TransferProgress, TransferResult
-from jobstore.cli.common import CatalogOption, app, console, errors
+from jobstore.cli.common import CatalogOption, app, errors
 from jobstore.config import Config
 from jobstore.store import JobStore
 
@@ -95,10 +97,12 @@ def _finish(results: list[TransferResult], label: Callable[[TransferResult], str
     failed = 0
     for result in results:
         if result.ok:
-            console.print(f"{label(result)}\t{result.url}", markup=False, highlight=False, soft_wrap=True)
-        else:
-            failed += 1
-            errors.print(f"[red]failed:[/red] {result.url}: {result.error}", highlight=False, soft_wrap=True)
+            sys.stdout.write(f"{label(result)}\t{result.url}\n")  # tab-separated, for scripts
+            continue
+        failed += 1
+        reason = str(result.error)
+        where = "" if result.url in reason else f"{result.url}: "
+        errors.print(f"[red]failed:[/red] {escape(where + reason)}", highlight=False, soft_wrap=True)
     if failed:
         errors.print(f"{failed} of {len(results)} transfers failed; the others were completed.")
         raise typer.Exit(1)

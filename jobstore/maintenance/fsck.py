@@ -231,7 +231,7 @@ def _check_blob(store: JobStore, row: FileCheckRow, verify_checksum: bool) -> Pr
     return None
 
 
-def _drain(reader: io.BufferedReader) -> None:
+def _drain(reader: io.BufferedIOBase) -> None:
     while reader.read(CHUNK_SIZE):
         pass
 

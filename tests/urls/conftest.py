@@ -68,6 +68,12 @@ def url_config(s3_server: S3Server, gcs_server: GCSServer, s3_bucket: str, gcs_b
     return url_settings(s3_server, gcs_server)
 
 
+def put_s3_object(server: S3Server, bucket: str, key: str, data: bytes, **extra: Any) -> None:
+    """PutObject with a client of its own: SeaweedFS 4.48 leaves a keep-alive connection stuck
+    after an empty PutObject, so the next PutObject on it waits for the 60 s read timeout."""
+    server.boto3_client().put_object(Bucket=bucket, Key=key, Body=data, **extra)
+
+
 def make_place(scheme: str, request: pytest.FixtureRequest, tmp_path: Path) -> Place:
     run = uuid.uuid4().hex[:8]
     if scheme == "file":
@@ -109,14 +115,13 @@ def make_place(scheme: str, request: pytest.FixtureRequest, tmp_path: Path) -> P
     if scheme == "s3":
         s3: S3Server = request.getfixturevalue("s3_server")
         bucket = request.getfixturevalue("s3_bucket")
-        client = s3.boto3_client()
 
         def put_s3(name: str, data: bytes) -> str:
-            client.put_object(Bucket=bucket, Key=f"in/{run}/{name}", Body=data)
+            put_s3_object(s3, bucket, f"in/{run}/{name}", data)
             return f"s3://{bucket}/in/{run}/{name}"
 
         def fetch_s3(name: str) -> bytes:
-            body: bytes = client.get_object(Bucket=bucket, Key=f"out/{run}/{name}")["Body"].read()
+            body: bytes = s3.boto3_client().get_object(Bucket=bucket, Key=f"out/{run}/{name}")["Body"].read()
             return body
 
         return Place(scheme, put_s3, lambda name: f"s3://{bucket}/out/{run}/{name}", fetch_s3)

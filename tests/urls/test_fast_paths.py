@@ -21,6 +21,7 @@ from jobstore.blobs.s3 import crc32c_combine
 from tests.conftest import Backend
 from tests.services.gcs import GCSServer
 from tests.services.s3 import S3Server
+from tests.urls.conftest import put_s3_object
 
 MiB = 1024 * 1024
 
@@ -70,12 +71,11 @@ def test_s3_import_into_an_s3_store_is_a_server_side_copy(
     does not compute a CRC32C on CopyObject)."""
     store = backend.new_store(**url_config)
     outcomes = _watch_fast_path(monkeypatch, store)
-    client = s3_server.boto3_client()
     for size in (0, 1, MiB + 1):
         data = os.urandom(size)
         key = f"fast/{os.urandom(4).hex()}/data-{size}.bin"
         extra = {"ChecksumCRC32C": crc32c_base64(checksum_of_bytes(data))} if with_crc32c else {}
-        client.put_object(Bucket=s3_bucket, Key=key, Body=data, **extra)
+        put_s3_object(s3_server, s3_bucket, key, data, **extra)
         url = f"s3://{s3_bucket}/{key}"
         _check_import(store, store.import_file(url), url, data)
         assert outcomes[-1] is not None
