@@ -1,0 +1,97 @@
+"""Time one real Toil workflow of many small jobs on Toil's FileJobStore and on jobstore.
+
+    python scripts/toil_bench.py [--jobs 500] [--max-cores 2]
+
+The workflow: a root job with N children, each writing a small file with ``writeGlobalFile``, and a
+follow-on that reads them all back. It runs twice in the same invocation, with the single-machine
+batch system: once on ``file:DIR`` (Toil's FileJobStore) and once on ``jobstore:file:DIR`` (SQLite
+catalog + local blobs), and prints both wall-clock times and their ratio. From a source checkout
+the ``.pth`` hook is activated for the Toil processes through a temporary ``sitecustomize``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def small_file(job: Any, number: int) -> Any:
+    path = os.path.join(job.tempDir, "small.txt")
+    with open(path, "w") as handle:
+        handle.write(f"job {number}\n")
+    return job.fileStore.writeGlobalFile(path)
+
+
+def gather(job: Any, file_ids: list[Any]) -> int:
+    total = 0
+    for file_id in file_ids:
+        with job.fileStore.readGlobalFileStream(file_id) as handle:
+            total += len(handle.read())
+    return total
+
+
+def fan_out(job: Any, count: int) -> Any:
+    children = [job.addChildJobFn(small_file, n, memory="50M", cores=0.1, disk="10M") for n in range(count)]
+    return job.addFollowOnJobFn(gather, [child.rv() for child in children]).rv()
+
+
+def run_workflow(locator: str, count: int, max_cores: int) -> None:
+    """The Toil leader (run in a subprocess by ``main``)."""
+    from toil.common import Toil
+    from toil.job import Job
+
+    parser = Job.Runner.getDefaultArgumentParser()
+    options = parser.parse_args([locator])
+    options.batchSystem = "single_machine"
+    options.maxCores = max_cores
+    options.logLevel = "WARNING"
+    options.clean = "always"
+    with Toil(options) as toil:
+        result = toil.start(Job.wrapJobFn(fan_out, count))
+    if result <= 0:
+        raise SystemExit("the workflow produced nothing")
+
+
+def timed(locator: str, count: int, max_cores: int, env: dict[str, str]) -> float:
+    command = [sys.executable, __file__, "--leader", locator, "--jobs", str(count), "--max-cores", str(max_cores)]
+    start = time.perf_counter()
+    subprocess.run(command, env=env, check=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=500)
+    parser.add_argument("--max-cores", type=int, default=2)
+    parser.add_argument("--leader", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.leader:
+        run_workflow(args.leader, args.jobs, args.max_cores)
+        return
+
+    with tempfile.TemporaryDirectory(prefix="toil-bench-") as work:
+        site_dir = Path(work, "site")
+        site_dir.mkdir()
+        hook_dir = REPO / "jobstore" / "toil" / "site"
+        (site_dir / "sitecustomize.py").write_text(f"import site\nsite.addsitedir({str(hook_dir)!r})\n")
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site_dir), str(REPO), env.get("PYTHONPATH")]))
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        toil_seconds = timed(f"file:{work}/toil-store", args.jobs, args.max_cores, env)
+        ours_seconds = timed(f"jobstore:file:{work}/jobstore-store", args.jobs, args.max_cores, env)
+    print(f"{args.jobs} jobs each writing a small file, single_machine, maxCores={args.max_cores}")
+    print(f"  Toil FileJobStore        {toil_seconds:8.1f} s")
+    print(f"  jobstore (SQLite+local)  {ours_seconds:8.1f} s")
+    print(f"  ratio jobstore / Toil    {ours_seconds / toil_seconds:8.2f}")
+
+
+if __name__ == "__main__":
+    main()

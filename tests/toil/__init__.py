@@ -1,0 +1,1 @@
+"""Real Toil on jobstore: Toil's conformance suite and real workflows (the ``toil`` extra)."""
