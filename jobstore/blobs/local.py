@@ -137,10 +137,9 @@ class LocalBlobStore(BlobStore):
 
     def path_of(self, key: str) -> str:
         """The file holding ``key``; refuses keys that would leave the root (tampered rows)."""
-        path = os.path.join(self.root, check_key(key))
-        if os.path.commonpath([self.root, os.path.abspath(path)]) != self.root:
-            raise UnsafeLocationError(f"Blob key {key!r} points outside the blob directory {self.root!r}.")
-        return path
+        # check_key admits only relative paths of plain segments (no '', '.', '..'), so the join
+        # cannot leave the root.
+        return os.path.join(self.root, check_key(key))
 
     def temp_path(self) -> str:
         return os.path.join(self._temp_dir, os.urandom(12).hex())
@@ -397,26 +396,44 @@ class LocalBlobStore(BlobStore):
         if allow_link and executable and not _is_executable(blob):
             allow_link = False  # the link would share a mode without the executable bit
         if allow_link:
-            temp = local_temp_path(local_path)
+            if self._link_out(blob, local_path, what or key):
+                return
+                self._copy_out(blob, local_path, expected, executable, what or key)
+
+    @staticmethod
+    def _link_out(blob: str, local_path: str, what: str) -> bool:
+        """Hard-link the blob at ``local_path``; False when this file system cannot (copy instead).
+
+        A new name is linked directly (a link appears whole, so this is atomic); an existing file
+        is replaced through a temporary link and a rename.
+        """
+        attempts = (local_path, None)
+        for target in attempts:
+            temp = target or local_temp_path(local_path)
             try:
                 os.link(blob, temp)
+            except FileExistsError:
+                if target is None:
+                    raise
+                continue  # something is there already: replace it atomically
             except FileNotFoundError:
                 if not os.path.exists(blob):
                     raise BlobNotFoundError(
-                        f"{what or key} is missing from the blob directory. Run `jobstore fsck`."
+                        f"{what} is missing from the blob directory. Run `jobstore fsck`."
                     ) from None
                 raise
             except OSError as error:
-                if error.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
-                    raise
-            else:
+                if error.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
+                    return False
+                raise
+            if target is None:
                 try:
                     os.replace(temp, local_path)
                 except BaseException:
                     os.unlink(temp)
                     raise
-                return
-        self._copy_out(blob, local_path, expected, executable, what or key)
+            return True
+        return False
 
     def _copy_out(self, blob: str, local_path: str, expected: BlobInfo | None, executable: bool, what: str) -> None:
         temp = local_temp_path(local_path)
