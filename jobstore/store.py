@@ -75,7 +75,8 @@ DEFAULT_PUBLIC_URL_EXPIRY = 7 * 24 * 3600
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    """A fresh ID: 128 random bits as 32 hex digits (the shape of uuid4().hex, a third of the cost)."""
+    return os.urandom(16).hex()
 
 
 def _is_valid_id(value: object) -> bool:
@@ -319,6 +320,7 @@ class JobStore(AbstractJobStore):
     def _read(self, work: Callable[[CatalogTx], T], describe: str) -> T:
         active = getattr(self._batch, "tx", None)
         if active is not None:
+            self._flush_batched_creates(active)
             return work(active)
         catalog, _, store_id = self._require()
         return catalog.read(store_id, work, describe=describe)
@@ -326,6 +328,7 @@ class JobStore(AbstractJobStore):
     def _write(self, work: Callable[[CatalogTx], T], describe: str) -> T:
         active = getattr(self._batch, "tx", None)
         if active is not None:
+            self._flush_batched_creates(active)
             return work(active)
         catalog, _, store_id = self._require()
         return catalog.write(store_id, work, describe=describe)
@@ -353,12 +356,17 @@ class JobStore(AbstractJobStore):
         Blobs written inside the block are uploaded as it runs; their rows commit at its end.
         Blobs released by deletes inside the block are deleted after the commit. Nested batches
         join the outer one. Per thread.
+
+        ``create_job`` calls are collected and inserted together (one executemany) before the next
+        catalog operation of the batch or at its end, so a duplicate ID is reported there rather
+        than by the ``create_job`` call itself; the whole batch is then rolled back.
         """
         if getattr(self._batch, "tx", None) is not None:
             yield
             return
         catalog, blobs, store_id = self._require()
         self._batch.doomed = []
+        self._batch.creates = []
         written: list[str] = []
         self._batch.written = written
         committed = False
@@ -367,8 +375,10 @@ class JobStore(AbstractJobStore):
                 self._batch.tx = tx
                 try:
                     yield
+                    self._flush_batched_creates(tx)
                 finally:
                     self._batch.tx = None
+                    self._batch.creates = None
             committed = True
         finally:
             doomed = self._batch.doomed
@@ -382,6 +392,12 @@ class JobStore(AbstractJobStore):
                     blobs.delete(key)
                 except JobStoreError as error:
                     log.warning("could not delete unreferenced blob %s (gc will retry): %s", key, error)
+
+    def _flush_batched_creates(self, tx: CatalogTx) -> None:
+        creates = getattr(self._batch, "creates", None)
+        if creates:
+            self._batch.creates = []
+            tx.insert_jobs(creates)
 
     def _note_written(self, key: str) -> None:
         written = getattr(self._batch, "written", None)
@@ -405,6 +421,11 @@ class JobStore(AbstractJobStore):
                 "starting with a letter or digit (or leave jobStoreID None to have one assigned)."
             )
         fields = _job_fields(job_description)
+        batched = getattr(self._batch, "creates", None)
+        if batched is not None and getattr(self._batch, "tx", None) is not None:
+            batched.append(fields)
+            job_description.version = 1
+            return job_description
 
         def insert(tx: CatalogTx) -> bool:
             if tx.insert_job(fields):

@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import BindParameter
 
 from jobstore.catalog.schema import condemned_blobs, files, jobs, logs, stores
+from jobstore.errors import JobStoreError
 
 
 def utc_now() -> datetime:
@@ -304,6 +305,23 @@ class CatalogTx:
         params.update(store_id=self.store_id, version=1, created_at=now, updated_at=now)
         result = self.connection.execute(_insert_ignoring_conflicts(jobs, self.connection.dialect.name), params)
         return result.first() is not None
+
+    def insert_jobs(self, many: Sequence[JobFields]) -> None:
+        """Insert version 1 of many jobs in one executemany (batch()); a taken ID raises
+        JobStoreError and, the exception propagating, aborts the whole transaction."""
+        now = utc_now()
+        rows = []
+        for fields in many:
+            params = fields.as_params()
+            params.update(store_id=self.store_id, version=1, created_at=now, updated_at=now)
+            rows.append(params)
+        try:
+            self.connection.execute(insert(jobs), rows)
+        except IntegrityError:
+            raise JobStoreError(
+                "A job created in this batch has an ID that already exists in the store (or twice in the "
+                "batch); nothing in the batch was committed. Create jobs without a jobStoreID to get fresh IDs."
+            ) from None
 
     def get_job(self, job_id: str) -> tuple[int, str] | None:
         row = self.connection.execute(_SELECT_JOB, {"sid": self.store_id, "id": job_id}).first()
