@@ -12,11 +12,20 @@ from typing import TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from jobstore.catalog.direct import DirectSQLite
-from jobstore.catalog.engine import READ_ONLY, SQLITE_BUSY_TIMEOUT_MS, make_engine, run_with_retries, sqlite_path
+from jobstore.catalog.engine import (
+    READ_ONLY,
+    SQLITE_BUSY_TIMEOUT_MS,
+    is_transient,
+    make_engine,
+    run_with_retries,
+    sqlite_path,
+)
 from jobstore.catalog.migrate import SchemaState, schema_state, upgrade
 from jobstore.catalog.queries import CatalogTx, FileRow, JobFields, NewFile, StoreRow
+from jobstore.errors import CatalogError, CatalogUnavailableError
 from jobstore.redact import redact_url
 
 __all__ = ["Catalog", "CatalogTx", "FileRow", "JobFields", "NewFile", "StoreRow"]
@@ -108,6 +117,15 @@ class Catalog:
     @contextmanager
     def open_transaction(self, store_id: int) -> Iterator[CatalogTx]:
         """One explicit write transaction spanning many operations (``batch()``). Not retried:
-        the caller's whole batch either commits or raises."""
-        with self.engine.begin() as connection:
-            yield CatalogTx(connection, store_id)
+        the caller's whole batch either commits or raises (a CatalogError for database failures,
+        never the driver's exception)."""
+        try:
+            with self.engine.begin() as connection:
+                yield CatalogTx(connection, store_id)
+        except DBAPIError as error:
+            kind = CatalogUnavailableError if is_transient(error) else CatalogError
+            raise kind(
+                f"The catalog ({redact_url(self.engine.url.render_as_string(hide_password=True))}) failed during "
+                f"a batch: {type(error.orig).__name__}: {redact_url(str(error.orig)).strip()[:300]}. Nothing "
+                "of the batch was committed; run it again (once the database is reachable)."
+            ) from error
