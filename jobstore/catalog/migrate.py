@@ -12,17 +12,23 @@ import io
 from contextlib import contextmanager
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, column, inspect, select, table, text
 from sqlalchemy.engine import Connection
 
 from jobstore.catalog.schema import VERSION_TABLE
 from jobstore.errors import SchemaTooNewError, SchemaTooOldError
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
+
+#: The head revision of this code's migrations. Opening a store compares the catalog with it, and
+#: every worker process opens a store, so the comparison must not import Alembic and parse every
+#: migration script (~100 ms). tests/test_migrations.py checks it equals the scripts' one head.
+HEAD_REVISION = "0002"
+
+_VERSION = table(VERSION_TABLE, column("version_num"))
 
 #: Key of the PostgreSQL advisory lock held while migrating, so concurrent upgrades serialise.
 _ADVISORY_LOCK_KEY = 0x6A6F6273  # "jobs"
@@ -36,6 +42,8 @@ def migrations_directory() -> str:
 
 
 def alembic_config(connection: Connection | None = None, *, output: io.StringIO | None = None) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     config = AlembicConfig(output_buffer=output) if output is not None else AlembicConfig()
     config.set_main_option("script_location", migrations_directory())
     if connection is not None:
@@ -43,25 +51,29 @@ def alembic_config(connection: Connection | None = None, *, output: io.StringIO 
     return config
 
 
-@lru_cache(maxsize=1)
 def head_revision() -> str:
     """The newest revision of this code's migrations (there is exactly one head)."""
-    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
-    if len(heads) != 1:
-        raise RuntimeError(f"jobstore's migrations have {len(heads)} heads {heads}; there must be exactly one.")
-    return heads[0]
+    return HEAD_REVISION
+
+
+def script_heads() -> list[str]:
+    """The heads according to the migration scripts themselves (loads Alembic)."""
+    from alembic.script import ScriptDirectory
+
+    return list(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
 @lru_cache(maxsize=1)
 def known_revisions() -> frozenset[str]:
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config())
     return frozenset(rev.revision for rev in script.walk_revisions())
 
 
 def current_revision(connection: Connection) -> str | None:
     """The catalog's revision, or None if jobstore's schema has never been created in it."""
-    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-    return context.get_current_revision()
+    return connection.execute(select(_VERSION.c.version_num)).scalar()
 
 
 def has_version_table(connection: Connection) -> bool:
@@ -111,6 +123,8 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
             if connection.dialect.name == "sqlite":
                 # Table rebuilds in batch mode must not trip over foreign keys midway.
                 connection.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
+            from alembic import command
+
             command.upgrade(alembic_config(connection), revision)
             after = current_revision(connection)
     return before, after or ""
@@ -122,5 +136,7 @@ def upgrade_sql(url: str, revision: str = "head", start: str | None = None) -> s
     config = alembic_config(output=output)
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     target = f"{start}:{revision}" if start else revision
+    from alembic import command
+
     command.upgrade(config, target, sql=True)
     return output.getvalue()
