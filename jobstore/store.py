@@ -849,47 +849,7 @@ class JobStore(AbstractJobStore):
             if stream is not handle and not stream.closed:
                 stream.flush()
         assert pending.info is not None
-        info = pending.info
-
-        def upsert(tx: CatalogTx) -> str | bool | None:
-            current = tx.get_shared_file(name)
-            if current is None:
-                inserted = tx.insert_file(
-                    NewFile(
-                        id=new_id(),
-                        job_id=None,
-                        cleanup=False,
-                        shared_name=name,
-                        basename=name,
-                        size=info.size,
-                        checksum=info.checksum,
-                        blob_key=key,
-                        executable=False,
-                        encrypted=blobs.encrypted,
-                    )
-                )
-                return None if inserted else True  # True: a concurrent writer created it; retry
-            if tx.replace_file_content(
-                current.id,
-                current.version,
-                size=info.size,
-                checksum=info.checksum,
-                blob_key=key,
-                encrypted=blobs.encrypted,
-            ):
-                return current.blob_key
-            return True
-
-        for _ in range(20):
-            outcome = self._write(upsert, "write a shared file")  # on failure the blob is left for gc
-            if outcome is not True:
-                break
-        else:
-            self._discard_now(key)
-            raise ConcurrentFileModificationException(name, "Too many concurrent writers of this shared file.")
-        self._note_written(key)
-        if isinstance(outcome, str):
-            self._discard_blobs([outcome])
+        self._commit_shared_blob(name, key, pending.info)
 
     def _shared_row(self, shared_file_name: str) -> FileRow:
         name = check_shared_file_name(shared_file_name)
@@ -1024,8 +984,9 @@ class JobStore(AbstractJobStore):
     ) -> None:
         """Point the shared file ``name`` at the written blob ``key`` (insert, or replace by CAS).
 
-        The same protocol as ``write_shared_file_stream``, plus the source URL and executable bit
-        an import knows. A failed commit leaves the blob for garbage collection.
+        Used by ``write_shared_file_stream`` and by imports (which also know a source URL and an
+        executable bit). Last writer wins, as Toil's shared files do; a concurrent first creation
+        is retried as a replacement. A failed commit leaves the blob for garbage collection.
         """
         blobs = self._require()[1]
 
@@ -1064,7 +1025,7 @@ class JobStore(AbstractJobStore):
             return True
 
         for _ in range(20):
-            outcome = self._write(upsert, "import a shared file")
+            outcome = self._write(upsert, "write a shared file")
             if outcome is not True:
                 break
         else:
