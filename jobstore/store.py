@@ -1138,7 +1138,9 @@ def _readable_regular_file(local_path: object) -> tuple[str, bool]:
     return path, bool(mode & stat.S_IXUSR)
 
 
-def _copy_with_progress(source: IO[bytes], target: IO[Any], total: int | None, progress: ByteProgress | None) -> None:
+def _copy_with_progress(
+    source: IO[bytes], target: IO[Any] | io.BufferedIOBase, total: int | None, progress: ByteProgress | None
+) -> None:
     done = 0
     while chunk := source.read(1024 * 1024):
         target.write(chunk)

@@ -90,23 +90,61 @@ class BlobSink(ABC):
         """Discard everything written; nothing may remain at the key. Must not raise."""
 
 
-class _HashingRawWriter(io.RawIOBase):
-    """Feeds a sink and a running checksum; what ``open_write`` hands (buffered) to callers."""
+class HashingWriter(io.BufferedIOBase):
+    """What ``open_write`` hands to callers: feeds a sink and a running checksum.
+
+    Large ``bytes`` writes go straight to the sink (checksummed, no copy); small ones are gathered
+    into one chunk first. A ``BufferedWriter`` over a raw writer copied every chunk once more
+    (the raw writer had to turn the memoryview it was given into bytes for the CRC).
+    """
 
     def __init__(self, sink: BlobSink) -> None:
         super().__init__()
-        self._sink = sink
+        self._sink: BlobSink | None = sink
+        self._buffer = bytearray()
         self.checksum = RunningChecksum()
 
     def writable(self) -> bool:
         return True
 
-    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
-        chunk = bytes(data)
-        if chunk:
-            self._sink.write(chunk)
-            self.checksum.update(chunk)
-        return len(chunk)
+    def write(self, data: Any) -> int:
+        if self.closed or self._sink is None:
+            raise ValueError("write to a closed jobstore stream (the blob was already committed or aborted)")
+        if isinstance(data, bytes) and len(data) >= CHUNK_SIZE // 4:
+            self._drain()
+            self._emit(data)
+            return len(data)
+        view = memoryview(data).cast("B")
+        self._buffer += view
+        if len(self._buffer) >= CHUNK_SIZE:
+            self._drain()
+        return view.nbytes
+
+    def _emit(self, chunk: bytes) -> None:
+        assert self._sink is not None
+        self._sink.write(chunk)
+        self.checksum.update(chunk)
+
+    def _drain(self) -> None:
+        if self._buffer:
+            chunk = bytes(self._buffer)
+            self._buffer.clear()
+            self._emit(chunk)
+
+    def flush(self) -> None:
+        if self._sink is not None and not self.closed:
+            self._drain()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.flush()
+        super().close()
+
+    def detach_sink(self) -> None:
+        """Drop anything unwritten and disconnect from the sink (after commit or abort)."""
+        self._buffer.clear()
+        self._sink = None
+        super().close()
 
 
 class VerifyingReader(io.BufferedIOBase):
@@ -276,7 +314,7 @@ class BlobStore(ABC):
     # --- what the store layer calls -----------------------------------------------------------
 
     @contextmanager
-    def open_write(self, key: str) -> Iterator[tuple[io.BufferedWriter[Any], _PendingInfo]]:
+    def open_write(self, key: str) -> Iterator[tuple[HashingWriter, _PendingInfo]]:
         """Write a new blob from a stream.
 
         Yields ``(handle, pending)``: write bytes to ``handle``; after a normal exit the blob is
@@ -284,22 +322,20 @@ class BlobStore(ABC):
         aborted (nothing at the key) and the exception propagates.
         """
         sink = self._open_sink(check_key(key))
-        raw = _HashingRawWriter(sink)
-        handle: io.BufferedWriter[Any] = io.BufferedWriter(raw, buffer_size=CHUNK_SIZE)
+        handle = HashingWriter(sink)
         pending = _PendingInfo()
         try:
             yield handle, pending
-            if not handle.closed:
-                handle.flush()
-            info = BlobInfo(raw.checksum.size, raw.checksum.hexdigest())
+            handle.flush()
+            info = BlobInfo(handle.checksum.size, handle.checksum.hexdigest())
             sink.commit(info)
             pending.info = info
         except BaseException:
             sink.abort()
             raise
         finally:
-            # Detach so closing the caller's handle later cannot reach the sink again.
-            raw.close()
+            # Disconnect so a caller's later write or close cannot reach the sink again.
+            handle.detach_sink()
 
     def put_file(self, key: str, local_path: str) -> BlobInfo:
         """Store the contents of a local file at a new ``key``; return its size and checksum."""

@@ -16,7 +16,8 @@ import errno
 import os
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import unquote, urlsplit
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 MARKER = ".jobstore-blobs"
 #: Files at least this large are copied in by the kernel (copy_file_range) and checksummed after.
 KERNEL_COPY_THRESHOLD = 8 * 1024 * 1024
+KERNEL_COPY_STEP = 32 * 1024 * 1024
 TEMP_DIR = ".tmp"
 BLOB_MODE = 0o400
 EXECUTABLE_BLOB_MODE = 0o500
@@ -289,15 +291,10 @@ class LocalBlobStore(BlobStore):
             sink = _LocalSink(self, key, blob_mode)
             checksum = RunningChecksum()
             try:
-                if source.st_size >= KERNEL_COPY_THRESHOLD and self._kernel_copy(
-                    source_fd, sink, source.st_size, f"the local file {local_path!r}"
+                if source.st_size >= KERNEL_COPY_THRESHOLD and self._kernel_copy_checksummed(
+                    source_fd, sink, source.st_size, checksum, f"the local file {local_path!r}"
                 ):
-                    # Large files: the kernel copies (as Toil's copyfile does), then one read of the
-                    # new blob from the page cache checksums exactly what was stored. Faster than a
-                    # user-space copy that checksums as it goes (see import_from_url).
-                    with open(sink._temp, "rb", buffering=0) as copied:
-                        while chunk := copied.read(CHUNK_SIZE):
-                            checksum.update(chunk)
+                    pass
                 else:
                     while chunk := os.read(source_fd, CHUNK_SIZE):
                         checksum.update(chunk)
@@ -356,13 +353,54 @@ class LocalBlobStore(BlobStore):
         finally:
             os.close(source_fd)
 
+    def _kernel_copy_checksummed(
+        self, source_fd: int, sink: _LocalSink, size: int, checksum: RunningChecksum, what: str
+    ) -> bool:
+        """Large files: the kernel copies (as Toil's copyfile does) while a second thread checksums
+        each finished stretch of the *new blob* from the page cache, so the two overlap and the
+        checksum describes exactly what was stored. False if the kernel cannot copy here."""
+        assert sink._fd is not None
+        reader = os.open(sink._temp, os.O_RDONLY)
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobstore-crc")  # FIFO: in order
+
+        def checksum_range(start: int, end: int) -> None:
+            while start < end:
+                chunk = os.pread(reader, min(CHUNK_SIZE, end - start), start)
+                if not chunk:
+                    break
+                checksum.update(chunk)
+                start += len(chunk)
+
+        pending: list[Future[None]] = []
+        done = [0]
+
+        def finished_stretch(copied: int) -> None:
+            pending.append(pool.submit(checksum_range, done[0], copied))
+            done[0] = copied
+
+        try:
+            if not self._kernel_copy(source_fd, sink, size, what, on_progress=finished_stretch):
+                return False
+            for future in pending:
+                future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            os.close(reader)
+        if checksum.size != size:
+            raise TransferIntegrityError(f"{what}: {checksum.size} bytes were checksummed but {size} copied.")
+        return True
+
     @staticmethod
-    def _kernel_copy(source_fd: int, sink: _LocalSink, size: int, what: str) -> bool:
+    def _kernel_copy(
+        source_fd: int, sink: _LocalSink, size: int, what: str, on_progress: Callable[[int], None] | None = None
+    ) -> bool:
         """copy_file_range ``size`` bytes into the sink's file; False if the kernel cannot do it."""
         assert sink._fd is not None
         copied = 0
         while True:
-            want = max(size - copied, 1)  # one byte past the end proves the source did not grow
+            # Stretches of KERNEL_COPY_STEP let a checksummer follow; one byte past the end proves
+            # the source did not grow.
+            want = max(min(size - copied, KERNEL_COPY_STEP), 1)
             try:
                 done = os.copy_file_range(source_fd, sink._fd, want, copied, copied)
             except OSError as error:
@@ -374,6 +412,8 @@ class LocalBlobStore(BlobStore):
             copied += done
             if copied > size:
                 break
+            if on_progress is not None:
+                on_progress(copied)
         if copied != size:
             raise TransferIntegrityError(
                 f"{what}: {copied} bytes were copied but the file had {size} when the copy began; it "
