@@ -291,7 +291,7 @@ TARGETS: dict[str, Target] = {
                 "catalog": opts["catalog"],
                 "blobStore": f"file://{workdir / 'blobs'}",
             },
-            store_class="FileJobStore",
+            store_class="JobStore",
             requires={"catalog": "needs a PostgreSQL URL: --catalog URL or $JOBSTORE_BENCH_POSTGRES"},
         ),
         JobstoreTarget(
