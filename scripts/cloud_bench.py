@@ -76,7 +76,7 @@ def main() -> None:
         for run in range(args.runs):
             for provider, blob_url, config in (
                 ("s3", f"s3://bench-ours/{uuid.uuid4().hex[:8]}", s3.config()),
-                ("gcs", f"gs://bench-ours-gcs/{uuid.uuid4().hex[:8]}", gcs.config()),
+                ("gcs", f"gs://bench-ours-gcs/{uuid.uuid4().hex[:8]}", gcs.config(googleChunkSize=8 * 1024 * 1024)),
             ):
                 store = create_job_store(f"sql:sqlite:///{work}/catalog-{provider}-{run}.sqlite#b")
                 config.blobStore = blob_url
