@@ -317,6 +317,21 @@ class JobStore(AbstractJobStore):
         catalog, _, store_id = self._require()
         return None if catalog.direct is None else (catalog.direct, catalog, store_id)
 
+    def _route(
+        self,
+        fast: Callable[[DirectSQLite, int], T],
+        slow: Callable[[CatalogTx], T],
+        describe: str,
+        *,
+        write: bool = False,
+    ) -> T:
+        """Run one catalog operation on the SQLite fast path when it applies, else through SQLAlchemy."""
+        route = self._direct()
+        if route is not None:
+            direct, catalog, store_id = route
+            return catalog.run_direct(lambda: fast(direct, store_id), describe=describe)
+        return self._write(slow, describe) if write else self._read(slow, describe)
+
     def _read(self, work: Callable[[CatalogTx], T], describe: str) -> T:
         active = getattr(self._batch, "tx", None)
         if active is not None:
@@ -437,8 +452,10 @@ class JobStore(AbstractJobStore):
         if fast is not None:
             direct, catalog, store_id = fast
             created = catalog.run_direct(
-                lambda: direct.insert_job(store_id, fields)
-                or direct.get_job(store_id, fields.id) == (1, fields.description),
+                lambda: (
+                    direct.insert_job(store_id, fields)
+                    or direct.get_job(store_id, fields.id) == (1, fields.description)
+                ),
                 describe="create a job",
             )
         else:
@@ -454,21 +471,12 @@ class JobStore(AbstractJobStore):
     def job_exists(self, job_id: str) -> bool:
         if not _is_valid_id(job_id):
             return False
-        fast = self._direct()
-        if fast is not None:
-            direct, catalog, store_id = fast
-            return catalog.run_direct(lambda: direct.job_exists(store_id, job_id), describe="check a job")
-        return self._read(lambda tx: tx.job_exists(job_id), "check a job")
+        return self._route(lambda d, sid: d.job_exists(sid, job_id), lambda tx: tx.job_exists(job_id), "check a job")
 
     def load_job(self, job_id: str) -> JobDescription:
         if not _is_valid_id(job_id):
             raise NoSuchJobException(job_id, "That is not a job ID this store could have issued.")
-        fast = self._direct()
-        if fast is not None:
-            direct, catalog, store_id = fast
-            found = catalog.run_direct(lambda: direct.get_job(store_id, job_id), describe="load a job")
-        else:
-            found = self._read(lambda tx: tx.get_job(job_id), "load a job")
+        found = self._route(lambda d, sid: d.get_job(sid, job_id), lambda tx: tx.get_job(job_id), "load a job")
         if found is None:
             raise NoSuchJobException(job_id)
         version, text = found
@@ -516,12 +524,9 @@ class JobStore(AbstractJobStore):
         """Delete a job and the files written with ``cleanup=True`` for it. Idempotent."""
         if not _is_valid_id(job_id):
             return
-        fast = self._direct()
-        if fast is not None:
-            direct, catalog, store_id = fast
-            _, doomed = catalog.run_direct(lambda: direct.delete_job(store_id, job_id), describe="delete a job")
-        else:
-            _, doomed = self._write(lambda tx: tx.delete_job(job_id), "delete a job")
+        _, doomed = self._route(
+            lambda d, sid: d.delete_job(sid, job_id), lambda tx: tx.delete_job(job_id), "delete a job", write=True
+        )
         self._discard_blobs(doomed)
 
     def jobs(self) -> Iterator[JobDescription]:
@@ -556,12 +561,7 @@ class JobStore(AbstractJobStore):
 
         # If the commit itself fails we cannot know whether it happened, so the blob is left alone:
         # garbage collection removes it later if, and only if, no row references it.
-        fast = self._direct()
-        if fast is not None:
-            direct, catalog, store_id = fast
-            problem = catalog.run_direct(lambda: direct.insert_file(store_id, new), describe="record a new file")
-        else:
-            problem = self._write(insert, "record a new file")
+        problem = self._route(lambda d, sid: d.insert_file(sid, new), insert, "record a new file", write=True)
         if problem is not None:
             self._discard_now(new.blob_key)
             if problem == "no job":
@@ -679,12 +679,7 @@ class JobStore(AbstractJobStore):
     def _file_row(self, file_id: str) -> FileRow:
         if not _is_valid_id(file_id):
             raise NoSuchFileException(file_id, "That is not a file ID this store could have issued.")
-        fast = self._direct()
-        if fast is not None:
-            direct, catalog, store_id = fast
-            row = catalog.run_direct(lambda: direct.get_file(store_id, file_id), describe="look up a file")
-        else:
-            row = self._read(lambda tx: tx.get_file(file_id), "look up a file")
+        row = self._route(lambda d, sid: d.get_file(sid, file_id), lambda tx: tx.get_file(file_id), "look up a file")
         if row is None:
             raise NoSuchFileException(file_id)
         return row
@@ -789,34 +784,26 @@ class JobStore(AbstractJobStore):
         """Delete a file. Idempotent: a missing file is not an error (Toil's semantics)."""
         if not _is_valid_id(file_id):
             return
-        fast = self._direct()
-        if fast is not None:
-            direct, catalog, store_id = fast
-            key = catalog.run_direct(lambda: direct.delete_file(store_id, file_id), describe="delete a file")
-        else:
-            key = self._write(lambda tx: tx.delete_file(file_id), "delete a file")
+        key = self._route(
+            lambda d, sid: d.delete_file(sid, file_id), lambda tx: tx.delete_file(file_id), "delete a file", write=True
+        )
         if key is not None:
             self._discard_blobs([key])
 
     def file_exists(self, file_id: str) -> bool:
         if not _is_valid_id(file_id):
             return False
-        fast = self._direct()
-        if fast is not None:
-            direct, catalog, store_id = fast
-            return catalog.run_direct(lambda: direct.file_exists(store_id, file_id), describe="check a file")
-        return self._read(lambda tx: tx.file_exists(file_id), "check a file")
+        return self._route(
+            lambda d, sid: d.file_exists(sid, file_id), lambda tx: tx.file_exists(file_id), "check a file"
+        )
 
     def get_file_size(self, file_id: str) -> int:
         """The file's size in bytes, or 0 if it does not exist (Toil's semantics)."""
         if not _is_valid_id(file_id):
             return 0
-        fast = self._direct()
-        if fast is not None:
-            direct, catalog, store_id = fast
-            size = catalog.run_direct(lambda: direct.file_size(store_id, file_id), describe="look up a file size")
-        else:
-            size = self._read(lambda tx: tx.file_size(file_id), "look up a file size")
+        size = self._route(
+            lambda d, sid: d.file_size(sid, file_id), lambda tx: tx.file_size(file_id), "look up a file size"
+        )
         return 0 if size is None else size
 
     def file_info(self, file_id: str) -> FileRow:
