@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from jobstore import (
     NoSuchFileException,
     NoSuchJobException,
 )
+from jobstore.blobs import base as blob_base
 from jobstore.blobs.checksum import checksum_of_bytes
 from tests.conftest import Backend
 
@@ -289,3 +291,27 @@ def test_file_workflow_across_instances(backend: Backend, tmp_path: Path) -> Non
         handle.write(b"from worker")
     with leader.read_file_stream(file_id) as handle:
         assert handle.read() == b"from worker"
+
+
+@pytest.mark.parametrize("damage", ["changed", "truncated"])
+def test_background_checksummed_stream_detects_damage(
+    store: FileJobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    """Large streams are checksummed on a helper thread (threshold lowered here so every backend
+    runs that path with a small file): damage is still caught, and no helper thread outlives it."""
+    monkeypatch.setattr(blob_base, "BACKGROUND_CHECKSUM_THRESHOLD", 1)
+    content = bytes(range(256)) * 400
+    file_id = store.write_file(write_source(tmp_path, content))
+    with store.read_file_stream(file_id) as handle:
+        assert b"".join(iter(lambda: handle.read(1000), b"")) == content  # intact: reads clean
+    key = store.file_info(file_id).blob_key
+    store.blob_store.delete(key)
+    with store.blob_store.open_write(key) as (handle, _):
+        handle.write(content[:-1] if damage == "truncated" else b"X" + content[1:])
+    with pytest.raises(ChecksumMismatchError):
+        with store.read_file_stream(file_id) as handle:
+            while handle.read(1000):
+                pass
+    with store.read_file_stream(file_id) as handle:
+        handle.read(10)  # closed early: nothing to verify, the helper must stop anyway
+    assert not [thread for thread in threading.enumerate() if thread.name == "jobstore-crc"]

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from jobstore.blobs.checksum import RunningChecksum, verify
+from jobstore.blobs.checksum import BackgroundChecksum, RunningChecksum, verify
 from jobstore.errors import UnsafeLocationError
 
 #: Read/write chunk size for streaming copies: large enough for throughput, small enough that
@@ -147,6 +147,10 @@ class HashingWriter(io.BufferedIOBase):
         super().close()
 
 
+#: Blobs at least this large are checksummed on a helper thread while they are read.
+BACKGROUND_CHECKSUM_THRESHOLD = 8 * 1024 * 1024
+
+
 class VerifyingReader(io.BufferedIOBase):
     """A buffered binary reader over a provider stream that checks size and checksum at the end.
 
@@ -161,7 +165,9 @@ class VerifyingReader(io.BufferedIOBase):
         self._source = source
         self._expected = expected
         self._what = what
-        self._checksum = RunningChecksum()
+        # Large blobs are checksummed on another core while the caller copies (BackgroundChecksum).
+        large = expected is not None and expected.size >= BACKGROUND_CHECKSUM_THRESHOLD
+        self._checksum = BackgroundChecksum() if large else RunningChecksum()
         self._verified = expected is None
         self._pending = b""  # bytes already checksummed, not yet returned (from peek)
 
@@ -173,16 +179,21 @@ class VerifyingReader(io.BufferedIOBase):
         data = self._source.read(size)
         if not data:
             if not self._verified and self._expected is not None:
-                self._verified = True
-                verify(self._expected.size, self._expected.checksum, self._checksum, self._what)
+                self._verify()
             return b""
         if not isinstance(data, bytes):
             data = bytes(data)
         self._checksum.update(data)
         if self._expected is not None and self._checksum.size > self._expected.size:
-            self._verified = True
-            verify(self._expected.size, self._expected.checksum, self._checksum, self._what)
+            self._verify()
         return data
+
+    def _verify(self) -> None:
+        assert self._expected is not None
+        self._verified = True
+        if isinstance(self._checksum, BackgroundChecksum):
+            self._checksum.finish()
+        verify(self._expected.size, self._expected.checksum, self._checksum, self._what)
 
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
@@ -226,6 +237,8 @@ class VerifyingReader(io.BufferedIOBase):
         if self.closed:
             return
         try:
+            if isinstance(self._checksum, BackgroundChecksum):
+                self._checksum.finish()  # a reader closed early: stop the helper thread
             self._source.close()
         finally:
             super().close()

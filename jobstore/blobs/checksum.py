@@ -12,6 +12,8 @@ without ambiguity.
 from __future__ import annotations
 
 import base64
+import queue
+import threading
 
 import google_crc32c
 
@@ -44,6 +46,46 @@ class RunningChecksum:
     def base64_digest(self) -> str:
         """Big-endian base64, the form GCS and S3 use in headers."""
         return base64.b64encode(self._crc.to_bytes(4, "big")).decode()
+
+
+class BackgroundChecksum(RunningChecksum):
+    """A RunningChecksum computed by a helper thread, so that checksumming overlaps the copy.
+
+    ``google_crc32c.extend`` releases the GIL, so while the caller moves chunk *k+1* (a read from
+    the page cache is a memcpy at about the speed of CRC32C itself) another core checksums chunk
+    *k*: a verified stream then runs at the speed of the copy instead of copy + checksum. Chunks
+    are checksummed in order; at most ``depth`` wait, so memory stays bounded if the helper falls
+    behind. ``size`` counts what was handed over; the value is final only after ``finish()``.
+    """
+
+    __slots__ = ("_queue", "_thread")
+
+    def __init__(self, depth: int = 8) -> None:
+        super().__init__()
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._thread: threading.Thread | None = None
+
+    def update(self, data: bytes) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="jobstore-crc", daemon=True)
+            self._thread.start()
+        self._queue.put(data)
+        self.size += len(data)
+
+    def _run(self) -> None:
+        crc = 0
+        while (chunk := self._queue.get()) is not None:
+            crc = google_crc32c.extend(crc, chunk)
+        self._crc = crc
+
+    def finish(self) -> None:
+        """Wait until every chunk handed over is checksummed (idempotent)."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    close = finish
 
 
 def format_checksum(crc: int) -> str:

@@ -85,6 +85,7 @@ class DirectSQLite:
         self._file_exists = _Statement(queries._FILE_EXISTS)
         self._file_size = _Statement(queries._FILE_SIZE)
         self._insert_file = _Statement(queries._insert_ignoring_conflicts(files, "sqlite"), _FILE_COLUMNS)
+        self._insert_job_file = _Statement(queries.sqlite_insert_file_of_existing_job())
         self._delete_file = _Statement(queries._DELETE_FILE_RETURNING_KEY)
         self._delete_job = _Statement(queries._DELETE_JOB)
         self._delete_cleanup_files = _Statement(queries._DELETE_CLEANUP_FILES_RETURNING_KEYS)
@@ -187,7 +188,12 @@ class DirectSQLite:
         return None if row is None else int(row[0])
 
     def insert_file(self, store_id: int, new: NewFile) -> str | None:
-        """Insert a file row (its job must exist). None on success, else "no job" or "taken"."""
+        """Insert a file row (its job must exist), as one atomic statement in autocommit.
+
+        None on success, else "no job" or "taken". When nothing was inserted the existing row
+        tells which: none means the job was missing; one with this blob is our own insert whose
+        commit was retried after an ambiguous failure (success); another blob means a taken ID.
+        """
         now: datetime = utc_now()
         values = {
             "store_id": store_id,
@@ -196,23 +202,14 @@ class DirectSQLite:
             "updated_at": now,
             **{name: getattr(new, name) for name in NewFile.__dataclass_fields__},
         }
-        parameters = self._insert_file.parameters(values)
-        job_check = self._job_exists.parameters({"sid": store_id, "id": new.job_id})
-
-        def work(connection: sqlite3.Connection) -> str | None:
-            if new.job_id is not None and connection.execute(self._job_exists.sql, job_check).fetchone() is None:
-                return "no job"
-            if connection.execute(self._insert_file.sql, parameters).fetchall():
-                return None
-            existing = connection.execute(
-                self._get_file.sql, self._get_file.parameters({"sid": store_id, "id": new.id})
-            ).fetchone()
-            return None if existing is not None and existing[8] == new.blob_key else "taken"
-
-        if new.job_id is None:
-            return work(self._connection())  # one statement: autocommit is atomic already
-        result: str | None = self._in_transaction(work)
-        return result
+        statement = self._insert_file if new.job_id is None else self._insert_job_file
+        connection = self._connection()
+        if connection.execute(statement.sql, statement.parameters(values)).fetchall():
+            return None
+        existing = self.get_file(store_id, new.id)
+        if existing is None:
+            return "no job"
+        return None if existing.blob_key == new.blob_key else "taken"
 
     def delete_file(self, store_id: int, file_id: str) -> str | None:
         row = self._one(self._delete_file, {"sid": store_id, "id": file_id})
