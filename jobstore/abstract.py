@@ -127,6 +127,10 @@ class AbstractJobStore(ABC):
     def update_job(self, job_description: JobDescription) -> None: ...
 
     @abstractmethod
+    def save_jobs(self, job_descriptions: list[JobDescription]) -> None:
+        """Create or overwrite each job (no version check), all in one transaction."""
+
+    @abstractmethod
     def delete_job(self, job_id: str) -> None: ...
 
     @abstractmethod

@@ -26,15 +26,15 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import IO, Any, TypeVar, cast
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 from jobstore.abstract import AbstractJobStore, ByteProgress, check_shared_file_name
 from jobstore.blobs import BlobInfo, BlobStore, new_key, open_blob_store
 from jobstore.blobs.base import wrap_text
-from jobstore.catalog import Catalog, CatalogTx, FileRow, JobFields, NewFile
+from jobstore.catalog import Catalog, FileRow, JobFields, NewFile, StoreRow
 from jobstore.catalog.direct import DirectSQLite
-from jobstore.catalog.engine import sqlite_path
-from jobstore.catalog.migrate import head_revision
+from jobstore.catalog.location import sqlite_path
+from jobstore.catalog.rows import HEAD_REVISION
 from jobstore.config import Config
 from jobstore.errors import (
     ConcurrentFileModificationException,
@@ -55,6 +55,9 @@ from jobstore.errors import (
 from jobstore.job import JobDescription, deserialise_description, serialise_description
 from jobstore.locator import LOCAL_BLOB_DIR, SQLITE_CATALOG_NAME, StoreLocation, parse_locator
 from jobstore.redact import redact_url
+
+if TYPE_CHECKING:
+    from jobstore.catalog.queries import CatalogTx
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +175,8 @@ class JobStore(AbstractJobStore):
             config.googleRegion = config.googleRegion or location.region
             config.googleProject = config.googleProject or location.project
 
+        from jobstore.catalog.queries import CatalogTx
+
         catalog = Catalog(catalog_url, durability=config.durability, pool_size=config.poolSize)
         try:
             catalog.create_schema_if_fresh(self.locator)
@@ -210,13 +215,7 @@ class JobStore(AbstractJobStore):
             raise NoSuchJobStoreException(self.locator, detail)
         catalog = Catalog(catalog_url, pool_size=config.poolSize if config else 5)
         try:
-            if catalog.schema_state(self.locator) == "fresh":
-                raise NoSuchJobStoreException(self.locator, "Its catalog holds no jobstore schema.")
-            row = catalog.run_raw(
-                lambda c: CatalogTx.find_store(c, location.store_name),
-                describe="look up the store",
-                write=False,
-            )
+            row = self._find_store_row(catalog, location.store_name)
             if row is None:
                 raise NoSuchJobStoreException(self.locator)
             stored = Config.from_json(row.config_json)
@@ -234,6 +233,24 @@ class JobStore(AbstractJobStore):
         stored.jobStore = self.locator
         self._config, self._catalog, self._blobs, self._store_id = stored, catalog, blobs, row.id
 
+    def _find_store_row(self, catalog: Catalog, name: str) -> StoreRow | None:
+        """The store's row, after checking the catalog's schema revision. On a SQLite catalog at
+        the current revision this takes two fast-path queries and no SQLAlchemy; anything else
+        (a fresh, outdated or newer catalog, PostgreSQL) takes the full path and its errors."""
+        direct = catalog.direct
+        if direct is not None:
+            revision = catalog.run_direct(direct.schema_revision, describe="check the schema revision")
+            if revision == HEAD_REVISION:
+                return catalog.run_direct(lambda: direct.find_store(name), describe="look up the store")
+        from jobstore.catalog.queries import CatalogTx
+
+        if catalog.schema_state(self.locator) == "fresh":
+            raise NoSuchJobStoreException(self.locator, "Its catalog holds no jobstore schema.")
+        row: StoreRow | None = catalog.run_raw(
+            lambda c: CatalogTx.find_store(c, name), describe="look up the store", write=False
+        )
+        return row
+
     def destroy(self) -> None:
         """Delete this store's rows and blobs, and nothing else. Idempotent."""
         if self._store_id is None:
@@ -242,9 +259,13 @@ class JobStore(AbstractJobStore):
             except NoSuchJobStoreException:
                 self._remove_store_directory()
                 return
+        from jobstore.catalog.queries import CatalogTx
+
         catalog, blobs, store_id = self._require()
         blobs.destroy()
-        catalog.run_raw(lambda c: CatalogTx.delete_store(c, store_id), describe="delete the store's rows")
+        database = sqlite_path(catalog.url)
+        if database is None or os.path.exists(database):  # else another handle destroyed it already
+            catalog.run_raw(lambda c: CatalogTx.delete_store(c, store_id), describe="delete the store's rows")
         catalog.dispose()
         self._catalog = self._blobs = self._store_id = None
         self._remove_store_directory()
@@ -503,12 +524,17 @@ class JobStore(AbstractJobStore):
                 return new_version
             return tx.job_exists(job_id)
 
-        fast = self._direct() if expected is not None else None
-        if fast is not None:
+        fast = self._direct()
+        if fast is not None and expected is None:
+            direct, catalog, store_id = fast
+            outcome: int | bool | None = catalog.run_direct(
+                lambda: direct.overwrite_job(store_id, fields), describe="update a job"
+            )
+        elif fast is not None:
             direct, catalog, store_id = fast
             assert expected is not None
             updated = catalog.run_direct(lambda: direct.update_job(store_id, fields, expected), describe="update a job")
-            outcome: int | bool | None = expected + 1 if updated else self.job_exists(job_id)
+            outcome = expected + 1 if updated else self.job_exists(job_id)
         else:
             outcome = self._write(attempt, "update a job")
         if outcome is True:
@@ -519,6 +545,30 @@ class JobStore(AbstractJobStore):
         if outcome is False or outcome is None:
             raise NoSuchJobException(job_id)
         job_description.version = int(outcome)
+
+    def save_jobs(self, job_descriptions: list[JobDescription]) -> None:
+        """Store each description, creating the job or overwriting it whatever its version, all
+        in one transaction (all or nothing). IDs are assigned to descriptions without one; each
+        description's ``version`` is then the stored one.
+
+        This is how a workflow engine commits a job's new children and its own new state together
+        (Toil's ``batch()`` of ``create_job`` calls); unlike ``update_job`` there is no
+        compare-and-set, so use it only for jobs no other process is changing.
+        """
+        for description in job_descriptions:
+            _check_description(description)
+            if description.jobStoreID is None:
+                self.assign_job_id(description)
+            elif not _is_valid_id(description.jobStoreID):
+                raise InvalidNameError(f"{description.jobStoreID!r} is not a valid job ID.")
+        many = [_job_fields(description) for description in job_descriptions]
+        if not many:
+            return
+        versions = self._route(
+            lambda d, sid: d.save_jobs(sid, many), lambda tx: tx.save_jobs(many), "save jobs", write=True
+        )
+        for description, version in zip(job_descriptions, versions, strict=True):
+            description.version = version
 
     def delete_job(self, job_id: str) -> None:
         """Delete a job and the files written with ``cleanup=True`` for it. Idempotent."""
@@ -741,7 +791,14 @@ class JobStore(AbstractJobStore):
                 return True
             return current.blob_key
 
-        outcome = self._write(attempt, "update a file")  # on failure the new blob is left for gc
+        values = dict(size=info.size, checksum=info.checksum, blob_key=key, encrypted=encrypted, **extra)
+        # On failure the new blob is left for gc.
+        outcome = self._route(
+            lambda d, sid: d.replace_file_content(sid, file_id, expected_version, values),
+            attempt,
+            "update a file",
+            write=True,
+        )
         if outcome is False:
             self._discard_now(key)
             raise NoSuchFileException(file_id, "It was deleted while the update was being written.")
@@ -840,7 +897,9 @@ class JobStore(AbstractJobStore):
 
     def _shared_row(self, shared_file_name: str) -> FileRow:
         name = check_shared_file_name(shared_file_name)
-        row = self._read(lambda tx: tx.get_shared_file(name), "look up a shared file")
+        row = self._route(
+            lambda d, sid: d.get_shared_file(sid, name), lambda tx: tx.get_shared_file(name), "look up a shared file"
+        )
         if row is None:
             raise NoSuchFileException(name, "No shared file has that name.")
         return row
@@ -855,7 +914,10 @@ class JobStore(AbstractJobStore):
 
     def shared_file_exists(self, shared_file_name: str) -> bool:
         name = check_shared_file_name(shared_file_name)
-        return self._read(lambda tx: tx.get_shared_file(name), "look up a shared file") is not None
+        found = self._route(
+            lambda d, sid: d.get_shared_file(sid, name), lambda tx: tx.get_shared_file(name), "look up a shared file"
+        )
+        return found is not None
 
     # --- logs --------------------------------------------------------------------------------
 
@@ -867,7 +929,7 @@ class JobStore(AbstractJobStore):
             data = bytes(msg)
         else:
             raise TypeError(f"write_logs takes str or bytes, not {type(msg).__name__}.")
-        self._write(lambda tx: tx.append_log(data), "write a log")
+        self._route(lambda d, sid: d.append_log(sid, data), lambda tx: tx.append_log(data), "write a log", write=True)
 
     def read_logs(self, callback: Callable[..., Any], read_all: bool = False) -> int:
         """Call ``callback`` with a binary file object per log message (as Toil does); return the count.
@@ -1082,7 +1144,7 @@ class JobStore(AbstractJobStore):
         from jobstore.catalog.reports import store_stats
 
         stats = self._read(lambda tx: store_stats(tx.connection, tx.store_id), "count the store")
-        stats["schema_revision"] = stats["schema_revision"] or head_revision()
+        stats["schema_revision"] = stats["schema_revision"] or HEAD_REVISION
         return stats
 
 

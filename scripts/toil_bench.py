@@ -12,6 +12,7 @@ the ``.pth`` hook is activated for the Toil processes through a temporary ``site
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import subprocess
 import sys
@@ -77,6 +78,10 @@ def main() -> None:
         run_workflow(args.leader, args.jobs, args.max_cores)
         return
 
+    # An installed jobstore (pip install .) has byte-compiled modules, as Toil does; a source
+    # checkout may not (PYTHONDONTWRITEBYTECODE), and every Toil worker would then compile ours
+    # from source again. Compile them once so both stores start alike.
+    compileall.compile_dir(str(REPO / "jobstore"), quiet=1)
     with tempfile.TemporaryDirectory(prefix="toil-bench-") as work:
         site_dir = Path(work, "site")
         site_dir.mkdir()

@@ -249,3 +249,32 @@ def test_two_instances_see_each_others_work(backend: Backend) -> None:
     job = worker.create(make_job("from-worker"))
     assert leader.load(job.jobStoreID).jobName == "from-worker"
     assert worker.config.workflowID == leader.config.workflowID
+
+
+def test_save_jobs_creates_and_overwrites_together(store: FileJobStore) -> None:
+    existing = store.create_job(JobDescription(command="old"))
+    store.update_job(existing)  # version 2
+    overwrite = JobDescription(command="new", jobStoreID=existing.jobStoreID)  # never loaded: no version
+    fresh = JobDescription(command="fresh")
+    store.save_jobs([overwrite, fresh])
+    assert fresh.jobStoreID is not None and fresh.version == 1
+    assert overwrite.version == 3
+    assert store.load_job(str(existing.jobStoreID)).command == "new"
+    assert store.load_job(fresh.jobStoreID).command == "fresh"
+    store.save_jobs([])  # nothing to do
+
+
+def test_save_jobs_with_a_bad_description_saves_none(store: FileJobStore) -> None:
+    good = JobDescription(command="good")
+    with pytest.raises(InvalidNameError):
+        store.save_jobs([good, JobDescription(command="bad", jobStoreID="../escape")])
+    with pytest.raises(TypeError):
+        store.save_jobs([JobDescription(command="good"), "not a description"])  # type: ignore[list-item]
+    assert list(store.jobs()) == []
+
+
+def test_save_jobs_inside_a_batch_joins_its_transaction(store: FileJobStore) -> None:
+    with pytest.raises(RuntimeError), store.batch():
+        store.save_jobs([JobDescription(command="rolled back")])
+        raise RuntimeError("abort the batch")
+    assert list(store.jobs()) == []

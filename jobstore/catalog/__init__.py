@@ -8,25 +8,31 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
-
-from sqlalchemy import Engine
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from jobstore.catalog.direct import DirectSQLite
-from jobstore.catalog.engine import (
-    READ_ONLY,
-    SQLITE_BUSY_TIMEOUT_MS,
-    is_transient,
-    make_engine,
-    run_with_retries,
-    sqlite_path,
-)
-from jobstore.catalog.migrate import SchemaState, schema_state, upgrade
-from jobstore.catalog.queries import CatalogTx, FileRow, JobFields, NewFile, StoreRow
+from jobstore.catalog.location import dialect_name, sqlite_path
+from jobstore.catalog.retry import SQLITE_BUSY_TIMEOUT_MS, is_transient, run_with_retries
+from jobstore.catalog.rows import FileRow, JobFields, NewFile, StoreRow
 from jobstore.errors import CatalogError, CatalogUnavailableError
 from jobstore.redact import redact_url
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.engine import Connection
+
+    from jobstore.catalog.migrate import SchemaState
+    from jobstore.catalog.queries import CatalogTx
+
+
+def __getattr__(name: str) -> Any:
+    # CatalogTx lives with the queries, which import SQLAlchemy: loaded on first use only.
+    if name == "CatalogTx":
+        from jobstore.catalog.queries import CatalogTx
+
+        return CatalogTx
+    raise AttributeError(name)
+
 
 __all__ = ["Catalog", "CatalogTx", "FileRow", "JobFields", "NewFile", "StoreRow"]
 
@@ -38,14 +44,14 @@ class Catalog:
 
     def __init__(self, url: str, *, durability: str = "normal", pool_size: int = 5) -> None:
         self.url = url
-        self.engine: Engine = make_engine(url, durability=durability, pool_size=pool_size)
-        read_options: dict[str, object] = {READ_ONLY: True}
-        if self.engine.dialect.name == "postgresql":
-            # Reads are single statements or tolerate statement-level snapshots: autocommit saves
-            # the BEGIN and COMMIT round trips on every load.
-            read_options["isolation_level"] = "AUTOCOMMIT"
-        self._read_engine = self.engine.execution_options(**read_options)
-        #: The SQLite fast path for single-row operations (None on PostgreSQL).
+        self._durability = durability
+        self._pool_size = pool_size
+        self._engine: Engine | None = None
+        self._read_engine_: Engine | None = None
+        #: The catalog named in messages (password masked).
+        self.where = redact_url(url)
+        #: The SQLite fast path for single-row operations (None on PostgreSQL). It needs no
+        #: SQLAlchemy: the engine is only made when an operation off the fast path needs it.
         self.direct: DirectSQLite | None = None
         database = sqlite_path(url)
         if database is not None:
@@ -54,32 +60,64 @@ class Catalog:
                 synchronous="FULL" if durability == "full" else "NORMAL",
                 busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS,
             )
+        else:
+            self._make_engines()  # validates the URL now, as before
+
+    def _make_engines(self) -> Engine:
+        if self._engine is None:
+            from jobstore.catalog.engine import READ_ONLY, make_engine
+
+            engine = make_engine(self.url, durability=self._durability, pool_size=self._pool_size)
+            read_options: dict[str, object] = {READ_ONLY: True}
+            if engine.dialect.name == "postgresql":
+                # Reads are single statements or tolerate statement-level snapshots: autocommit
+                # saves the BEGIN and COMMIT round trips on every load.
+                read_options["isolation_level"] = "AUTOCOMMIT"
+            self._read_engine_ = engine.execution_options(**read_options)
+            self._engine = engine
+        return self._engine
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, made (and SQLAlchemy imported) on first use."""
+        return self._make_engines()
+
+    @property
+    def _read_engine(self) -> Engine:
+        self._make_engines()
+        assert self._read_engine_ is not None
+        return self._read_engine_
 
     @property
     def dialect(self) -> str:
-        return self.engine.dialect.name
+        return dialect_name(self.url)
 
     def __repr__(self) -> str:
-        return f"Catalog({redact_url(self.url)!r})"
+        return f"Catalog({self.where!r})"
 
     def dispose(self) -> None:
         if self.direct is not None:
             self.direct.close()
-        self.engine.dispose()
+        if self._engine is not None:
+            self._engine.dispose()
 
     def run_direct(self, work: Callable[[], T], *, describe: str) -> T:
         """Run a fast-path operation with the catalog's one retry policy."""
-        return run_with_retries(self.engine, work, describe=describe)
+        return run_with_retries(self.where, work, describe=describe)
 
     # --- schema ------------------------------------------------------------------------------
 
     def schema_state(self, where: str) -> SchemaState:
+        from jobstore.catalog.migrate import schema_state
+
         with self._read_engine.connect() as connection:
             return schema_state(connection, where)
 
     def create_schema_if_fresh(self, where: str) -> None:
         """Create the schema of a new catalog through the migrations; refuse an outdated one."""
         if self.schema_state(where) == "fresh":
+            from jobstore.catalog.migrate import upgrade
+
             upgrade(self.engine)
         # Another process may have created it concurrently, or it may be outdated: check again.
         self.schema_state(where)
@@ -89,20 +127,24 @@ class Catalog:
     def read(self, store_id: int, work: Callable[[CatalogTx], T], *, describe: str) -> T:
         """Run ``work`` in a read transaction (a consistent snapshot), retrying transient failures."""
 
+        from jobstore.catalog.queries import CatalogTx
+
         def attempt() -> T:
             with self._read_engine.connect() as connection, connection.begin():
                 return work(CatalogTx(connection, store_id))
 
-        return run_with_retries(self.engine, attempt, describe=describe)
+        return run_with_retries(self.where, attempt, describe=describe)
 
     def write(self, store_id: int, work: Callable[[CatalogTx], T], *, describe: str) -> T:
         """Run ``work`` in a write transaction, committed on return, retrying transient failures."""
+
+        from jobstore.catalog.queries import CatalogTx
 
         def attempt() -> T:
             with self.engine.begin() as connection:
                 return work(CatalogTx(connection, store_id))
 
-        return run_with_retries(self.engine, attempt, describe=describe)
+        return run_with_retries(self.where, attempt, describe=describe)
 
     def run_raw(self, work: Callable[[Connection], T], *, describe: str, write: bool = True) -> T:
         """Run ``work`` on a bare connection in one transaction (store-level operations)."""
@@ -112,13 +154,17 @@ class Catalog:
             with engine.connect() as connection, connection.begin():
                 return work(connection)
 
-        return run_with_retries(self.engine, attempt, describe=describe)
+        return run_with_retries(self.where, attempt, describe=describe)
 
     @contextmanager
     def open_transaction(self, store_id: int) -> Iterator[CatalogTx]:
         """One explicit write transaction spanning many operations (``batch()``). Not retried:
         the caller's whole batch either commits or raises (a CatalogError for database failures,
         never the driver's exception)."""
+        from sqlalchemy.exc import DBAPIError
+
+        from jobstore.catalog.queries import CatalogTx
+
         try:
             with self.engine.begin() as connection:
                 yield CatalogTx(connection, store_id)

@@ -6,10 +6,12 @@ events, BEGIN/COMMIT, result wrapping) cost ~100 us around a ~10 us SQLite state
 few, in one ``BEGIN IMMEDIATE`` transaction), so they run here directly, in autocommit mode, where a
 single statement is its own atomic transaction.
 
-The statements are not written twice: each is compiled once from the SQLAlchemy construct in
-``queries.py`` for the SQLite dialect, with its bind and result processors (datetimes, booleans),
-so both paths run exactly the same SQL. Only SQLite gets this path; PostgreSQL costs are network
-round trips, which SQLAlchemy does not add to.
+The statements are not written twice: each is compiled from the SQLAlchemy construct in
+``queries.py`` for the SQLite dialect (``sqlite_compile.py``, which records them in the generated
+``sqlite_statements.py`` together with their bind and result conversions), so both paths run
+exactly the same SQL, and this module does not import SQLAlchemy: a process that only uses these
+operations (a Toil worker, a fresh process per job) never pays SQLAlchemy's ~130 ms import. Only
+SQLite gets this path; PostgreSQL costs are network round trips, which SQLAlchemy does not add to.
 """
 
 from __future__ import annotations
@@ -21,34 +23,50 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.sql import ClauseElement
+from jobstore.catalog.rows import FileRow, JobFields, NewFile, StoreRow, utc_now
+from jobstore.catalog.sqlite_statements import STATEMENTS
 
-from jobstore.catalog import queries
-from jobstore.catalog.queries import FileRow, JobFields, NewFile, utc_now
-from jobstore.catalog.schema import files, jobs
 
-_DIALECT = sqlite_dialect.dialect()
+def _datetime_to_sql(value: datetime) -> str:
+    # SQLAlchemy's SQLite DATETIME storage format, so both paths write identical text.
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
+    )
+
+
+#: The conversions sqlite_compile records for column types (checked against SQLAlchemy's own
+#: processors by tests/test_sqlite_statements.py).
+BIND_CONVERSIONS: dict[str, Callable[[Any], Any]] = {
+    "datetime": _datetime_to_sql,
+    "boolean": int,
+    "float": float,
+    "binary": bytes,
+}
+RESULT_CONVERSIONS: dict[str, Callable[[Any], Any]] = {
+    "datetime": datetime.fromisoformat,
+    "boolean": bool,
+    "float": float,
+    "binary": bytes,
+}
 
 
 class _Statement:
-    """One statement compiled for SQLite: SQL text, parameter order and bind/result processors."""
+    """One statement compiled for SQLite: SQL text, parameter order and bind/result conversions."""
 
     __slots__ = ("defaults", "names", "processors", "result_processors", "sql")
 
-    def __init__(self, statement: ClauseElement, column_keys: Sequence[str] | None = None) -> None:
-        compiled: Any = statement.compile(dialect=_DIALECT, column_keys=list(column_keys) if column_keys else None)
-        self.sql: str = compiled.string
-        self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
-        self.processors = tuple(compiled.binds[name].type.bind_processor(_DIALECT) for name in self.names)
-        # Literals inside the statement (the 1 of "version + 1") are bound parameters too.
-        self.defaults = {name: compiled.binds[name].effective_value for name in self.names}
-        columns = getattr(statement, "selected_columns", None) or getattr(statement, "_returning", None) or ()
-        self.result_processors = tuple(column.type.result_processor(_DIALECT, None) for column in columns)
+    def __init__(self, name: str) -> None:
+        spec = STATEMENTS[name]
+        self.sql: str = spec["sql"]
+        self.names: tuple[str, ...] = tuple(spec["names"])
+        self.processors = tuple(None if kind is None else BIND_CONVERSIONS[kind] for kind in spec["bind"])
+        self.defaults: dict[str, Any] = dict(spec["defaults"])
+        self.result_processors = tuple(None if kind is None else RESULT_CONVERSIONS[kind] for kind in spec["result"])
 
     def parameters(self, values: dict[str, Any]) -> tuple[Any, ...]:
         return tuple(
-            value if processor is None else processor(value)
+            value if processor is None or value is None else processor(value)
             for value, processor in zip(
                 (values[name] if name in values else self.defaults[name] for name in self.names),
                 self.processors,
@@ -58,13 +76,9 @@ class _Statement:
 
     def convert(self, row: Sequence[Any]) -> tuple[Any, ...]:
         return tuple(
-            value if processor is None else processor(value)
+            value if processor is None or value is None else processor(value)
             for value, processor in zip(row, self.result_processors, strict=False)
         )
-
-
-_JOB_COLUMNS = ["store_id", "version", "created_at", "updated_at", *queries.JOB_FIELD_NAMES]
-_FILE_COLUMNS = [column.key for column in files.columns]
 
 
 class DirectSQLite:
@@ -77,18 +91,24 @@ class DirectSQLite:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
-        self._get_job = _Statement(queries._SELECT_JOB)
-        self._job_exists = _Statement(queries._JOB_EXISTS)
-        self._insert_job = _Statement(queries._insert_ignoring_conflicts(jobs, "sqlite"), _JOB_COLUMNS)
-        self._update_job_cas = _Statement(queries._UPDATE_JOB_CAS)
-        self._get_file = _Statement(queries._SELECT_FILE)
-        self._file_exists = _Statement(queries._FILE_EXISTS)
-        self._file_size = _Statement(queries._FILE_SIZE)
-        self._insert_file = _Statement(queries._insert_ignoring_conflicts(files, "sqlite"), _FILE_COLUMNS)
-        self._insert_job_file = _Statement(queries.sqlite_insert_file_of_existing_job())
-        self._delete_file = _Statement(queries._DELETE_FILE_RETURNING_KEY)
-        self._delete_job = _Statement(queries._DELETE_JOB)
-        self._delete_cleanup_files = _Statement(queries._DELETE_CLEANUP_FILES_RETURNING_KEYS)
+        self._get_job = _Statement("get_job")
+        self._job_exists = _Statement("job_exists")
+        self._insert_job = _Statement("insert_job")
+        self._update_job_cas = _Statement("update_job_cas")
+        self._update_job_any = _Statement("update_job_any")
+        self._get_file = _Statement("get_file")
+        self._get_shared_file = _Statement("get_shared_file")
+        self._file_exists = _Statement("file_exists")
+        self._file_size = _Statement("file_size")
+        self._insert_file = _Statement("insert_file")
+        self._insert_job_file = _Statement("insert_job_file")
+        self._replace_file_content = _Statement("replace_file_content")
+        self._delete_file = _Statement("delete_file")
+        self._delete_job = _Statement("delete_job")
+        self._delete_cleanup_files = _Statement("delete_cleanup_files")
+        self._insert_log = _Statement("insert_log")
+        self._find_store = _Statement("find_store")
+        self._schema_revision = _Statement("schema_revision")
 
     # --- connections -------------------------------------------------------------------------
 
@@ -161,6 +181,31 @@ class DirectSQLite:
         cursor = self._connection().execute(self._update_job_cas.sql, self._update_job_cas.parameters(values))
         return cursor.rowcount == 1
 
+    def overwrite_job(self, store_id: int, fields: JobFields) -> int | None:
+        """Update a job whatever its version (a description that never came from the store);
+        the new version, or None if there is no such job."""
+        values = {f"new_{name}": value for name, value in fields.as_params().items()}
+        values.update(sid=store_id, match_id=fields.id, new_updated_at=utc_now())
+        row = self._one(self._update_job_any, values)
+        return None if row is None else int(row[0])
+
+    def save_jobs(self, store_id: int, many: Sequence[JobFields]) -> list[int]:
+        """Overwrite each job, or create it if it does not exist, all in one transaction; the
+        version each job now has."""
+
+        def work(connection: sqlite3.Connection) -> list[int]:
+            versions = []
+            for fields in many:
+                version = self.overwrite_job(store_id, fields)
+                if version is None:
+                    self.insert_job(store_id, fields)
+                    version = 1
+                versions.append(version)
+            return versions
+
+        result: list[int] = self._in_transaction(work)
+        return result
+
     def delete_job(self, store_id: int, job_id: str) -> tuple[bool, list[str]]:
         """Delete a job and its cleanup files in one transaction; (existed, blob keys released)."""
         job_parameters = self._delete_job.parameters({"sid": store_id, "id": job_id})
@@ -178,6 +223,10 @@ class DirectSQLite:
 
     def get_file(self, store_id: int, file_id: str) -> FileRow | None:
         row = self._one(self._get_file, {"sid": store_id, "id": file_id})
+        return None if row is None else FileRow(*row)
+
+    def get_shared_file(self, store_id: int, name: str) -> FileRow | None:
+        row = self._one(self._get_shared_file, {"sid": store_id, "shared_name": name})
         return None if row is None else FileRow(*row)
 
     def file_exists(self, store_id: int, file_id: str) -> bool:
@@ -211,6 +260,50 @@ class DirectSQLite:
             return "no job"
         return None if existing.blob_key == new.blob_key else "taken"
 
+    def replace_file_content(
+        self, store_id: int, file_id: str, expected_version: int, values: dict[str, Any]
+    ) -> str | bool | None:
+        """Compare-and-set a file's content in one transaction, as ``CatalogTx.replace_file_content``
+        with ``values`` its keyword arguments. The replaced blob key on success; False if the file
+        is gone; True if its version moved on."""
+        parameters = {f"new_{name}": value for name, value in values.items()}
+        parameters.setdefault("new_executable", None)
+        parameters.setdefault("new_source_url", None)
+        parameters.update(sid=store_id, match_id=file_id, expected=expected_version, new_updated_at=utc_now())
+        statement = self._replace_file_content
+
+        def work(connection: sqlite3.Connection) -> str | bool | None:
+            current = self.get_file(store_id, file_id)
+            if current is None:
+                return False
+            if connection.execute(statement.sql, statement.parameters(parameters)).rowcount != 1:
+                return True
+            return current.blob_key
+
+        result: str | bool | None = self._in_transaction(work)
+        return result
+
     def delete_file(self, store_id: int, file_id: str) -> str | None:
         row = self._one(self._delete_file, {"sid": store_id, "id": file_id})
         return None if row is None else str(row[0])
+
+    # --- logs and stores ---------------------------------------------------------------------
+
+    def append_log(self, store_id: int, message: bytes) -> None:
+        self._one(
+            self._insert_log, {"store_id": store_id, "message": message, "is_read": False, "created_at": utc_now()}
+        )
+
+    def schema_revision(self) -> str | None:
+        """The catalog's schema revision; None when it has no version table or row (a fresh file)."""
+        try:
+            row = self._one(self._schema_revision, {})
+        except sqlite3.OperationalError as error:
+            if "no such table" in str(error):
+                return None
+            raise
+        return None if row is None else str(row[0])
+
+    def find_store(self, name: str) -> StoreRow | None:
+        row = self._one(self._find_store, {"name": name})
+        return None if row is None else StoreRow(*row)

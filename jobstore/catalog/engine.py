@@ -16,32 +16,36 @@ from __future__ import annotations
 
 import logging
 import os
-import random
-import sqlite3
-import time
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from jobstore.catalog.location import sqlite_path
+from jobstore.catalog.retry import SQLITE_BUSY_TIMEOUT_MS, is_transient, run_with_retries
 from jobstore.errors import (
-    CatalogError,
-    CatalogUnavailableError,
     InvalidLocatorError,
     MissingDependencyError,
     UnsafeLocationError,
 )
 from jobstore.redact import redact_url
 
+__all__ = [
+    "READ_ONLY",
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "is_transient",
+    "make_engine",
+    "parse_catalog_url",
+    "run_with_retries",
+    "sqlite_path",
+]
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: How long a SQLite writer waits for the lock before SQLite reports "busy".
-SQLITE_BUSY_TIMEOUT_MS = 120_000
 
 #: Execution option that marks a connection as read-only, so its transactions begin deferred.
 READ_ONLY = "jobstore_read_only"
@@ -66,9 +70,6 @@ NETWORK_FILE_SYSTEMS = frozenset(
 )
 ALLOW_NETWORK_SQLITE_ENV = "JOBSTORE_ALLOW_NETWORK_SQLITE"
 
-_RETRY_ATTEMPTS = 8
-_PG_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03", "57P01", "57P02", "57P03", "08000", "08003", "08006"})
-
 
 def parse_catalog_url(url: str) -> URL:
     try:
@@ -91,14 +92,6 @@ def make_engine(url: str, *, durability: str = "normal", pool_size: int = 5) -> 
         f"Catalog URL {redact_url(url)!r} uses the {parsed.get_backend_name()!r} database; "
         "jobstore supports sqlite and postgresql."
     )
-
-
-def sqlite_path(url: str) -> str | None:
-    """The database file of a SQLite URL, or None for another dialect or an in-memory database."""
-    parsed = parse_catalog_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    return os.path.abspath(str(parsed.database))
 
 
 def _make_sqlite_engine(url: URL, durability: str) -> Engine:
@@ -216,69 +209,3 @@ def _existing_ancestor(path: str) -> str:
             break
         path = parent
     return path
-
-
-def is_transient(error: BaseException) -> bool:
-    """True for failures that a fresh attempt of the same transaction can cure."""
-    if isinstance(error, DBAPIError) and error.connection_invalidated:
-        return True
-    if not isinstance(error, OperationalError | DBAPIError):
-        return False
-    original = getattr(error, "orig", None)
-    sqlstate = getattr(original, "sqlstate", None)
-    if sqlstate in _PG_RETRYABLE_SQLSTATES:
-        return True
-    text = str(original).lower()
-    return any(
-        phrase in text
-        for phrase in (
-            "database is locked",
-            "database is busy",
-            "server closed the connection",
-            "connection refused",
-            "terminating connection",
-            "consuming input failed",
-            "the database system is",
-        )
-    )
-
-
-def _wrap_sqlite_error(error: sqlite3.Error) -> DBAPIError:
-    """A raw sqlite3 error from the fast path, in SQLAlchemy's clothes, so one classifier serves both."""
-    wrapped = DBAPIError.instance(None, None, error, sqlite3.Error)
-    assert isinstance(wrapped, DBAPIError)
-    return wrapped
-
-
-def run_with_retries(engine: Engine, work: Callable[[], T], *, describe: str) -> T:
-    """Run ``work`` (one whole transaction), retrying transient failures with jittered backoff.
-
-    The single retry loop of the catalog layer. ``work`` must be safe to run again from the start:
-    it opens its own transaction each time.
-    """
-    delay = 0.05
-    for attempt in range(1, _RETRY_ATTEMPTS + 1):
-        try:
-            return work()
-        except (DBAPIError, sqlite3.Error) as error:
-            if isinstance(error, sqlite3.Error):
-                error = _wrap_sqlite_error(error)
-            if not is_transient(error):
-                # Callers see our errors, never a driver's: disk full, read-only database, a
-                # damaged file. Nothing was committed.
-                raise CatalogError(
-                    f"The catalog ({redact_url(engine.url.render_as_string(hide_password=True))}) refused to "
-                    f"{describe}: {type(error.orig).__name__}: {redact_url(str(error.orig)).strip()[:300]}. "
-                    "Nothing was committed. If its disk is full or read-only, fix that and retry; otherwise "
-                    "check it with `jobstore db check LOCATOR`."
-                ) from error
-            if attempt == _RETRY_ATTEMPTS:
-                raise CatalogUnavailableError(
-                    f"The catalog ({redact_url(engine.url.render_as_string(hide_password=True))}) failed "
-                    f"{attempt} times while trying to {describe}: {type(error.orig).__name__}. "
-                    "Check that the database server is running and reachable."
-                ) from None
-            log.info("transient catalog failure while trying to %s (attempt %d): %s", describe, attempt, error.orig)
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 2.0)
-    raise AssertionError("unreachable")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlalchemy import Engine, column, inspect, select, table, text
 from sqlalchemy.engine import Connection
 
+from jobstore.catalog.rows import HEAD_REVISION
 from jobstore.catalog.schema import VERSION_TABLE
 from jobstore.errors import SchemaTooNewError, SchemaTooOldError
 
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 #: The head revision of this code's migrations. Opening a store compares the catalog with it, and
 #: every worker process opens a store, so the comparison must not import Alembic and parse every
 #: migration script (~100 ms). tests/test_migrations.py checks it equals the scripts' one head.
-HEAD_REVISION = "0002"
 
 _VERSION = table(VERSION_TABLE, column("version_num"))
 

@@ -7,8 +7,6 @@ serves every call and no SQL is ever assembled from strings.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -29,105 +27,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import BindParameter
 
+from jobstore.catalog.rows import JOB_FIELD_NAMES, FileRow, JobFields, JobRow, NewFile, StoreRow, utc_now
 from jobstore.catalog.schema import condemned_blobs, files, jobs, logs, stores
 from jobstore.errors import JobStoreError
 
+__all__ = ["JOB_FIELD_NAMES", "CatalogTx", "FileRow", "JobFields", "JobRow", "NewFile", "StoreRow", "utc_now"]
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class StoreRow:
-    id: int
-    name: str
-    blob_url: str
-    workflow_id: str
-    config_json: str
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class JobRow:
-    id: str
-    version: int
-    description: str
-
-
-@dataclass(frozen=True)
-class FileRow:
-    id: str
-    version: int
-    job_id: str | None
-    cleanup: bool
-    shared_name: str | None
-    basename: str | None
-    size: int
-    checksum: str
-    blob_key: str
-    executable: bool
-    encrypted: bool
-    source_url: str | None
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True)
-class NewFile:
-    """What the store knows about a file when it commits its first version."""
-
-    id: str
-    job_id: str | None
-    cleanup: bool
-    shared_name: str | None
-    basename: str | None
-    size: int
-    checksum: str
-    blob_key: str
-    executable: bool
-    encrypted: bool
-    source_url: str | None = None
-
-
-@dataclass(frozen=True)
-class JobFields:
-    """The columns of a job row that the store fills from a JobDescription."""
-
-    id: str
-    name: str
-    unit_name: str
-    state: str
-    remaining_tries: int
-    memory: int | None
-    cores: float | None
-    disk: int | None
-    description: str
-
-    def as_params(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name[:255],
-            "unit_name": self.unit_name[:255],
-            "state": self.state[:32],
-            "remaining_tries": self.remaining_tries,
-            "memory": self.memory,
-            "cores": self.cores,
-            "disk": self.disk,
-            "description": self.description,
-        }
-
-
-JOB_FIELD_NAMES = (
-    "id",
-    "name",
-    "unit_name",
-    "state",
-    "remaining_tries",
-    "memory",
-    "cores",
-    "disk",
-    "description",
-)
 
 _FILE_COLUMNS = (
     files.c.id,
@@ -221,6 +126,9 @@ _DELETE_FILES_BY_ID = delete(files).where(
 )
 
 _INSERT_LOG = insert(logs)
+_SELECT_STORE_BY_NAME = select(
+    stores.c.id, stores.c.name, stores.c.blob_url, stores.c.workflow_id, stores.c.config_json, stores.c.created_at
+).where(stores.c.name == bindparam("name"))
 
 
 _INSERTS_IGNORING_CONFLICTS: dict[tuple[str, str], Any] = {}
@@ -278,7 +186,7 @@ class CatalogTx:
 
     @staticmethod
     def find_store(connection: Connection, name: str) -> StoreRow | None:
-        row = connection.execute(select(stores).where(stores.c.name == name)).first()
+        row = connection.execute(_SELECT_STORE_BY_NAME, {"name": name}).first()
         if row is None:
             return None
         return StoreRow(row.id, row.name, row.blob_url, row.workflow_id, row.config_json, row.created_at)
@@ -362,6 +270,18 @@ class CatalogTx:
             return expected_version + 1
         row = self.connection.execute(_SELECT_JOB_VERSION, {"sid": self.store_id, "id": fields.id}).first()
         return None if row is None else int(row[0])
+
+    def save_jobs(self, many: Sequence[JobFields]) -> list[int]:
+        """Overwrite each job, or create it if it does not exist; the version each job now has."""
+        versions = []
+        for fields in many:
+            version = self.update_job(fields, None)
+            if version is None:
+                if not self.insert_job(fields):
+                    raise JobStoreError(f"Job {fields.id!r} appeared while it was being saved; save it again.")
+                version = 1
+            versions.append(version)
+        return versions
 
     def delete_job(self, job_id: str) -> tuple[bool, list[str]]:
         """Delete a job and its cleanup files. Returns (whether it existed, blob keys to delete)."""

@@ -24,9 +24,10 @@ What lives where:
   and Toil never lets two processes update one job at once (a worker updates the job it runs; the
   leader updates it only after the worker has finished). Toil's own ``_job_version`` still travels
   inside the pickle.
-* **Files, shared files, logs, public URLs, import/export and ``batch()``** are the jobstore
-  store's, unchanged: file IDs are its 32-hex IDs (which survive ``FileID.pack()``), logs are
-  delivered exactly once, ``batch()`` is one catalog transaction.
+* **Files, shared files, logs, public URLs and import/export** are the jobstore store's,
+  unchanged: file IDs are its 32-hex IDs (which survive ``FileID.pack()``), logs are delivered
+  exactly once. ``batch()`` saves the jobs created inside it together, in one transaction
+  (``JobStore.save_jobs``); see :meth:`ToilJobStore.batch`.
 * **Hinted files** (Toil 9.5+ ``hints=``) get readable, low-entropy IDs such as
   ``sample1.align.files.out.bam`` (hints and basename joined by dots, a slot number when the name
   is taken), claimed atomically in the catalog so two nodes never get the same one, and never
@@ -46,7 +47,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlparse
 
 from toil.fileStores import FileID  # type: ignore[import-untyped]
@@ -71,7 +72,7 @@ from toil.jobStores.abstractJobStore import (
 )
 
 from jobstore.blobs import new_key
-from jobstore.catalog import CatalogTx, NewFile
+from jobstore.catalog import NewFile
 from jobstore.config import Config as StoreConfig
 from jobstore.errors import (
     ConcurrentFileModificationException,
@@ -85,6 +86,9 @@ from jobstore.errors import (
 )
 from jobstore.job import JobDescription as StoredDescription
 from jobstore.store import JobStore, create_job_store
+
+if TYPE_CHECKING:
+    from jobstore.catalog.queries import CatalogTx
 
 # jobstore checks the catalog's schema revision with Alembic on every open, and Toil runs its
 # leader, workers and utilities at INFO: keep Alembic's per-open INFO lines out of Toil's output.
@@ -184,10 +188,25 @@ class ToilJobStore(AbstractJobStore, HintedJobStore):  # type: ignore[misc]
 
     def __init__(self, locator: str, settings: StoreConfig | None = None) -> None:
         super().__init__(locator)
-        self._store: JobStore = create_job_store(locator)
+        self._jobstore: JobStore = create_job_store(locator)
         self._settings = settings
         self._toil_config: Any = None
         self._claim = threading.local()
+        #: Per thread: the job descriptions ``create_job`` collected inside ``batch()``.
+        self._batched = threading.local()
+
+    @property
+    def _store(self) -> JobStore:
+        """The jobstore store; job creations collected by ``batch()`` are saved before any other
+        use, so every operation sees them (reads, files written for a new job, ...)."""
+        if getattr(self._batched, "jobs", None):
+            self._save_batched()
+        return self._jobstore
+
+    def _save_batched(self) -> None:
+        jobs, self._batched.jobs = self._batched.jobs, []
+        with self._translated():
+            self._jobstore.save_jobs(jobs)
 
     def __repr__(self) -> str:
         from jobstore.redact import redact_url
@@ -351,9 +370,17 @@ class ToilJobStore(AbstractJobStore, HintedJobStore):  # type: ignore[misc]
         job_description.jobStoreID = placeholder.jobStoreID
 
     def create_job(self, job_description: Any) -> Any:
-        """Store a new job (filling its placeholder row); calls Toil's ``pre_update_hook``."""
+        """Store a new job (filling its placeholder row); calls Toil's ``pre_update_hook``.
+
+        Inside ``batch()`` the job is collected and saved with the batch's other creations in one
+        transaction (before the next other operation, or at the end of the block).
+        """
         job_description.pre_update_hook()
         stored = self._reporting_fields(job_description)
+        collected = getattr(self._batched, "jobs", None)
+        if collected is not None:
+            collected.append(stored)
+            return job_description
         with self._translated(job_description.jobStoreID):
             try:
                 self._store.update_job(stored)
@@ -398,9 +425,25 @@ class ToilJobStore(AbstractJobStore, HintedJobStore):  # type: ignore[misc]
 
     @contextmanager
     def batch(self) -> Iterator[None]:
-        """The job creations inside the block commit together, in one catalog transaction."""
-        with self._translated(), self._store.batch():
+        """The job creations inside the block commit together, in one catalog transaction.
+
+        Toil only creates jobs inside ``batch()`` (a job's new children and successors). They are
+        collected and saved at the end of the block by ``JobStore.save_jobs``, one transaction
+        that on SQLite takes the fast path; if the block raises, none is saved. Any other
+        operation inside the block first saves the creations collected so far (it may need them,
+        e.g. to write a file for a new job) and then commits on its own, as on Toil's
+        FileJobStore, whose ``batch()`` does nothing.
+        """
+        if getattr(self._batched, "jobs", None) is not None:
+            yield  # nested: the outer block saves
+            return
+        self._batched.jobs = []
+        try:
             yield
+            if self._batched.jobs:
+                self._save_batched()
+        finally:
+            self._batched.jobs = None
 
     # --- hinted file IDs (HintedJobStore's hint tree, in the catalog) -------------------------
 

@@ -1,0 +1,106 @@
+"""The catalog's one retry loop, and which failures it retries, without importing SQLAlchemy.
+
+Transient failures (SQLite busy past the timeout, PostgreSQL serialization failures and deadlocks,
+dropped connections) are retried here and nowhere else. Errors arrive either from SQLAlchemy
+(``DBAPIError``, wrapping the driver's exception in ``.orig``) or raw from ``sqlite3`` on the fast
+path; both are classified by the same rules. SQLAlchemy is only consulted when it is already
+imported: a process that never loaded it (a Toil worker on the SQLite fast path) cannot be holding
+one of its exceptions.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sqlite3
+import sys
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from jobstore.errors import CatalogError, CatalogUnavailableError
+from jobstore.redact import redact_url
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: How long a SQLite writer waits for the lock before SQLite reports "busy".
+SQLITE_BUSY_TIMEOUT_MS = 120_000
+
+RETRY_ATTEMPTS = 8
+_PG_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03", "57P01", "57P02", "57P03", "08000", "08003", "08006"})
+_TRANSIENT_PHRASES = (
+    "database is locked",
+    "database is busy",
+    "server closed the connection",
+    "connection refused",
+    "terminating connection",
+    "consuming input failed",
+    "the database system is",
+)
+
+
+def _sqlalchemy_dbapi_error() -> type[BaseException] | None:
+    module = sys.modules.get("sqlalchemy.exc")
+    return getattr(module, "DBAPIError", None) if module is not None else None
+
+
+def is_catalog_error(error: BaseException) -> bool:
+    """A database failure (as opposed to a bug or a failure of our own code)."""
+    if isinstance(error, sqlite3.Error):
+        return True
+    dbapi_error = _sqlalchemy_dbapi_error()
+    return dbapi_error is not None and isinstance(error, dbapi_error)
+
+
+def _driver_error(error: BaseException) -> BaseException:
+    return getattr(error, "orig", None) or error
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for failures that a fresh attempt of the same transaction can cure."""
+    if getattr(error, "connection_invalidated", False):
+        return True
+    if not is_catalog_error(error):
+        return False
+    original = _driver_error(error)
+    if isinstance(original, sqlite3.Error) and not isinstance(original, sqlite3.OperationalError):
+        return False  # integrity, programming and data errors do not cure themselves
+    if getattr(original, "sqlstate", None) in _PG_RETRYABLE_SQLSTATES:
+        return True
+    text = str(original).lower()
+    return any(phrase in text for phrase in _TRANSIENT_PHRASES)
+
+
+def run_with_retries(where: str, work: Callable[[], T], *, describe: str) -> T:
+    """Run ``work`` (one whole transaction), retrying transient failures with jittered backoff.
+
+    ``where`` names the catalog in messages (already redacted). ``work`` must be safe to run again
+    from the start: it opens its own transaction each time.
+    """
+    delay = 0.05
+    for attempt in range(1, RETRY_ATTEMPTS + 1):
+        try:
+            return work()
+        except Exception as error:
+            if not is_catalog_error(error):
+                raise
+            original = _driver_error(error)
+            if not is_transient(error):
+                # Callers see our errors, never a driver's: disk full, read-only database, a
+                # damaged file. Nothing was committed.
+                raise CatalogError(
+                    f"The catalog ({where}) refused to {describe}: {type(original).__name__}: "
+                    f"{redact_url(str(original)).strip()[:300]}. Nothing was committed. If its disk is full or "
+                    "read-only, fix that and retry; otherwise check it with `jobstore db check LOCATOR`."
+                ) from error
+            if attempt == RETRY_ATTEMPTS:
+                raise CatalogUnavailableError(
+                    f"The catalog ({where}) failed {attempt} times while trying to {describe}: "
+                    f"{type(original).__name__}. Check that the database server is running and reachable."
+                ) from None
+            log.info("transient catalog failure while trying to %s (attempt %d): %s", describe, attempt, original)
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 2.0)
+    raise AssertionError("unreachable")

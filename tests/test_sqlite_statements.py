@@ -1,0 +1,132 @@
+"""The SQLite fast path runs SQL compiled from queries.py (sqlite_statements.py is generated) and
+converts values exactly as SQLAlchemy would; a store opened on the fast path never imports
+SQLAlchemy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Boolean, DateTime, Float, LargeBinary
+from sqlalchemy.dialects import sqlite
+
+from jobstore.catalog import direct, sqlite_compile
+from jobstore.catalog.sqlite_statements import STATEMENTS
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_generated_statements_match_the_sqlalchemy_constructs() -> None:
+    assert STATEMENTS == sqlite_compile.compile_all(), (
+        "jobstore/catalog/sqlite_statements.py is stale: run `python -m jobstore.catalog.sqlite_compile`"
+    )
+
+
+SAMPLES = {
+    "datetime": (
+        DateTime(timezone=True),
+        [datetime(2026, 11, 26, 6, 0, 0, 123456, tzinfo=UTC), datetime(2001, 1, 2, 3, 4, 5), datetime(1999, 12, 31)],
+        ["2026-11-26 06:00:00.123456", "2026-11-26 06:00:00.123456+00:00", "2001-01-02 03:04:05.000000"],
+    ),
+    "boolean": (Boolean(), [True, False], [0, 1]),
+    "float": (Float(), [1, 2.5, 0], [1.0, 2.5]),
+    "binary": (LargeBinary(), [b"", b"\x00\xffbytes"], [b"", b"\x00\xff"]),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SAMPLES))
+def test_conversions_equal_sqlalchemys_processors(kind: str) -> None:
+    dialect = sqlite.dialect()
+    type_, bind_values, result_values = SAMPLES[kind]
+    impl = type_.dialect_impl(dialect)
+    bind = impl.bind_processor(dialect) or (lambda value: value)
+    result = impl.result_processor(dialect, None) or (lambda value: value)
+    for value in bind_values:
+        assert direct.BIND_CONVERSIONS[kind](value) == bind(value), value
+    for value in result_values:
+        assert direct.RESULT_CONVERSIONS[kind](value) == result(value), value
+
+
+def test_every_recorded_kind_has_a_conversion() -> None:
+    kinds = {kind for spec in STATEMENTS.values() for kind in spec["bind"] + spec["result"] if kind}
+    assert kinds <= set(direct.BIND_CONVERSIONS) & set(direct.RESULT_CONVERSIONS)
+
+
+def test_offset_datetimes_are_stored_as_sqlalchemy_stores_them() -> None:
+    """SQLAlchemy's SQLite DATETIME drops the offset; so must the fast path (both write one format)."""
+    value = datetime(2026, 1, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))
+    dialect = sqlite.dialect()
+    processor = DateTime(timezone=True).dialect_impl(dialect).bind_processor(dialect)
+    assert processor is not None
+    assert direct.BIND_CONVERSIONS["datetime"](value) == processor(value) == "2026-01-01 12:00:00.000000"
+
+
+WORKER = textwrap.dedent(
+    """
+    import sys
+    from jobstore import FileJobStore, JobDescription
+    store = FileJobStore(sys.argv[1])
+    store.resume()
+    job = store.load_job(sys.argv[2])
+    job.counter = 1
+    store.update_job(job)
+    overwrite = JobDescription(command="again", jobStoreID=job.jobStoreID)
+    store.update_job(overwrite)
+    child = store.create_job(JobDescription(command="child"))
+    file_id = store.write_file(sys.argv[3], job_id=child.jobStoreID, cleanup=True)
+    store.read_file(file_id, sys.argv[3] + ".copy")
+    with store.read_file_stream(file_id) as handle:
+        assert handle.read() == b"payload"
+    with store.read_shared_file_stream("config") as handle:
+        assert handle.read() == b"settings"
+    assert store.file_exists(file_id) and store.get_file_size(file_id) == 7
+    with store.update_file_stream(file_id) as handle:
+        handle.write(b"promised")
+    store.save_jobs([JobDescription(command="saved", jobStoreID=child.jobStoreID), JobDescription(command="new")])
+    store.write_logs("done")
+    store.delete_file(file_id)
+    store.delete_job(child.jobStoreID)
+    loaded = [name for name in sys.modules if name.split(".")[0] in ("sqlalchemy", "alembic")]
+    print("LOADED", loaded)
+    """
+)
+
+
+def test_a_worker_on_the_fast_path_never_imports_sqlalchemy(tmp_path: Path) -> None:
+    """What a Toil worker does (resume, load, update, create, files, promises, batches of
+    creations, shared file, logs, delete)
+    must not import SQLAlchemy on an embedded catalog: it is ~130 ms of every job's start-up."""
+    from jobstore import Config, FileJobStore, JobDescription
+
+    locator = f"file:{tmp_path / 'store'}"
+    store = FileJobStore(locator)
+    store.initialize(Config())
+    job = store.create_job(JobDescription(command="root"))
+    with store.write_shared_file_stream("config") as handle:
+        handle.write(b"settings")
+    store.close()
+    source = tmp_path / "payload"
+    source.write_bytes(b"payload")
+    result = subprocess.run(
+        [sys.executable, "-c", WORKER, locator, str(job.jobStoreID), str(source)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "LOADED []" in result.stdout, result.stdout
+    store.resume()
+    assert store.load_job(str(job.jobStoreID)).command == "again"
+    assert sorted(j.command for j in store.jobs()) == ["again", "new"]
+    assert [message for message in _logs(store)] == [b"done"]
+
+
+def _logs(store: object) -> list[bytes]:
+    messages: list[bytes] = []
+    store.read_logs(lambda handle: messages.append(handle.read()))  # type: ignore[attr-defined]
+    return messages
