@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import threading
@@ -315,3 +316,55 @@ def test_background_checksummed_stream_detects_damage(
     with store.read_file_stream(file_id) as handle:
         handle.read(10)  # closed early: nothing to verify, the helper must stop anyway
     assert not [thread for thread in threading.enumerate() if thread.name == "jobstore-crc"]
+
+
+OTHER_FILE_SYSTEM = Path("/dev/shm")
+
+
+@pytest.mark.parametrize("executable", [False, True])
+def test_read_file_to_another_file_system_is_a_verified_copy(
+    store: FileJobStore, tmp_path: Path, executable: bool
+) -> None:
+    """No hard link can cross file systems: the bytes must be copied (and verified), whole."""
+    assert OTHER_FILE_SYSTEM.is_dir() and OTHER_FILE_SYSTEM.stat().st_dev != tmp_path.stat().st_dev, (
+        "this test needs /dev/shm on another file system than the temporary directory"
+    )
+    content = os.urandom(3 * 1024 * 1024 + 7)
+    source = write_source(tmp_path, content)
+    if executable:
+        os.chmod(source, 0o755)
+    file_id = store.write_file(source)
+    target = OTHER_FILE_SYSTEM / f"jobstore-test-{os.getpid()}-{file_id}"
+    try:
+        store.read_file(file_id, str(target))
+        assert target.read_bytes() == content
+        assert target.stat().st_nlink == 1
+        assert bool(target.stat().st_mode & stat.S_IXUSR) == executable
+    finally:
+        target.unlink(missing_ok=True)
+
+
+def test_read_file_copies_when_the_file_system_refuses_links(
+    store: FileJobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EXDEV/EPERM from link() (another mount, a file system without hard links) means copy."""
+    content = b"linked or copied, the bytes are the same" * 1000
+    file_id = store.write_file(write_source(tmp_path, content))
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", refuse)
+    target = tmp_path / "copied"
+    store.read_file(file_id, str(target))
+    assert target.read_bytes() == content
+    # A damaged blob is caught by the copy, and nothing is left at the target.
+    key = store.file_info(file_id).blob_key
+    store.blob_store.delete(key)
+    with store.blob_store.open_write(key) as (handle, _):
+        handle.write(b"X" * len(content))
+    damaged = tmp_path / "damaged"
+    with pytest.raises(ChecksumMismatchError):
+        store.read_file(file_id, str(damaged))
+    assert not damaged.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".damaged")] == []

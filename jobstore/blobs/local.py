@@ -470,7 +470,7 @@ class LocalBlobStore(BlobStore):
         if allow_link:
             if self._link_out(blob, local_path, what or key):
                 return
-                self._copy_out(blob, local_path, expected, executable, what or key)
+        self._copy_out(blob, local_path, expected, executable, what or key)
 
     @staticmethod
     def _link_out(blob: str, local_path: str, what: str) -> bool:
