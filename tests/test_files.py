@@ -22,6 +22,7 @@ from jobstore import (
     NoSuchJobException,
 )
 from jobstore.blobs import base as blob_base
+from jobstore.blobs import local as local_blobs
 from jobstore.blobs.checksum import checksum_of_bytes
 from tests.conftest import Backend
 
@@ -321,11 +322,16 @@ def test_background_checksummed_stream_detects_damage(
 OTHER_FILE_SYSTEM = Path("/dev/shm")
 
 
+@pytest.mark.parametrize("copy", ["streamed", "kernel"])
 @pytest.mark.parametrize("executable", [False, True])
 def test_read_file_to_another_file_system_is_a_verified_copy(
-    store: FileJobStore, tmp_path: Path, executable: bool
+    store: FileJobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, executable: bool, copy: str
 ) -> None:
-    """No hard link can cross file systems: the bytes must be copied (and verified), whole."""
+    """No hard link can cross file systems: the bytes must be copied (and verified), whole. Local
+    blobs from KERNEL_COPY_THRESHOLD up are copied by the kernel (sendfile across file systems)
+    and checksummed as they land; the threshold is lowered here to run that path on a small file."""
+    if copy == "kernel":
+        monkeypatch.setattr(local_blobs, "KERNEL_COPY_THRESHOLD", 1024 * 1024)
     assert OTHER_FILE_SYSTEM.is_dir() and OTHER_FILE_SYSTEM.stat().st_dev != tmp_path.stat().st_dev, (
         "this test needs /dev/shm on another file system than the temporary directory"
     )
@@ -340,6 +346,15 @@ def test_read_file_to_another_file_system_is_a_verified_copy(
         assert target.read_bytes() == content
         assert target.stat().st_nlink == 1
         assert bool(target.stat().st_mode & stat.S_IXUSR) == executable
+        target.unlink()
+        key = store.file_info(file_id).blob_key
+        store.blob_store.delete(key)
+        with store.blob_store.open_write(key) as (handle, _):
+            handle.write(content[:-1] + b"!")  # same size, last byte damaged
+        with pytest.raises(ChecksumMismatchError):
+            store.read_file(file_id, str(target))
+        assert not target.exists()
+        assert not [p for p in OTHER_FILE_SYSTEM.iterdir() if p.name.startswith(f".{target.name}")]
     finally:
         target.unlink(missing_ok=True)
 

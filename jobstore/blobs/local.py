@@ -109,6 +109,11 @@ class _LocalSink(BlobSink):
             self._store._make_directories(os.path.dirname(self.path))
             return os.open(self.path, flags, self._mode)
 
+    @property
+    def fd(self) -> int:
+        assert self._fd is not None, "the blob was committed or aborted already"
+        return self._fd
+
     def write(self, data: bytes) -> None:
         assert self._fd is not None
         view = memoryview(data)
@@ -324,7 +329,7 @@ class LocalBlobStore(BlobStore):
             checksum = RunningChecksum()
             try:
                 if source.st_size >= KERNEL_COPY_THRESHOLD and self._kernel_copy_checksummed(
-                    source_fd, sink, source.st_size, checksum, f"the local file {local_path!r}"
+                    source_fd, sink.fd, sink.path, source.st_size, checksum, f"the local file {local_path!r}"
                 ):
                     pass
                 else:
@@ -369,7 +374,7 @@ class LocalBlobStore(BlobStore):
             executable = bool(source.st_mode & stat.S_IXUSR)
             sink = _LocalSink(self, key, EXECUTABLE_BLOB_MODE if executable else BLOB_MODE)
             try:
-                if not self._kernel_copy(source_fd, sink, source.st_size, redact_url(url)):
+                if not self._kernel_copy(source_fd, sink.fd, source.st_size, redact_url(url)):
                     sink.abort()
                     return None
                 checksum = RunningChecksum()
@@ -385,14 +390,14 @@ class LocalBlobStore(BlobStore):
         finally:
             os.close(source_fd)
 
+    @staticmethod
     def _kernel_copy_checksummed(
-        self, source_fd: int, sink: _LocalSink, size: int, checksum: RunningChecksum, what: str
+        source_fd: int, target_fd: int, target_path: str, size: int, checksum: RunningChecksum, what: str
     ) -> bool:
         """Large files: the kernel copies (as Toil's copyfile does) while a second thread checksums
-        each finished stretch of the *new blob* from the page cache, so the two overlap and the
-        checksum describes exactly what was stored. False if the kernel cannot copy here."""
-        assert sink._fd is not None
-        reader = os.open(sink.path, os.O_RDONLY)
+        each finished stretch of the *target* from the page cache, so the two overlap and the
+        checksum describes exactly what was written. False if the kernel cannot copy here."""
+        reader = os.open(target_path, os.O_RDONLY)
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobstore-crc")  # FIFO: in order
 
         def checksum_range(start: int, end: int) -> None:
@@ -411,7 +416,7 @@ class LocalBlobStore(BlobStore):
             done[0] = copied
 
         try:
-            if not self._kernel_copy(source_fd, sink, size, what, on_progress=finished_stretch):
+            if not LocalBlobStore._kernel_copy(source_fd, target_fd, size, what, on_progress=finished_stretch):
                 return False
             for future in pending:
                 future.result()
@@ -424,18 +429,28 @@ class LocalBlobStore(BlobStore):
 
     @staticmethod
     def _kernel_copy(
-        source_fd: int, sink: _LocalSink, size: int, what: str, on_progress: Callable[[int], None] | None = None
+        source_fd: int, target_fd: int, size: int, what: str, on_progress: Callable[[int], None] | None = None
     ) -> bool:
-        """copy_file_range ``size`` bytes into the sink's file; False if the kernel cannot do it."""
-        assert sink._fd is not None
+        """Copy ``size`` bytes in the kernel into the empty ``target_fd``; False if it cannot here.
+
+        ``copy_file_range`` first (it can share extents); across file systems, where it refuses,
+        ``sendfile``, which copies between any two files.
+        """
         copied = 0
+        use_sendfile = False
         while True:
             # Stretches of KERNEL_COPY_STEP let a checksummer follow; one byte past the end proves
             # the source did not grow.
             want = max(min(size - copied, KERNEL_COPY_STEP), 1)
             try:
-                done = os.copy_file_range(source_fd, sink._fd, want, copied, copied)
+                if use_sendfile:
+                    done = os.sendfile(target_fd, source_fd, copied, want)  # writes at target's position
+                else:
+                    done = os.copy_file_range(source_fd, target_fd, want, copied, copied)
             except OSError as error:
+                if copied == 0 and not use_sendfile and error.errno in _NO_KERNEL_COPY:
+                    use_sendfile = True
+                    continue
                 if copied == 0 and error.errno in _NO_KERNEL_COPY:
                     return False
                 raise translate_os_error(error, f"the copy of {what}") from None
@@ -449,7 +464,7 @@ class LocalBlobStore(BlobStore):
         if copied != size:
             raise TransferIntegrityError(
                 f"{what}: {copied} bytes were copied but the file had {size} when the copy began; it "
-                "changed during the import. Nothing was stored; import it again."
+                "changed during the copy. Nothing was kept; try again."
             )
         return True
 
@@ -517,11 +532,17 @@ class LocalBlobStore(BlobStore):
             target_fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755 if executable else 0o644)
             try:
                 checksum = RunningChecksum()
-                while chunk := os.read(source_fd, CHUNK_SIZE):
-                    checksum.update(chunk)
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(target_fd, view) :]
+                size = os.fstat(source_fd).st_size
+                # Large blobs: a kernel copy, checksummed from the copy as it lands (the bytes the
+                # caller gets); the target is renamed into place only once they verify.
+                if size < KERNEL_COPY_THRESHOLD or not self._kernel_copy_checksummed(
+                    source_fd, target_fd, temp, size, checksum, what
+                ):
+                    while chunk := os.read(source_fd, CHUNK_SIZE):
+                        checksum.update(chunk)
+                        view = memoryview(chunk)
+                        while view:
+                            view = view[os.write(target_fd, view) :]
                 if expected is not None:
                     verify(expected.size, expected.checksum, checksum, what)
             finally:
