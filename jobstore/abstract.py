@@ -217,6 +217,12 @@ class AbstractJobStore(ABC):
     ) -> AbstractContextManager[IO[Any]]: ...
 
     @abstractmethod
+    def claim_file_id(
+        self, file_id: str, job_id: str | None = None, cleanup: bool = False, basename: str | None = None
+    ) -> bool:
+        """Create an empty file under a caller-chosen ID unless it is taken (then False)."""
+
+    @abstractmethod
     def delete_file(self, file_id: str) -> None: ...
 
     @abstractmethod

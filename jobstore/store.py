@@ -77,6 +77,10 @@ JOBS_PAGE_SIZE = 1000
 DEFAULT_PUBLIC_URL_EXPIRY = 7 * 24 * 3600
 
 
+class _FileIdTaken(JobStoreError):
+    """A new file's row could not be added: its ID is in use (only caller-chosen IDs can be)."""
+
+
 def new_id() -> str:
     """A fresh ID: 128 random bits as 32 hex digits (the shape of uuid4().hex, a third of the cost)."""
     return os.urandom(16).hex()
@@ -597,6 +601,43 @@ class JobStore(AbstractJobStore):
         if job_id is not None and not _is_valid_id(job_id):
             raise NoSuchJobException(job_id, "Files can only be associated with jobs of this store.")
 
+    def claim_file_id(
+        self, file_id: str, job_id: str | None = None, cleanup: bool = False, basename: str | None = None
+    ) -> bool:
+        """Create an empty file under a caller-chosen ID, atomically, unless the ID is taken.
+
+        True if this call created it, False if a file with that ID exists already (whoever made
+        it). Engines that derive readable IDs (Toil's hinted files) claim them with this and then
+        write the content with ``update_file``. Raises NoSuchJobException if ``job_id`` names no job.
+        """
+        if not _is_valid_id(file_id):
+            raise InvalidNameError(
+                f"{file_id!r} is not a valid file ID: use 1-128 letters, digits, '.', '_' or '-', starting "
+                "with a letter or digit."
+            )
+        self._check_owner(job_id)
+        blobs = self._require()[1]
+        key = new_key("f", file_id[:2], file_id)
+        info = blobs.put_bytes(key, b"")
+        try:
+            self._commit_new_file(
+                NewFile(
+                    id=file_id,
+                    job_id=job_id,
+                    cleanup=cleanup and job_id is not None,
+                    shared_name=None,
+                    basename=(basename or "")[:255] or None,
+                    size=info.size,
+                    checksum=info.checksum,
+                    blob_key=key,
+                    executable=False,
+                    encrypted=blobs.encrypted,
+                )
+            )
+        except _FileIdTaken:
+            return False
+        return True
+
     def _commit_new_file(self, new: NewFile) -> None:
         """Commit the row of a freshly written blob; delete the blob if the row cannot be added."""
 
@@ -616,7 +657,7 @@ class JobStore(AbstractJobStore):
             self._discard_now(new.blob_key)
             if problem == "no job":
                 raise NoSuchJobException(new.job_id, "A file can only be associated with an existing job.")
-            raise JobStoreError(f"File ID {new.id!r} is already taken.")
+            raise _FileIdTaken(f"File ID {new.id!r} is already taken.")
         self._note_written(new.blob_key)
 
     def _discard_now(self, key: str) -> None:

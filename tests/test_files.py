@@ -14,6 +14,7 @@ from jobstore import (
     ChecksumMismatchError,
     ConcurrentFileModificationException,
     FileJobStore,
+    InvalidNameError,
     JobDescription,
     LocalFileError,
     LocalFileNotFoundError,
@@ -383,3 +384,23 @@ def test_read_file_copies_when_the_file_system_refuses_links(
         store.read_file(file_id, str(damaged))
     assert not damaged.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".damaged")] == []
+
+
+def test_claim_file_id_is_first_come_first_served(store: FileJobStore, tmp_path: Path) -> None:
+    job = store.create_job(JobDescription(command="owner"))
+    assert store.claim_file_id("sample1.align.out.bam", job.jobStoreID, cleanup=True, basename="out.bam")
+    assert not store.claim_file_id("sample1.align.out.bam")  # taken: nothing changes
+    info = store.file_info("sample1.align.out.bam")
+    assert (info.size, info.job_id, info.cleanup, info.basename) == (0, job.jobStoreID, True, "out.bam")
+    store.update_file("sample1.align.out.bam", write_source(tmp_path, b"aligned"))
+    with store.read_file_stream("sample1.align.out.bam") as handle:
+        assert handle.read() == b"aligned"
+    with pytest.raises(NoSuchJobException):
+        store.claim_file_id("orphan.txt", "no-such-job")
+    assert not store.file_exists("orphan.txt")
+    with pytest.raises(InvalidNameError):
+        store.claim_file_id("../escape")
+    store.delete_job(str(job.jobStoreID))
+    assert not store.file_exists("sample1.align.out.bam")  # cleanup=True went with its job
+    keys = list(store.blob_store.list_keys())
+    assert [key for key in keys if "sample1" in key or "orphan" in key] == []  # no blob left behind

@@ -47,7 +47,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, NoReturn
+from typing import IO, Any, NoReturn
 from urllib.parse import urlparse
 
 from toil.fileStores import FileID  # type: ignore[import-untyped]
@@ -71,8 +71,6 @@ from toil.jobStores.abstractJobStore import (
     NoSuchJobStoreException as ToilNoSuchJobStore,
 )
 
-from jobstore.blobs import new_key
-from jobstore.catalog import NewFile
 from jobstore.config import Config as StoreConfig
 from jobstore.errors import (
     ConcurrentFileModificationException,
@@ -87,11 +85,8 @@ from jobstore.errors import (
 from jobstore.job import JobDescription as StoredDescription
 from jobstore.store import JobStore, create_job_store
 
-if TYPE_CHECKING:
-    from jobstore.catalog.queries import CatalogTx
-
-# jobstore checks the catalog's schema revision with Alembic on every open, and Toil runs its
-# leader, workers and utilities at INFO: keep Alembic's per-open INFO lines out of Toil's output.
+# Toil runs its leader, workers and utilities at INFO: keep Alembic's INFO lines (schema
+# creation, upgrades) out of Toil's output.
 if logging.getLogger("alembic").level == logging.NOTSET:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
@@ -476,39 +471,10 @@ class ToilJobStore(AbstractJobStore, HintedJobStore):  # type: ignore[misc]
         pending: _PendingClaim | None = getattr(self._claim, "pending", None)
         if pending is None:
             pending = _PendingClaim(None, False, path.rsplit("/", 1)[-1])
-        file_id = _flat_id(path)
-        store = self._store
-        blobs = store.blob_store
-        key = new_key("f", file_id[:2], file_id)
-        info = blobs.put_bytes(key, b"")
-        row = NewFile(
-            id=file_id,
-            job_id=pending.job_id,
-            cleanup=pending.cleanup and pending.job_id is not None,
-            shared_name=None,
-            basename=pending.basename[:255],
-            size=info.size,
-            checksum=info.checksum,
-            blob_key=key,
-            executable=False,
-            encrypted=blobs.encrypted,
-        )
-
-        def insert(tx: CatalogTx) -> str:
-            if row.job_id is not None and not tx.job_exists(row.job_id):
-                return "no job"
-            return "claimed" if tx.insert_file(row) else "taken"
-
-        try:
-            outcome = store.catalog.write(store.store_id, insert, describe="claim a hinted file ID")
-        except BaseException:
-            blobs.delete(key)
-            raise
-        if outcome != "claimed":
-            blobs.delete(key)
-        if outcome == "no job":
-            raise ToilNoSuchJob(str(row.job_id))
-        return outcome == "claimed"
+        with self._translated(pending.job_id):
+            return self._store.claim_file_id(
+                _flat_id(path), pending.job_id, cleanup=pending.cleanup, basename=pending.basename
+            )
 
     def _hint_tree_exists(self, path: str) -> bool:
         if f"/{self._HINT_FILES_DIR}/" in path:

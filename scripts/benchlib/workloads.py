@@ -438,8 +438,8 @@ WORKLOADS: dict[str, Workload] = {
         Workload(
             "W8",
             "big file",
-            "write_file, read_file (same file system), write_file_stream in --chunk "
-            "chunks, read_file_stream of one --big-size file",
+            "write_file, read_file (same file system, and to another one if available), "
+            "write_file_stream in --chunk chunks, read_file_stream of one --big-size file",
             w8_big_file,
         ),
         Workload(
