@@ -179,3 +179,40 @@ def test_workflow_on_postgres_and_s3(
     run_workflow(env, locator, "restartable", workdir)
     assert (workdir / "result.txt").read_text() == "45:opened"
     toil_command(env, "clean", locator)
+
+
+def test_toil_kill_stops_the_leader_and_the_workflow_restarts(toil_env: dict[str, str], tmp_path: Path) -> None:
+    """``toil kill jobstore:...`` finds the leader through the store (its PID and node ID are
+    shared files) and stops it; the killed workflow then finishes with ``--restart``."""
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    locator = f"jobstore:file:{tmp_path / 'store'}"
+    command = [sys.executable, str(SCRIPT), locator, "restartable", str(workdir), *TOIL_OPTIONS]
+    leader = subprocess.Popen(
+        command, env=toil_env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while executions(workdir)["gate"] < 1:  # the gate job waits for a file that is not there yet
+            if leader.poll() is not None:
+                errors = leader.stderr.read()[-4000:] if leader.stderr else ""
+                raise AssertionError(f"the leader exited early:\n{errors}")
+            assert time.monotonic() < deadline, "the workflow never reached its gate job"
+            time.sleep(0.2)
+        toil_command(toil_env, "kill", locator)
+        assert leader.wait(timeout=120) != 0, "the killed leader reported success"
+    finally:
+        survivors = [leader] if leader.poll() is None else []
+        try:
+            survivors += psutil.Process(leader.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            pass
+        for process in survivors:
+            try:
+                process.kill()
+            except (psutil.NoSuchProcess, ProcessLookupError):
+                pass
+        leader.wait()
+    (workdir / "open-gate").touch()
+    run_workflow(toil_env, locator, "restartable", workdir, "--restart")
+    assert (workdir / "result.txt").read_text() == "45:opened"
