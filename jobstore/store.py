@@ -620,23 +620,39 @@ class JobStore(AbstractJobStore):
         key = new_key("f", file_id[:2], file_id)
         info = blobs.put_bytes(key, b"")
         try:
-            self._commit_new_file(
-                NewFile(
-                    id=file_id,
-                    job_id=job_id,
-                    cleanup=cleanup and job_id is not None,
-                    shared_name=None,
-                    basename=(basename or "")[:255] or None,
-                    size=info.size,
-                    checksum=info.checksum,
-                    blob_key=key,
-                    executable=False,
-                    encrypted=blobs.encrypted,
-                )
-            )
+            self._commit_file(file_id, key, info, job_id=job_id, cleanup=cleanup, basename=basename)
         except _FileIdTaken:
             return False
         return True
+
+    def _commit_file(
+        self,
+        file_id: str,
+        key: str,
+        info: BlobInfo,
+        *,
+        job_id: str | None = None,
+        cleanup: bool = False,
+        basename: str | None = None,
+        executable: bool = False,
+        source_url: str | None = None,
+    ) -> None:
+        """Commit the first version of a (non-shared) file whose blob ``key`` holds ``info``."""
+        self._commit_new_file(
+            NewFile(
+                id=file_id,
+                job_id=job_id,
+                cleanup=cleanup and job_id is not None,
+                shared_name=None,
+                basename=basename[:255] if basename else None,
+                size=info.size,
+                checksum=info.checksum,
+                blob_key=key,
+                executable=executable,
+                encrypted=self._require()[1].encrypted,
+                source_url=source_url,
+            )
+        )
 
     def _commit_new_file(self, new: NewFile) -> None:
         """Commit the row of a freshly written blob; delete the blob if the row cannot be added."""
@@ -685,19 +701,8 @@ class JobStore(AbstractJobStore):
         file_id = new_id()
         key = new_key("f", file_id[:2], file_id)
         info = _put_local_file(blobs, key, path)
-        self._commit_new_file(
-            NewFile(
-                id=file_id,
-                job_id=job_id,
-                cleanup=cleanup and job_id is not None,
-                shared_name=None,
-                basename=os.path.basename(path)[:255],
-                size=info.size,
-                checksum=info.checksum,
-                blob_key=key,
-                executable=executable,
-                encrypted=blobs.encrypted,
-            )
+        self._commit_file(
+            file_id, key, info, job_id=job_id, cleanup=cleanup, basename=os.path.basename(path), executable=executable
         )
         return file_id
 
@@ -740,20 +745,15 @@ class JobStore(AbstractJobStore):
             if stream is not handle and not stream.closed:
                 stream.flush()
         assert pending.info is not None
-        self._commit_new_file(
-            NewFile(
-                id=file_id,
-                job_id=job_id,
-                cleanup=cleanup and job_id is not None,
-                shared_name=None,
-                basename=(basename or None) and basename[:255],
-                size=pending.info.size,
-                checksum=pending.info.checksum,
-                blob_key=key,
-                executable=executable,
-                encrypted=blobs.encrypted,
-                source_url=source_url,
-            )
+        self._commit_file(
+            file_id,
+            key,
+            pending.info,
+            job_id=job_id,
+            cleanup=cleanup,
+            basename=basename,
+            executable=executable,
+            source_url=source_url,
         )
 
     def get_empty_file_store_id(
@@ -1052,21 +1052,7 @@ class JobStore(AbstractJobStore):
         if name is not None:
             self._commit_shared_blob(name, key, info, executable=executable, source_url=source_url)
             return None
-        self._commit_new_file(
-            NewFile(
-                id=file_id,
-                job_id=None,
-                cleanup=False,
-                shared_name=None,
-                basename=basename[:255] if basename else None,
-                size=info.size,
-                checksum=info.checksum,
-                blob_key=key,
-                executable=executable,
-                encrypted=blobs.encrypted,
-                source_url=source_url,
-            )
-        )
+        self._commit_file(file_id, key, info, basename=basename, executable=executable, source_url=source_url)
         return file_id
 
     def _commit_shared_blob(
