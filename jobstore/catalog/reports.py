@@ -478,36 +478,9 @@ def other_stores(connection: Connection, store_id: int) -> list[tuple[str, str]]
 
 # --- copy: whole rows with their IDs, versions and times -------------------------------------------
 
-JOB_COPY_COLUMNS = (
-    "id",
-    "version",
-    "name",
-    "unit_name",
-    "state",
-    "remaining_tries",
-    "memory",
-    "cores",
-    "disk",
-    "description",
-    "created_at",
-    "updated_at",
-)
-FILE_COPY_COLUMNS = (
-    "id",
-    "version",
-    "job_id",
-    "cleanup",
-    "shared_name",
-    "basename",
-    "size",
-    "checksum",
-    "blob_key",
-    "executable",
-    "encrypted",
-    "source_url",
-    "created_at",
-    "updated_at",
-)
+#: Every column but the store's: what a copy carries over, in table order.
+JOB_COPY_COLUMNS = tuple(column.key for column in jobs.columns if column.key != "store_id")
+FILE_COPY_COLUMNS = tuple(column.key for column in files.columns if column.key != "store_id")
 
 
 def job_rows_page(connection: Connection, store_id: int, after: str, limit: int) -> list[dict[str, Any]]:
