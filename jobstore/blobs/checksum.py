@@ -12,6 +12,7 @@ without ambiguity.
 from __future__ import annotations
 
 import base64
+import os
 import queue
 import threading
 
@@ -58,14 +59,21 @@ class BackgroundChecksum(RunningChecksum):
     behind. ``size`` counts what was handed over; the value is final only after ``finish()``.
     """
 
-    __slots__ = ("_queue", "_thread")
+    __slots__ = ("_pid", "_queue", "_thread")
 
     def __init__(self, depth: int = 8) -> None:
         super().__init__()
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
         self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
 
     def update(self, data: bytes) -> None:
+        if self._pid != os.getpid():
+            # A forked child has the reader but not its helper thread (nor what it checksummed):
+            # continuing would wait forever once the queue filled up.
+            raise ChecksumMismatchError(
+                "A verified stream cannot be continued in a forked child process; open it again there."
+            )
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="jobstore-crc", daemon=True)
             self._thread.start()
@@ -80,7 +88,7 @@ class BackgroundChecksum(RunningChecksum):
 
     def finish(self) -> None:
         """Wait until every chunk handed over is checksummed (idempotent)."""
-        if self._thread is not None:
+        if self._thread is not None and self._pid == os.getpid():
             self._queue.put(None)
             self._thread.join()
             self._thread = None
