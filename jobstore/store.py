@@ -32,7 +32,7 @@ from jobstore.abstract import AbstractJobStore, ByteProgress, check_shared_file_
 from jobstore.blobs import BlobInfo, BlobStore, new_key, open_blob_store
 from jobstore.blobs.base import wrap_text
 from jobstore.catalog import Catalog, FileRow, JobFields, NewFile, StoreRow
-from jobstore.catalog.direct import DirectSQLite
+from jobstore.catalog.direct import DirectCatalog
 from jobstore.catalog.location import sqlite_path
 from jobstore.catalog.rows import HEAD_REVISION
 from jobstore.config import Config
@@ -335,7 +335,7 @@ class JobStore(AbstractJobStore):
     def store_id(self) -> int:
         return self._require()[2]
 
-    def _direct(self) -> tuple[DirectSQLite, Catalog, int] | None:
+    def _direct(self) -> tuple[DirectCatalog, Catalog, int] | None:
         """The SQLite fast path for single-row operations, unless a batch transaction is open."""
         if getattr(self._batch, "tx", None) is not None:
             return None
@@ -344,7 +344,7 @@ class JobStore(AbstractJobStore):
 
     def _route(
         self,
-        fast: Callable[[DirectSQLite, int], T],
+        fast: Callable[[DirectCatalog, int], T],
         slow: Callable[[CatalogTx], T],
         describe: str,
         *,

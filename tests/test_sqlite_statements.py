@@ -1,6 +1,6 @@
-"""The SQLite fast path runs SQL compiled from queries.py (sqlite_statements.py is generated) and
-converts values exactly as SQLAlchemy would; a store opened on the fast path never imports
-SQLAlchemy."""
+"""The fast path runs SQL compiled from queries.py (sqlite_statements.py and postgres_statements.py
+are generated) and converts values exactly as SQLAlchemy would; a store opened on the SQLite fast
+path never imports SQLAlchemy."""
 
 from __future__ import annotations
 
@@ -14,15 +14,21 @@ import pytest
 from sqlalchemy import Boolean, DateTime, Float, LargeBinary
 from sqlalchemy.dialects import sqlite
 
-from jobstore.catalog import direct, sqlite_compile
+from jobstore.catalog import compile_fast_path, direct
+from jobstore.catalog.postgres_statements import STATEMENTS as POSTGRES_STATEMENTS
 from jobstore.catalog.sqlite_statements import STATEMENTS
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_generated_statements_match_the_sqlalchemy_constructs() -> None:
-    assert STATEMENTS == sqlite_compile.compile_all(), (
-        "jobstore/catalog/sqlite_statements.py is stale: run `python -m jobstore.catalog.sqlite_compile`"
+@pytest.mark.parametrize(
+    ("dialect", "generated"),
+    [("sqlite", STATEMENTS), ("postgresql", POSTGRES_STATEMENTS)],
+    ids=["sqlite", "postgresql"],
+)
+def test_generated_statements_match_the_sqlalchemy_constructs(dialect: str, generated: dict[str, object]) -> None:
+    assert generated == compile_fast_path.compile_all(dialect), (
+        f"the generated statements for {dialect} are stale: run `python -m jobstore.catalog.compile_fast_path`"
     )
 
 
@@ -51,9 +57,21 @@ def test_conversions_equal_sqlalchemys_processors(kind: str) -> None:
         assert direct.RESULT_CONVERSIONS[kind](value) == result(value), value
 
 
-def test_every_recorded_kind_has_a_conversion() -> None:
-    kinds = {kind for spec in STATEMENTS.values() for kind in spec["bind"] + spec["result"] if kind}
-    assert kinds <= set(direct.BIND_CONVERSIONS) & set(direct.RESULT_CONVERSIONS)
+@pytest.mark.parametrize("fast_path", [direct.DirectSQLite, direct.DirectPostgres], ids=["sqlite", "postgresql"])
+def test_every_recorded_kind_has_a_conversion(fast_path: type[direct.DirectCatalog]) -> None:
+    kinds = {kind for spec in fast_path.STATEMENTS.values() for kind in spec["bind"] + spec["result"] if kind}
+    assert kinds <= set(fast_path.BIND_CONVERSIONS) & set(fast_path.RESULT_CONVERSIONS)
+
+
+def test_postgres_boolean_binds_stay_booleans() -> None:
+    """SQLAlchemy's psycopg Boolean processor passes booleans through (SQLite's makes integers)."""
+    from sqlalchemy.dialects.postgresql import psycopg
+
+    dialect = psycopg.dialect()  # type: ignore[no-untyped-call]
+    processor = Boolean().dialect_impl(dialect).bind_processor(dialect)
+    assert processor is not None
+    for value in (True, False):
+        assert direct.DirectPostgres.BIND_CONVERSIONS["boolean"](value) is processor(value)
 
 
 def test_offset_datetimes_are_stored_as_sqlalchemy_stores_them() -> None:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from jobstore.catalog.direct import DirectSQLite
+from jobstore.catalog.direct import DirectCatalog, DirectPostgres, DirectSQLite
 from jobstore.catalog.location import dialect_name, sqlite_path
 from jobstore.catalog.retry import SQLITE_BUSY_TIMEOUT_MS, is_transient, run_with_retries
 from jobstore.catalog.rows import FileRow, JobFields, NewFile, StoreRow
@@ -52,7 +52,7 @@ class Catalog:
         self.where = redact_url(url)
         #: The SQLite fast path for single-row operations (None on PostgreSQL). It needs no
         #: SQLAlchemy: the engine is only made when an operation off the fast path needs it.
-        self.direct: DirectSQLite | None = None
+        self.direct: DirectCatalog | None = None
         database = sqlite_path(url)
         if database is not None:
             self.direct = DirectSQLite(
@@ -61,7 +61,8 @@ class Catalog:
                 busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS,
             )
         else:
-            self._make_engines()  # validates the URL now, as before
+            engine = self._make_engines()  # validates the URL now, as before
+            self.direct = DirectPostgres(_psycopg_connect_args(engine))
 
     def _make_engines(self) -> Engine:
         if self._engine is None:
@@ -175,3 +176,12 @@ class Catalog:
                 f"a batch: {type(error.orig).__name__}: {redact_url(str(error.orig)).strip()[:300]}. Nothing "
                 "of the batch was committed; run it again (once the database is reachable)."
             ) from error
+
+
+def _psycopg_connect_args(engine: Engine) -> dict[str, Any]:
+    """psycopg.connect() arguments for the engine's URL (pool options already removed)."""
+    url = engine.url
+    arguments: dict[str, Any] = url.translate_connect_args(username="user", database="dbname")
+    arguments.update({key: value for key, value in url.query.items() if isinstance(value, str)})
+    arguments.setdefault("connect_timeout", 10)
+    return arguments

@@ -1,17 +1,18 @@
-"""The SQLite fast path: the hottest single-row operations on a per-thread sqlite3 connection.
+"""The fast path: the hottest single-row operations on per-thread driver connections.
 
 Profiling showed that on an embedded catalog, SQLAlchemy's per-call machinery (pool checkout,
 events, BEGIN/COMMIT, result wrapping) cost ~100 us around a ~10 us SQLite statement, which made a
-``load_job`` slower than Toil's unpickling of a file. These operations are single statements (or a
-few, in one ``BEGIN IMMEDIATE`` transaction), so they run here directly, in autocommit mode, where a
-single statement is its own atomic transaction.
+``load_job`` slower than Toil's unpickling of a file; on PostgreSQL it was half of a ~0.45 ms load.
+These operations are single statements (or a few, in one transaction), so they run here
+directly, in autocommit mode, where a single statement is its own atomic transaction:
+``DirectSQLite`` on sqlite3, ``DirectPostgres`` on psycopg.
 
 The statements are not written twice: each is compiled from the SQLAlchemy construct in
-``queries.py`` for the SQLite dialect (``sqlite_compile.py``, which records them in the generated
-``sqlite_statements.py`` together with their bind and result conversions), so both paths run
-exactly the same SQL, and this module does not import SQLAlchemy: a process that only uses these
-operations (a Toil worker, a fresh process per job) never pays SQLAlchemy's ~130 ms import. Only
-SQLite gets this path; PostgreSQL costs are network round trips, which SQLAlchemy does not add to.
+``queries.py`` for each dialect (``compile_fast_path.py``, which records them in the generated
+``sqlite_statements.py`` and ``postgres_statements.py`` with their bind and result conversions), so
+both paths run exactly the same SQL, and this module does not import SQLAlchemy: a process that
+only uses these operations on SQLite (a Toil worker, a fresh process per job) never pays
+SQLAlchemy's ~130 ms import.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from jobstore.catalog.postgres_statements import STATEMENTS as POSTGRES_STATEMENTS
 from jobstore.catalog.rows import FileRow, JobFields, NewFile, StoreRow, utc_now
-from jobstore.catalog.sqlite_statements import STATEMENTS
+from jobstore.catalog.sqlite_statements import STATEMENTS as SQLITE_STATEMENTS
 
 
 def _datetime_to_sql(value: datetime) -> str:
@@ -56,13 +59,17 @@ class _Statement:
 
     __slots__ = ("defaults", "names", "processors", "result_processors", "sql")
 
-    def __init__(self, name: str) -> None:
-        spec = STATEMENTS[name]
+    def __init__(
+        self,
+        spec: dict[str, Any],
+        bind_conversions: dict[str, Callable[[Any], Any]],
+        result_conversions: dict[str, Callable[[Any], Any]],
+    ) -> None:
         self.sql: str = spec["sql"]
         self.names: tuple[str, ...] = tuple(spec["names"])
-        self.processors = tuple(None if kind is None else BIND_CONVERSIONS[kind] for kind in spec["bind"])
+        self.processors = tuple(None if kind is None else bind_conversions[kind] for kind in spec["bind"])
         self.defaults: dict[str, Any] = dict(spec["defaults"])
-        self.result_processors = tuple(None if kind is None else RESULT_CONVERSIONS[kind] for kind in spec["result"])
+        self.result_processors = tuple(None if kind is None else result_conversions[kind] for kind in spec["result"])
 
     def parameters(self, values: dict[str, Any]) -> tuple[Any, ...]:
         return tuple(
@@ -81,84 +88,99 @@ class _Statement:
         )
 
 
-class DirectSQLite:
-    """Per-thread sqlite3 connections to one catalog file, with the same pragmas as the engine."""
+class _Holder:
+    """Owns one thread's connection and closes it when that thread ends (its thread-local
+    storage, and so this holder, goes away): threads come and go (transfer pools), connections
+    must not pile up, least of all on a PostgreSQL server."""
 
-    def __init__(self, path: str, *, synchronous: str, busy_timeout_ms: int) -> None:
-        self._path = path
-        self._synchronous = synchronous
-        self._busy_timeout_ms = busy_timeout_ms
+    __slots__ = ("__weakref__", "connection", "pid")
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.pid = os.getpid()
+
+    def close(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is not None and self.pid == os.getpid():  # never a connection of the parent
+            try:
+                connection.close()
+            except Exception:
+                pass
+
+    def __del__(self) -> None:
+        self.close()
+
+
+class DirectCatalog:
+    """The fast path's operations on per-thread driver connections in autocommit mode.
+
+    Subclasses say how to connect, which compiled statements and value conversions to use, and how
+    to run several statements as one write transaction.
+    """
+
+    STATEMENTS: dict[str, dict[str, Any]]
+    BIND_CONVERSIONS: dict[str, Callable[[Any], Any]]
+    RESULT_CONVERSIONS: dict[str, Callable[[Any], Any]]
+
+    def __init__(self) -> None:
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
-        self._get_job = _Statement("get_job")
-        self._job_exists = _Statement("job_exists")
-        self._insert_job = _Statement("insert_job")
-        self._update_job_cas = _Statement("update_job_cas")
-        self._update_job_any = _Statement("update_job_any")
-        self._get_file = _Statement("get_file")
-        self._get_shared_file = _Statement("get_shared_file")
-        self._file_exists = _Statement("file_exists")
-        self._file_size = _Statement("file_size")
-        self._insert_file = _Statement("insert_file")
-        self._insert_job_file = _Statement("insert_job_file")
-        self._replace_file_content = _Statement("replace_file_content")
-        self._delete_file = _Statement("delete_file")
-        self._delete_job = _Statement("delete_job")
-        self._delete_cleanup_files = _Statement("delete_cleanup_files")
-        self._insert_log = _Statement("insert_log")
-        self._find_store = _Statement("find_store")
-        self._schema_revision = _Statement("schema_revision")
+        self._holders: weakref.WeakSet[_Holder] = weakref.WeakSet()
+        self._get_job = self._statement("get_job")
+        self._job_exists = self._statement("job_exists")
+        self._insert_job = self._statement("insert_job")
+        self._update_job_cas = self._statement("update_job_cas")
+        self._update_job_any = self._statement("update_job_any")
+        self._get_file = self._statement("get_file")
+        self._get_shared_file = self._statement("get_shared_file")
+        self._file_exists = self._statement("file_exists")
+        self._file_size = self._statement("file_size")
+        self._insert_file = self._statement("insert_file")
+        self._insert_job_file = self._statement("insert_job_file")
+        self._replace_file_content = self._statement("replace_file_content")
+        self._delete_file = self._statement("delete_file")
+        self._delete_job = self._statement("delete_job")
+        self._delete_cleanup_files = self._statement("delete_cleanup_files")
+        self._insert_log = self._statement("insert_log")
+        self._find_store = self._statement("find_store")
+        self._schema_revision = self._statement("schema_revision")
+
+    def _statement(self, name: str) -> _Statement:
+        return _Statement(self.STATEMENTS[name], self.BIND_CONVERSIONS, self.RESULT_CONVERSIONS)
 
     # --- connections -------------------------------------------------------------------------
 
-    def _connection(self) -> sqlite3.Connection:
-        local = self._local
-        connection: sqlite3.Connection | None = getattr(local, "connection", None)
-        if connection is None or local.pid != os.getpid():
-            connection = sqlite3.connect(
-                self._path,
-                timeout=self._busy_timeout_ms / 1000,
-                isolation_level=None,  # autocommit: one statement, one transaction
-                check_same_thread=False,
-                cached_statements=64,
-            )
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute(f"PRAGMA synchronous={self._synchronous}")
-            connection.execute("PRAGMA foreign_keys=ON")
-            connection.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
-            local.connection, local.pid = connection, os.getpid()
+    def _connect(self) -> Any:
+        raise NotImplementedError
+
+    def _connection(self) -> Any:
+        holder: _Holder | None = getattr(self._local, "holder", None)
+        connection = None if holder is None or holder.pid != os.getpid() else holder.connection
+        if connection is None or getattr(connection, "closed", False) or getattr(connection, "broken", False):
+            connection = self._connect()
+            holder = _Holder(connection)
+            self._local.holder = holder
             with self._lock:
-                self._connections.append(connection)
+                self._holders.add(holder)
         return connection
 
     def close(self) -> None:
         with self._lock:
-            connections, self._connections = self._connections, []
-        for connection in connections:
-            try:
-                connection.close()
-            except sqlite3.Error:
-                pass
+            holders, self._holders = list(self._holders), weakref.WeakSet()
+        for holder in holders:
+            holder.close()
         self._local = threading.local()
 
     def _one(self, statement: _Statement, values: dict[str, Any]) -> tuple[Any, ...] | None:
         # fetchall, not fetchone: a statement (and in autocommit its transaction, with any write
         # lock) only finishes when it has been stepped to the end.
-        rows = self._connection().execute(statement.sql, statement.parameters(values)).fetchall()
+        cursor = self._connection().execute(statement.sql, statement.parameters(values))
+        rows = cursor.fetchall() if cursor.description is not None else []
         return statement.convert(rows[0]) if rows else None
 
-    def _in_transaction(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
-        """Several statements as one write transaction (BEGIN IMMEDIATE, as the engine does)."""
-        connection = self._connection()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            result = work(connection)
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
-        return result
+    def _in_transaction(self, work: Callable[[Any], Any]) -> Any:
+        """Several statements as one write transaction."""
+        raise NotImplementedError
 
     # --- jobs --------------------------------------------------------------------------------
 
@@ -179,7 +201,7 @@ class DirectSQLite:
         values = {f"new_{name}": value for name, value in fields.as_params().items()}
         values.update(sid=store_id, match_id=fields.id, expected=expected_version, new_updated_at=utc_now())
         cursor = self._connection().execute(self._update_job_cas.sql, self._update_job_cas.parameters(values))
-        return cursor.rowcount == 1
+        return bool(cursor.rowcount == 1)
 
     def overwrite_job(self, store_id: int, fields: JobFields) -> int | None:
         """Update a job whatever its version (a description that never came from the store);
@@ -193,7 +215,7 @@ class DirectSQLite:
         """Overwrite each job, or create it if it does not exist, all in one transaction; the
         version each job now has."""
 
-        def work(connection: sqlite3.Connection) -> list[int]:
+        def work(connection: Any) -> list[int]:
             versions = []
             for fields in many:
                 version = self.overwrite_job(store_id, fields)
@@ -211,7 +233,7 @@ class DirectSQLite:
         job_parameters = self._delete_job.parameters({"sid": store_id, "id": job_id})
         file_parameters = self._delete_cleanup_files.parameters({"sid": store_id, "job_id": job_id})
 
-        def work(connection: sqlite3.Connection) -> tuple[bool, list[str]]:
+        def work(connection: Any) -> tuple[bool, list[str]]:
             existed = connection.execute(self._delete_job.sql, job_parameters).rowcount > 0
             keys = [str(row[0]) for row in connection.execute(self._delete_cleanup_files.sql, file_parameters)]
             return existed, keys
@@ -272,7 +294,7 @@ class DirectSQLite:
         parameters.update(sid=store_id, match_id=file_id, expected=expected_version, new_updated_at=utc_now())
         statement = self._replace_file_content
 
-        def work(connection: sqlite3.Connection) -> str | bool | None:
+        def work(connection: Any) -> str | bool | None:
             current = self.get_file(store_id, file_id)
             if current is None:
                 return False
@@ -298,8 +320,8 @@ class DirectSQLite:
         """The catalog's schema revision; None when it has no version table or row (a fresh file)."""
         try:
             row = self._one(self._schema_revision, {})
-        except sqlite3.OperationalError as error:
-            if "no such table" in str(error):
+        except Exception as error:  # the driver's "no such table" (SQLite) / undefined_table (PostgreSQL)
+            if "no such table" in str(error) or getattr(error, "sqlstate", None) == "42P01":
                 return None
             raise
         return None if row is None else str(row[0])
@@ -307,3 +329,66 @@ class DirectSQLite:
     def find_store(self, name: str) -> StoreRow | None:
         row = self._one(self._find_store, {"name": name})
         return None if row is None else StoreRow(*row)
+
+
+class DirectSQLite(DirectCatalog):
+    """Per-thread sqlite3 connections to one catalog file, with the same pragmas as the engine."""
+
+    STATEMENTS = SQLITE_STATEMENTS
+    BIND_CONVERSIONS = BIND_CONVERSIONS
+    RESULT_CONVERSIONS = RESULT_CONVERSIONS
+
+    def __init__(self, path: str, *, synchronous: str, busy_timeout_ms: int) -> None:
+        super().__init__()
+        self._path = path
+        self._synchronous = synchronous
+        self._busy_timeout_ms = busy_timeout_ms
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self._path,
+            timeout=self._busy_timeout_ms / 1000,
+            isolation_level=None,  # autocommit: one statement, one transaction
+            check_same_thread=False,
+            cached_statements=64,
+        )
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute(f"PRAGMA synchronous={self._synchronous}")
+        connection.execute("PRAGMA foreign_keys=ON")
+        connection.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
+        return connection
+
+    def _in_transaction(self, work: Callable[[Any], Any]) -> Any:
+        """BEGIN IMMEDIATE, as the engine does: the write lock first, so no deadlock can follow."""
+        connection = self._connection()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(connection)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+        return result
+
+
+class DirectPostgres(DirectCatalog):
+    """Per-thread psycopg connections in autocommit mode: a single-row operation costs one round
+    trip and none of SQLAlchemy's per-call machinery (a load: ~0.45 ms -> ~0.25 ms measured)."""
+
+    STATEMENTS = POSTGRES_STATEMENTS
+    BIND_CONVERSIONS = {"boolean": bool, "float": float, "binary": bytes}
+    RESULT_CONVERSIONS = {"boolean": bool, "float": float, "binary": bytes}
+
+    def __init__(self, connect_kwargs: dict[str, Any]) -> None:
+        super().__init__()
+        self._connect_kwargs = connect_kwargs
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        return psycopg.connect(autocommit=True, **self._connect_kwargs)
+
+    def _in_transaction(self, work: Callable[[Any], Any]) -> Any:
+        connection = self._connection()
+        with connection.transaction():
+            return work(connection)

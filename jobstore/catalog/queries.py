@@ -152,21 +152,26 @@ def _insert_ignoring_conflicts(table: Table, dialect: str) -> Any:
     return statement
 
 
-def sqlite_insert_file_of_existing_job() -> Any:
-    """One statement that inserts a job-associated file row only if its job exists (SQLite).
+def insert_file_of_existing_job(dialect: str) -> Any:
+    """One statement that inserts a job-associated file row only if its job exists.
 
-    ``INSERT ... SELECT <values> WHERE EXISTS (<the job>) ON CONFLICT DO NOTHING RETURNING``: a write
-    statement takes SQLite's write lock before it reads, so the check and the insert are atomic
-    without a BEGIN ... COMMIT around them (the hottest write of small-file workloads; three
-    statements fewer per file). No returned row means no such job, or the file ID was taken.
+    ``INSERT ... SELECT <values> WHERE EXISTS (<the job>) ON CONFLICT DO NOTHING RETURNING``: the
+    hottest write of small-file workloads in one round trip, with no BEGIN ... COMMIT around it
+    (on SQLite a write statement takes the write lock before it reads, so check and insert are
+    atomic; on PostgreSQL, as in the transactional path at READ COMMITTED, a job deleted at that
+    moment can leave an orphaned file, which gc finds). No returned row means no such job, or
+    the file ID was taken.
     """
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
 
     values = select(*(bindparam(column.key, type_=column.type) for column in files.columns)).where(
         exists().where(jobs.c.store_id == bindparam("store_id"), jobs.c.id == bindparam("job_id"))
     )
     return (
-        sqlite_insert(files)
+        dialect_insert(files)
         .from_select([column.key for column in files.columns], values)
         .on_conflict_do_nothing()
         .returning(files.c.store_id)

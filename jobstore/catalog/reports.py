@@ -166,9 +166,7 @@ def store_stats(connection: Connection, store_id: int) -> dict[str, Any]:
             func.coalesce(func.sum(case((orphan, 1), else_=0)), 0),
             func.coalesce(func.sum(case((orphan, files.c.size), else_=0)), 0),
         )
-        .select_from(
-            files.outerjoin(owner, and_(owner.c.store_id == files.c.store_id, owner.c.id == files.c.job_id))
-        )
+        .select_from(files.outerjoin(owner, and_(owner.c.store_id == files.c.store_id, owner.c.id == files.c.job_id)))
         .where(files.c.store_id == sid),
         {"sid": store_id},
     ).one()

@@ -41,17 +41,16 @@ _TRANSIENT_PHRASES = (
 )
 
 
-def _sqlalchemy_dbapi_error() -> type[BaseException] | None:
-    module = sys.modules.get("sqlalchemy.exc")
-    return getattr(module, "DBAPIError", None) if module is not None else None
-
-
 def is_catalog_error(error: BaseException) -> bool:
     """A database failure (as opposed to a bug or a failure of our own code)."""
     if isinstance(error, sqlite3.Error):
         return True
-    dbapi_error = _sqlalchemy_dbapi_error()
-    return dbapi_error is not None and isinstance(error, dbapi_error)
+    for module_name, class_name in (("sqlalchemy.exc", "DBAPIError"), ("psycopg", "Error")):
+        module = sys.modules.get(module_name)
+        kind = getattr(module, class_name, None) if module is not None else None
+        if kind is not None and isinstance(error, kind):
+            return True
+    return False
 
 
 def _driver_error(error: BaseException) -> BaseException:
@@ -67,6 +66,9 @@ def is_transient(error: BaseException) -> bool:
     original = _driver_error(error)
     if isinstance(original, sqlite3.Error) and not isinstance(original, sqlite3.OperationalError):
         return False  # integrity, programming and data errors do not cure themselves
+    if getattr(original, "broken", False) or type(original).__name__ in ("OperationalError", "InterfaceError"):
+        if "psycopg" in type(original).__module__ and getattr(original, "sqlstate", None) is None:
+            return True  # psycopg lost its connection (server restarted, network): a new one will do
     if getattr(original, "sqlstate", None) in _PG_RETRYABLE_SQLSTATES:
         return True
     text = str(original).lower()

@@ -1,0 +1,126 @@
+"""Compile the fast path's statements from the SQLAlchemy constructs in ``queries``.
+
+The fast path (``direct.py``) runs single-row operations on the database driver directly: on
+SQLite without importing SQLAlchemy at all (a Toil worker is a new process per job, and the import
+costs it ~130 ms), on PostgreSQL without SQLAlchemy's per-call machinery (half of a ~0.45 ms
+load). Its SQL must never be written twice, so the statements are compiled here, from the same
+constructs the SQLAlchemy path executes, into the generated modules ``sqlite_statements.py`` and
+``postgres_statements.py``; a test recompiles them and fails if either is stale. Regenerate with::
+
+    python -m jobstore.catalog.compile_fast_path
+
+Bind and result conversions are recorded as kinds (``datetime``, ``boolean``, ``float``,
+``binary``) that ``direct.py`` implements per driver; compiling fails on a column type whose
+processor is not one of them, and a test checks the implementations against SQLAlchemy's own.
+"""
+
+from __future__ import annotations
+
+import pprint
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Boolean, DateTime, Float, LargeBinary, column, select, table
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
+from sqlalchemy.types import TypeEngine
+
+from jobstore.catalog import queries
+from jobstore.catalog.schema import VERSION_TABLE, files, jobs
+
+#: dialect name -> (the dialect compiled for, positional parameters; the generated module)
+_POSTGRES: Any = psycopg_dialect.dialect(paramstyle="format")  # type: ignore[no-untyped-call]
+DIALECTS: dict[str, tuple[Any, Path]] = {
+    "sqlite": (sqlite_dialect.dialect(), Path(__file__).with_name("sqlite_statements.py")),
+    "postgresql": (_POSTGRES, Path(__file__).with_name("postgres_statements.py")),
+}
+
+JOB_INSERT_COLUMNS = ["store_id", "version", "created_at", "updated_at", *queries.JOB_FIELD_NAMES]
+FILE_INSERT_COLUMNS = [c.key for c in files.columns]
+LOG_INSERT_COLUMNS = ["store_id", "message", "is_read", "created_at"]
+
+
+def _constructs(dialect: str) -> dict[str, tuple[Any, list[str] | None]]:
+    """name -> (statement, the columns an INSERT binds, or None)."""
+    return {
+        "get_job": (queries._SELECT_JOB, None),
+        "job_exists": (queries._JOB_EXISTS, None),
+        "insert_job": (queries._insert_ignoring_conflicts(jobs, dialect), JOB_INSERT_COLUMNS),
+        "update_job_cas": (queries._UPDATE_JOB_CAS, None),
+        "update_job_any": (queries._UPDATE_JOB_ANY.returning(jobs.c.version), None),
+        "get_file": (queries._SELECT_FILE, None),
+        "get_shared_file": (queries._SELECT_SHARED, None),
+        "file_exists": (queries._FILE_EXISTS, None),
+        "file_size": (queries._FILE_SIZE, None),
+        "insert_file": (queries._insert_ignoring_conflicts(files, dialect), FILE_INSERT_COLUMNS),
+        "insert_job_file": (queries.insert_file_of_existing_job(dialect), None),
+        "replace_file_content": (queries._UPDATE_FILE_CAS, None),
+        "delete_file": (queries._DELETE_FILE_RETURNING_KEY, None),
+        "delete_job": (queries._DELETE_JOB, None),
+        "delete_cleanup_files": (queries._DELETE_CLEANUP_FILES_RETURNING_KEYS, None),
+        "insert_log": (queries._INSERT_LOG, LOG_INSERT_COLUMNS),
+        "find_store": (queries._SELECT_STORE_BY_NAME, None),
+        "schema_revision": (select(table(VERSION_TABLE, column("version_num")).c.version_num), None),
+    }
+
+
+def kind_of(type_: TypeEngine[Any], processor: Any) -> str | None:
+    """The conversion a dialect's processor performs, as a kind direct.py implements."""
+    if processor is None:
+        return None
+    for kind, cls in (("datetime", DateTime), ("boolean", Boolean), ("float", Float), ("binary", LargeBinary)):
+        if isinstance(type_, cls):
+            return kind
+    raise TypeError(f"No fast-path conversion for {type_!r}: teach direct.py and this module about it.")
+
+
+def _is_literal(bind: Any) -> bool:
+    return not bind.required and isinstance(bind.effective_value, int | float | str | bool)
+
+
+def _result_processor(impl: TypeEngine[Any], dialect: Any) -> Any:
+    try:
+        return impl.result_processor(dialect, None)
+    except TypeError:
+        # psycopg's numeric processors are chosen from the column's type OID at run time; the
+        # driver already returns floats for our double precision column.
+        return "driver-chosen"
+
+
+def compile_statement(statement: Any, column_keys: list[str] | None, dialect: Any) -> dict[str, Any]:
+    # The dialect's implementation of each generic type (DateTime -> SQLite's DATETIME, which
+    # stores "YYYY-MM-DD HH:MM:SS.ffffff" text) has the processors SQLAlchemy's execution applies.
+    compiled: Any = statement.compile(dialect=dialect, column_keys=column_keys)
+    names = list(compiled.positiontup or ())
+    binds = [compiled.binds[name] for name in names]
+    columns = getattr(statement, "selected_columns", None) or getattr(statement, "_returning", None) or ()
+    return {
+        "sql": compiled.string,
+        "names": names,
+        "bind": [kind_of(bind.type, bind.type.dialect_impl(dialect).bind_processor(dialect)) for bind in binds],
+        # Literals inside the statement (the 1 of "version + 1") are bound parameters too.
+        "defaults": {name: bind.effective_value for name, bind in zip(names, binds, strict=True) if _is_literal(bind)},
+        "result": [kind_of(col.type, _result_processor(col.type.dialect_impl(dialect), dialect)) for col in columns],
+    }
+
+
+def compile_all(dialect_name: str = "sqlite") -> dict[str, dict[str, Any]]:
+    dialect = DIALECTS[dialect_name][0]
+    return {name: compile_statement(*spec, dialect) for name, spec in _constructs(dialect_name).items()}
+
+
+def render(dialect_name: str) -> str:
+    body = pprint.pformat(compile_all(dialect_name), width=110, sort_dicts=True)
+    return (
+        '"""GENERATED by ``python -m jobstore.catalog.compile_fast_path`` from the SQLAlchemy constructs in\n'
+        f"``queries.py``, for {dialect_name}: do not edit (tests/test_sqlite_statements.py fails when it is "
+        'stale)."""\n\n'
+        "from typing import Any\n\n"
+        f"STATEMENTS: dict[str, dict[str, Any]] = {body}\n"
+    )
+
+
+if __name__ == "__main__":
+    for name, (_, target) in DIALECTS.items():
+        target.write_text(render(name))
+        print(f"wrote {target}")
