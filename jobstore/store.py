@@ -238,9 +238,9 @@ class JobStore(AbstractJobStore):
         self._config, self._catalog, self._blobs, self._store_id = stored, catalog, blobs, row.id
 
     def _find_store_row(self, catalog: Catalog, name: str) -> StoreRow | None:
-        """The store's row, after checking the catalog's schema revision. On a SQLite catalog at
-        the current revision this takes two fast-path queries and no SQLAlchemy; anything else
-        (a fresh, outdated or newer catalog, PostgreSQL) takes the full path and its errors."""
+        """The store's row, after checking the catalog's schema revision. On a catalog at the
+        current revision this takes two fast-path queries (on SQLite without SQLAlchemy); a fresh,
+        outdated or newer catalog takes the full path, which raises the right error."""
         direct = catalog.direct
         if direct is not None:
             revision = catalog.run_direct(direct.schema_revision, describe="check the schema revision")
@@ -336,7 +336,8 @@ class JobStore(AbstractJobStore):
         return self._require()[2]
 
     def _direct(self) -> tuple[DirectCatalog, Catalog, int] | None:
-        """The SQLite fast path for single-row operations, unless a batch transaction is open."""
+        """The fast path (SQLite or PostgreSQL driver) for single-row operations, unless a batch
+        transaction is open."""
         if getattr(self._batch, "tx", None) is not None:
             return None
         catalog, _, store_id = self._require()
@@ -350,7 +351,7 @@ class JobStore(AbstractJobStore):
         *,
         write: bool = False,
     ) -> T:
-        """Run one catalog operation on the SQLite fast path when it applies, else through SQLAlchemy."""
+        """Run one catalog operation on the fast path when it applies, else through SQLAlchemy."""
         route = self._direct()
         if route is not None:
             direct, catalog, store_id = route
@@ -529,14 +530,11 @@ class JobStore(AbstractJobStore):
             return tx.job_exists(job_id)
 
         fast = self._direct()
-        if fast is not None and expected is None:
-            direct, catalog, store_id = fast
-            outcome: int | bool | None = catalog.run_direct(
-                lambda: direct.overwrite_job(store_id, fields), describe="update a job"
-            )
+        outcome: int | bool | None
+        if expected is None:  # overwrite: the new version, or None if there is no such job
+            outcome = self._route(lambda d, sid: d.overwrite_job(sid, fields), attempt, "update a job", write=True)
         elif fast is not None:
             direct, catalog, store_id = fast
-            assert expected is not None
             updated = catalog.run_direct(lambda: direct.update_job(store_id, fields, expected), describe="update a job")
             outcome = expected + 1 if updated else self.job_exists(job_id)
         else:

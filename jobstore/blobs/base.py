@@ -191,8 +191,7 @@ class VerifyingReader(io.BufferedIOBase):
     def _verify(self) -> None:
         assert self._expected is not None
         self._verified = True
-        if isinstance(self._checksum, BackgroundChecksum):
-            self._checksum.finish()
+        self._checksum.finish()
         verify(self._expected.size, self._expected.checksum, self._checksum, self._what)
 
     def read(self, size: int | None = -1) -> bytes:
@@ -237,8 +236,7 @@ class VerifyingReader(io.BufferedIOBase):
         if self.closed:
             return
         try:
-            if isinstance(self._checksum, BackgroundChecksum):
-                self._checksum.finish()  # a reader closed early: stop the helper thread
+            self._checksum.finish()  # a reader closed early: stop any helper thread
             self._source.close()
         finally:
             super().close()

@@ -50,8 +50,8 @@ class Catalog:
         self._read_engine_: Engine | None = None
         #: The catalog named in messages (password masked).
         self.where = redact_url(url)
-        #: The SQLite fast path for single-row operations (None on PostgreSQL). It needs no
-        #: SQLAlchemy: the engine is only made when an operation off the fast path needs it.
+        #: The fast path for single-row operations (DirectSQLite or DirectPostgres). On SQLite it
+        #: needs no SQLAlchemy: the engine is only made when an operation off the fast path needs it.
         self.direct: DirectCatalog | None = None
         database = sqlite_path(url)
         if database is not None:

@@ -274,8 +274,7 @@ class DirectCatalog:
             **{name: getattr(new, name) for name in NewFile.__dataclass_fields__},
         }
         statement = self._insert_file if new.job_id is None else self._insert_job_file
-        connection = self._connection()
-        if connection.execute(statement.sql, statement.parameters(values)).fetchall():
+        if self._one(statement, values) is not None:
             return None
         existing = self.get_file(store_id, new.id)
         if existing is None:
