@@ -38,7 +38,7 @@ def _datetime_to_sql(value: datetime) -> str:
     )
 
 
-#: The conversions sqlite_compile records for column types (checked against SQLAlchemy's own
+#: The SQLite conversions compile_fast_path records for column types (checked against SQLAlchemy's own
 #: processors by tests/test_sqlite_statements.py).
 BIND_CONVERSIONS: dict[str, Callable[[Any], Any]] = {
     "datetime": _datetime_to_sql,
