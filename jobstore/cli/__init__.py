@@ -40,10 +40,11 @@ def main() -> None:
         cause = getattr(error, "orig", None) or error
         errors.print(f"[red]error:[/red] the catalog could not be used: {redact_url(str(cause)).splitlines()[0]}")
         sys.exit(2)
-    except Exception as error:  # click's usage errors
-        import click
-
-        if isinstance(error, click.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
+    except Exception as error:
+        # Usage errors: click's ClickException, which typer vendors as typer._click since 0.29
+        # (and click itself need not be installed), so it is recognised by what it can do.
+        show, exit_code = getattr(error, "show", None), getattr(error, "exit_code", None)
+        if callable(show) and isinstance(exit_code, int):
+            show()
+            sys.exit(exit_code)
         raise

@@ -106,3 +106,11 @@ def test_expected_errors_are_one_line_with_exit_2(tmp_path: Path) -> None:
     for command in ("gc", "fsck", "copy", "prune", "destroy", "status"):
         helped = _run(command, "--help")
         assert helped.returncode == 0 and "Usage" in helped.stdout
+
+
+def test_usage_errors_exit_2_without_a_traceback() -> None:
+    """Typer's usage errors (click's, vendored by typer >= 0.29 with click itself possibly absent)."""
+    for args in (("status",), ("no-such-command",), ("gc", "--no-such-option", "x")):
+        result = _run(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "Traceback" not in result.stderr and "Usage:" in result.stderr, (args, result.stderr)
