@@ -7,19 +7,23 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import uuid
 import venv
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy.exc import IntegrityError
 
 from jobstore import Config, FileJobStore, SchemaTooNewError, SchemaTooOldError
 from jobstore.catalog import Catalog
 from jobstore.catalog.migrate import alembic_config, head_revision, upgrade
 from jobstore.catalog.schema import VERSION_TABLE, metadata
+from jobstore.catalog.schema import files as files_table
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -98,7 +102,14 @@ def test_concurrent_initialization_of_a_new_catalog(tmp_path: Path) -> None:
         process.start()
     for process in processes:
         process.join(120)
-    assert sorted(queue.get() for _ in processes) == ["ok"] * 4
+    exit_codes = [process.exitcode for process in processes]
+    results = []
+    for _ in processes:  # a child that died without reporting must fail the test, not hang it
+        try:
+            results.append(queue.get(timeout=30))
+        except Exception:
+            results.append("no report")
+    assert sorted(results) == ["ok"] * 4, (results, exit_codes)
     catalog = Catalog(f"sqlite:///{path}")
     assert catalog.schema_state(path) == "current"
     catalog.dispose()
@@ -159,3 +170,74 @@ def test_wheel_install_can_run_migrations(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == head_revision()
+
+
+def _catalog_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path}/catalog.sqlite"
+    server = request.getfixturevalue("postgres_server")
+    return str(server.new_database(f"migrate_{os.getpid()}_{uuid.uuid4().hex[:8]}"))
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_0003_keeps_every_row_and_the_shared_name_rule(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """0003 (partial unique index on shared names) down to 0002 and back up, with data in place:
+    every row survives both ways, the reporting views still answer, and a second shared file of
+    the same name is refused at either revision while any number of unnamed files coexist."""
+    from alembic import command
+
+    from jobstore import JobDescription, create_job_store
+
+    url = _catalog_url(kind, tmp_path, request)
+    store = create_job_store(f"sql:{url}#wf")
+    store.initialize(Config(blobStore=f"file://{tmp_path}/blobs"))
+    job = store.create(JobDescription(jobName="owner"))
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"content")
+    job_files = [store.write_file(str(source), job.jobStoreID) for _ in range(3)]
+    with store.write_shared_file_stream("config.json") as handle:
+        handle.write(b"{}")
+    store.close()
+
+    def snapshot(connection: Any) -> tuple[list[Any], list[Any]]:
+        rows = connection.execute(text("SELECT * FROM files ORDER BY id")).all()
+        totals = connection.execute(text("SELECT files, shared_files FROM report_store_totals")).all()
+        return [tuple(row) for row in rows], [tuple(row) for row in totals]
+
+    def duplicate_shared_name_refused(connection: Any) -> bool:
+        query = select(files_table).where(files_table.c.shared_name == "config.json")
+        copy = dict(connection.execute(query).mappings().one(), id="another-id")
+        try:
+            with connection.begin_nested():
+                connection.execute(insert(files_table), copy)
+        except IntegrityError:
+            return True
+        return False
+
+    catalog = Catalog(url)
+    with catalog.engine.begin() as connection:
+        before = snapshot(connection)
+        assert before[1] == [(4, 1)]
+        assert duplicate_shared_name_refused(connection)
+        command.downgrade(alembic_config(connection), "0002")
+    with catalog.engine.begin() as connection:
+        assert snapshot(connection) == before
+        assert duplicate_shared_name_refused(connection)
+    before_up, after_up = upgrade(catalog.engine)
+    assert (before_up, after_up) == ("0002", head_revision())
+    with catalog.engine.begin() as connection:
+        assert snapshot(connection) == before
+        assert duplicate_shared_name_refused(connection)
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE, "compare_type": True})
+        assert compare_metadata(context, metadata) == []
+    catalog.dispose()
+    reopened = create_job_store(f"sql:{url}#wf")
+    reopened.resume()
+    for file_id in job_files:
+        with reopened.read_file_stream(file_id) as handle:
+            assert handle.read() == b"content"
+    with reopened.read_shared_file_stream("config.json") as handle:
+        assert handle.read() == b"{}"
+    reopened.close()

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 
 NAMING_CONVENTION = {
@@ -97,7 +98,16 @@ files = Table(
     Column("source_url", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    UniqueConstraint("store_id", "shared_name"),
+    # Unique among the rows that have a shared name: most rows (job files) have none and need no
+    # entry in this index (revision 0003; one B-tree less to update per job file write or delete).
+    Index(
+        "uq_files_store_id_shared_name",
+        "store_id",
+        "shared_name",
+        unique=True,
+        sqlite_where=text("shared_name IS NOT NULL"),
+        postgresql_where=text("shared_name IS NOT NULL"),
+    ),
     Index(None, "store_id", "job_id"),
     Index(None, "store_id", "blob_key"),
 )
