@@ -86,8 +86,8 @@ def test_offset_datetimes_are_stored_as_sqlalchemy_stores_them() -> None:
 WORKER = textwrap.dedent(
     """
     import sys
-    from jobstore import FileJobStore, JobDescription
-    store = FileJobStore(sys.argv[1])
+    from jobstore import JobDescription, create_job_store
+    store = create_job_store(sys.argv[1])
     store.resume()
     job = store.load_job(sys.argv[2])
     job.counter = 1
@@ -114,15 +114,24 @@ WORKER = textwrap.dedent(
 )
 
 
-def test_a_worker_on_the_fast_path_never_imports_sqlalchemy(tmp_path: Path) -> None:
+@pytest.mark.parametrize("catalog", ["sqlite", "postgresql"])
+def test_a_worker_on_the_fast_path_never_imports_sqlalchemy(
+    catalog: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     """What a Toil worker does (resume, load, update, create, files, promises, batches of
-    creations, shared file, logs, delete)
-    must not import SQLAlchemy on an embedded catalog: it is ~130 ms of every job's start-up."""
-    from jobstore import Config, FileJobStore, JobDescription
+    creations, shared file, logs, delete) must not import SQLAlchemy, on the embedded catalog or on
+    PostgreSQL: it is ~130 ms of every job's start-up."""
+    from jobstore import Config, JobDescription, create_job_store
 
-    locator = f"file:{tmp_path / 'store'}"
-    store = FileJobStore(locator)
-    store.initialize(Config())
+    if catalog == "sqlite":
+        locator = f"file:{tmp_path / 'store'}"
+        config = Config()
+    else:
+        server = request.getfixturevalue("postgres_server")
+        locator = f"sql:{server.url}#worker-{tmp_path.name[-20:]}"
+        config = Config(blobStore=f"file://{tmp_path / 'blobs'}")
+    store = create_job_store(locator)
+    store.initialize(config)
     job = store.create_job(JobDescription(command="root"))
     with store.write_shared_file_stream("config") as handle:
         handle.write(b"settings")
@@ -148,3 +157,56 @@ def _logs(store: object) -> list[bytes]:
     messages: list[bytes] = []
     store.read_logs(lambda handle: messages.append(handle.read()))  # type: ignore[attr-defined]
     return messages
+
+
+PLAIN_POSTGRES_URLS = [
+    "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+    "postgresql://u:p%40ss@db.example.org/wf?sslmode=require",
+    "postgresql+psycopg://u@/db?host=/var/run/postgresql",
+    "postgresql+psycopg://u:pw@h:1/db?pool_size=3&application_name=x",
+    "postgresql+psycopg://h/db%20name",
+    "postgresql+psycopg://u:p:w@h/db",
+    "postgresql+psycopg://u:@h/db",
+    "postgresql+psycopg:///db",
+    "postgresql+psycopg://h",
+    "postgresql+psycopg://h/db?connect_timeout=3",
+    "postgresql+psycopg://h/db?options=-c%20statement_timeout%3D5",
+    "postgresql+psycopg://H.Example.ORG/db",
+]
+
+
+@pytest.mark.parametrize("url", PLAIN_POSTGRES_URLS)
+def test_plain_postgres_urls_parse_as_sqlalchemy_parses_them(url: str) -> None:
+    """Workers connect with arguments parsed without SQLAlchemy: they must be exactly the ones the
+    engine's URL gives (SQLAlchemy is the oracle)."""
+    from jobstore.catalog import _psycopg_connect_args
+    from jobstore.catalog.engine import make_engine
+    from jobstore.catalog.location import postgres_connect_args
+
+    assert postgres_connect_args(url) == _psycopg_connect_args(make_engine(url))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://[::1]:5432/db",  # IPv6 literal
+        "postgresql+psycopg://h/db?application_name=a&application_name=b",  # repeated option
+        "postgresql+psycopg://h/db?pool_size=zero",  # invalid: SQLAlchemy's path reports it
+        "postgresql+psycopg2://h/db",  # another driver
+        "POSTGRESQL://h/db",  # SQLAlchemy refuses it, and says why
+        "postgresql+psycopg://h/db?novalue",
+        "sqlite:///x.sqlite",
+    ],
+)
+def test_unusual_urls_are_left_to_sqlalchemy(url: str) -> None:
+    from jobstore.catalog.location import postgres_connect_args
+
+    assert postgres_connect_args(url) is None
+
+
+def test_an_invalid_pool_size_is_still_reported_when_the_catalog_is_opened() -> None:
+    from jobstore.catalog import Catalog
+    from jobstore.errors import InvalidLocatorError
+
+    with pytest.raises(InvalidLocatorError, match="pool_size"):
+        Catalog("postgresql+psycopg://127.0.0.1/db?pool_size=zero")

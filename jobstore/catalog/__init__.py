@@ -6,12 +6,13 @@ a transaction (``read`` / ``write``) and gets a :class:`CatalogTx` whose methods
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from jobstore.catalog.direct import DirectCatalog, DirectPostgres, DirectSQLite
-from jobstore.catalog.location import dialect_name, sqlite_path
+from jobstore.catalog.location import dialect_name, postgres_connect_args, sqlite_path
 from jobstore.catalog.retry import SQLITE_BUSY_TIMEOUT_MS, is_transient, run_with_retries
 from jobstore.catalog.rows import FileRow, JobFields, NewFile, StoreRow
 from jobstore.errors import CatalogError, CatalogUnavailableError
@@ -61,8 +62,12 @@ class Catalog:
                 busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS,
             )
         else:
-            engine = self._make_engines()  # validates the URL now, as before
-            self.direct = DirectPostgres(_psycopg_connect_args(engine))
+            # A plain PostgreSQL URL is parsed here and the engine made on first use, as on SQLite;
+            # anything else goes through SQLAlchemy's parser now, which validates it.
+            arguments = postgres_connect_args(url) if importlib.util.find_spec("psycopg") else None
+            if arguments is None:
+                arguments = _psycopg_connect_args(self._make_engines())
+            self.direct = DirectPostgres(arguments)
 
     def _make_engines(self) -> Engine:
         if self._engine is None:
