@@ -30,6 +30,9 @@ from jobstore.errors import ChecksumMismatchError
 ALGORITHM = "crc32c"
 
 
+#: Transfers of at least this many bytes are worth loading the bulk engine for.
+BULK_THRESHOLD = 8 * 1024 * 1024
+
 Extend = Callable[[int, bytes], int]
 """``extend(crc, data)``: the CRC32C of everything so far followed by ``data``."""
 

@@ -56,7 +56,14 @@ from jobstore.blobs.base import (
     check_key,
     local_temp_path,
 )
-from jobstore.blobs.checksum import RunningChecksum, checksum_of_bytes, crc32c_base64, format_checksum, verify
+from jobstore.blobs.checksum import (
+    BULK_THRESHOLD,
+    RunningChecksum,
+    checksum_of_bytes,
+    crc32c_base64,
+    format_checksum,
+    verify,
+)
 from jobstore.config import Config
 from jobstore.encryption import is_kms_alias
 from jobstore.errors import (
@@ -1040,7 +1047,7 @@ def _kms_key(config: Config) -> str | None:
 
 
 def _verify_local_file(path: str, expected: BlobInfo, what: str) -> None:
-    checksum = RunningChecksum()
+    checksum = RunningChecksum(bulk=expected.size >= BULK_THRESHOLD)
     with open(path, "rb") as handle:
         while chunk := handle.read(CHUNK_SIZE):
             checksum.update(chunk)
