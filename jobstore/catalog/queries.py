@@ -6,7 +6,7 @@ serves every call and no SQL is ever assembled from strings.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -391,15 +391,6 @@ class CatalogTx:
         no_job = ~exists().where(and_(jobs.c.store_id == files.c.store_id, jobs.c.id == files.c.job_id))
         query = select(files.c.id).where(files.c.store_id == self.store_id, files.c.job_id.is_not(None), no_job)
         return list(self.connection.execute(query).scalars())
-
-    def referenced_blob_keys(self, keys: Iterable[str]) -> set[str]:
-        key_list = list(keys)
-        if not key_list:
-            return set()
-        query = select(files.c.blob_key).where(
-            files.c.store_id == self.store_id, files.c.blob_key.in_(bindparam("keys", expanding=True))
-        )
-        return set(self.connection.execute(query, {"keys": key_list}).scalars())
 
     # --- logs --------------------------------------------------------------------------------
 

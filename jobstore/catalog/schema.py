@@ -99,7 +99,7 @@ files = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     # Unique among the rows that have a shared name: most rows (job files) have none and need no
-    # entry in this index (revision 0003; one B-tree less to update per job file write or delete).
+    # entry in this index (revision 0003: one B-tree less to update per job file write or delete).
     Index(
         "uq_files_store_id_shared_name",
         "store_id",
@@ -109,7 +109,7 @@ files = Table(
         postgresql_where=text("shared_name IS NOT NULL"),
     ),
     Index(None, "store_id", "job_id"),
-    Index(None, "store_id", "blob_key"),
+    # No index on blob_key (dropped by 0003): gc and fsck ask about blob keys with set operations.
 )
 
 #: Worker logs (Toil's "stats and logging" messages), delivered once to ``read_logs``.

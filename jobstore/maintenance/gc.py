@@ -130,7 +130,7 @@ def collect_garbage(
 
         def plan(tx: CatalogTx) -> tuple[list[tuple[str, int | None]], int]:
             due = reports.condemned_due(tx.connection, tx.store_id, cutoff)
-            referenced = reports.referenced_keys(tx.connection, tx.store_id, list(known))
+            referenced = reports.referenced_condemned_keys(tx.connection, tx.store_id)
             return due, len(referenced)
 
         due, report.released_blobs = catalog.read(store_id, plan, describe="plan garbage collection")

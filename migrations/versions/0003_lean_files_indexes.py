@@ -1,19 +1,28 @@
-"""files: the unique shared name becomes a partial unique index (rows that have a shared name only).
+"""files: two fewer index entries per job file (the shared-name rule as a partial unique index; no
+index on blob_key).
 
-Most file rows belong to jobs and have no shared name. The UNIQUE (store_id, shared_name) table
-constraint of 0001 still kept an index entry for each of them, so every job file's insert and delete
-updated one B-tree more than the rule needs. A unique index restricted to ``shared_name IS NOT NULL``
-enforces exactly the same rule (NULLs never conflicted) and keeps the same name, so errors and
-``ON CONFLICT DO NOTHING`` behave as before. Measured with raw SQLite (WAL, synchronous=NORMAL, one
-row per commit, 20,000-row table; /tmp script in the note of issue 9, session 3): insert 67.7 ->
-59.2 us, delete 63.6 -> 52.7 us (medians of 7).
+Most file rows belong to jobs: they have no shared name, and nothing looks them up by blob key on a
+hot path. Yet every job file's insert and delete updated two B-trees for them:
 
-SQLite cannot drop a table constraint, so the table is rebuilt (Alembic's batch mode copies it). The
-reporting views of 0002 name ``files``; SQLite's modern ALTER TABLE RENAME re-checks every view and
-fails while the old table is gone, so the rebuild runs with ``legacy_alter_table`` on, which leaves
-the views' text alone: they name ``files`` and find the rebuilt table. PostgreSQL drops the
-constraint and builds the index in the same transaction (the index build blocks writers to
-``files`` while it runs: plan the upgrade of a large shared catalog for a quiet moment).
+* The UNIQUE (store_id, shared_name) table constraint of 0001 kept an index entry for every row,
+  NULL names included. A unique index restricted to ``shared_name IS NOT NULL`` enforces exactly
+  the same rule (NULLs never conflicted) under the same name, so errors and ``ON CONFLICT DO
+  NOTHING`` behave as before.
+* ``ix_files_store_id_blob_key`` served only gc and fsck, which now ask their blob-key questions
+  as set operations that read the store's rows once (catalog/reports.py) instead of one indexed
+  probe per key.
+
+Measured with raw SQLite (WAL, synchronous=NORMAL, one row per commit, 20,000-row table, medians of
+7; the script is described in the session-3 note of issue 9): insert 67.7 -> 59.2 us with the
+partial index, 45.8 us without the blob-key index as well; delete 63.6 -> 52.7 -> 42.1 us.
+
+SQLite cannot drop a table constraint, so the table is rebuilt (Alembic's batch mode, copying from
+a frozen definition so that ``db upgrade --sql`` works too). The reporting views of 0002 name
+``files``; SQLite's modern ALTER TABLE RENAME re-checks every view and fails while the old table is
+gone, so the rebuild runs with ``legacy_alter_table`` on, which leaves the views' text alone: they
+name ``files`` and find the rebuilt table. PostgreSQL drops the constraint and the index and builds
+the partial index in the same transaction (the build blocks writers to ``files`` while it runs:
+plan the upgrade of a large shared catalog for a quiet moment).
 
 Revision ID: 0003
 Revises: 0002
@@ -30,6 +39,7 @@ branch_labels = None
 depends_on = None
 
 NAME = "uq_files_store_id_shared_name"
+BLOB_KEY_INDEX = "ix_files_store_id_blob_key"
 HAS_SHARED_NAME = "shared_name IS NOT NULL"
 
 
@@ -37,15 +47,22 @@ def _on_sqlite() -> bool:
     return bool(op.get_context().dialect.name == "sqlite")
 
 
-def _files_at_0002(unique_shared_name: bool) -> sa.Table:
-    """``files`` as 0001 created it (frozen here, as migrations must be), with or without the table
-    constraint. Batch mode copies from it instead of reflecting, so ``db upgrade --sql`` works too."""
+def _files_at_0003() -> sa.Table:
+    """``files`` after this revision, minus its partial index (dropped before a downgrade copies)."""
+    return _files_at_0002(unique_shared_name=False, blob_key_index=False)
+
+
+def _files_at_0002(unique_shared_name: bool, blob_key_index: bool = True) -> sa.Table:
+    """``files`` as 0001 created it (frozen here, as migrations must be), optionally without the
+    table constraint or the blob-key index. Batch mode copies from it instead of reflecting, so
+    ``db upgrade --sql`` works too."""
     constraints: list[sa.SchemaItem] = [
         sa.ForeignKeyConstraint(["store_id"], ["stores.id"], name="fk_files_store_id_stores", ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("store_id", "id", name="pk_files"),
-        sa.Index("ix_files_store_id_blob_key", "store_id", "blob_key"),
         sa.Index("ix_files_store_id_job_id", "store_id", "job_id"),
     ]
+    if blob_key_index:
+        constraints.append(sa.Index(BLOB_KEY_INDEX, "store_id", "blob_key"))
     if unique_shared_name:
         constraints.append(sa.UniqueConstraint("store_id", "shared_name", name=NAME))
     metadata = sa.MetaData()
@@ -75,11 +92,14 @@ def _files_at_0002(unique_shared_name: bool) -> sa.Table:
 def upgrade() -> None:
     if _on_sqlite():
         op.execute("PRAGMA legacy_alter_table=ON")
-        with op.batch_alter_table("files", recreate="always", copy_from=_files_at_0002(True)) as batch_op:
+        old_table = _files_at_0002(unique_shared_name=True)
+        with op.batch_alter_table("files", recreate="always", copy_from=old_table) as batch_op:
             batch_op.drop_constraint(NAME, type_="unique")
+            batch_op.drop_index(BLOB_KEY_INDEX)
         op.execute("PRAGMA legacy_alter_table=OFF")
     else:
         op.drop_constraint(NAME, "files", type_="unique")
+        op.drop_index(BLOB_KEY_INDEX, "files")
     op.create_index(
         NAME,
         "files",
@@ -94,8 +114,9 @@ def downgrade() -> None:
     op.drop_index(NAME, "files")
     if _on_sqlite():
         op.execute("PRAGMA legacy_alter_table=ON")
-        with op.batch_alter_table("files", recreate="always", copy_from=_files_at_0002(False)) as batch_op:
+        with op.batch_alter_table("files", recreate="always", copy_from=_files_at_0003()) as batch_op:
             batch_op.create_unique_constraint(NAME, ["store_id", "shared_name"])
         op.execute("PRAGMA legacy_alter_table=OFF")
     else:
         op.create_unique_constraint(NAME, "files", ["store_id", "shared_name"])
+    op.create_index(BLOB_KEY_INDEX, "files", ["store_id", "blob_key"])
