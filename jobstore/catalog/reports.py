@@ -14,9 +14,9 @@ Comparing a blob listing with the catalog is done the way the catalog compares a
 listed keys go into a temporary table on the same connection and one set operation each way answers
 "which rows have no blob" and "which blobs have no row", instead of a Python set difference over
 millions of rows. ``files`` has no index on ``blob_key`` (revision 0003 dropped it: it cost every
-small write and delete ~13 us), so questions about blob keys are asked as set operations that read
-the store's rows once (``EXCEPT``, ``INTERSECT``, an uncorrelated ``IN``), never as a correlated
-probe per key, which without the index would scan the store's rows once per key.
+small write and delete ~13 us), so questions about blob keys are asked as ``EXCEPT`` set operations
+that read the store's rows once, never as a correlated probe per key, which without the index would
+scan the store's rows once per key (tests/maintenance/test_blob_key_queries.py checks the plans).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql import CompoundSelect, Select
+from sqlalchemy.sql import ColumnElement, CompoundSelect, Select
 from sqlalchemy.sql.elements import BindParameter
 
 from jobstore.catalog.migrate import current_revision
@@ -428,9 +428,14 @@ def _unreferenced_condemned_keys() -> CompoundSelect[tuple[str]]:
     return _condemned_keys_of_store().except_(_store_blob_keys())
 
 
+def _referenced_again() -> ColumnElement[bool]:
+    """A condemned key that a row references again (a writer committed after all)."""
+    return condemned_blobs.c.blob_key.not_in(_unreferenced_condemned_keys())
+
+
 def referenced_condemned_keys(connection: Connection, store_id: int) -> set[str]:
     """Condemned keys that a row references again."""
-    query = _condemned_keys_of_store().where(condemned_blobs.c.blob_key.not_in(_unreferenced_condemned_keys()))
+    query = _condemned_keys_of_store().where(_referenced_again())
     return {str(key) for key in connection.execute(query, {"sid": store_id}).scalars()}
 
 
@@ -438,10 +443,7 @@ def release_referenced_condemned(connection: Connection, store_id: int) -> list[
     """Forget condemned keys that a row references again (a writer committed after all)."""
     statement = (
         delete(condemned_blobs)
-        .where(
-            condemned_blobs.c.store_id == bindparam("sid"),
-            condemned_blobs.c.blob_key.not_in(_unreferenced_condemned_keys()),
-        )
+        .where(condemned_blobs.c.store_id == bindparam("sid"), _referenced_again())
         .returning(condemned_blobs.c.blob_key)
     )
     return [str(key) for key in connection.execute(statement, {"sid": store_id}).scalars()]
