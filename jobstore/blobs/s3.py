@@ -123,9 +123,7 @@ _PRECONDITION_CODES = frozenset({"PreconditionFailed", "412", "ConditionalReques
 _UNAVAILABLE_CODES = frozenset(
     {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "503", "500", "Throttling"}
 )
-_DIGEST_CODES = frozenset(
-    {"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch", "XAmzContentSHA256Mismatch"}
-)
+_DIGEST_CODES = frozenset({"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch", "XAmzContentSHA256Mismatch"})
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     botocore_errors.EndpointConnectionError,
     botocore_errors.ConnectionClosedError,
@@ -194,9 +192,7 @@ def translate_s3_error(
             + (" The write was not committed; retry it." if action == "write" else "")
         )
     if isinstance(error, botocore_errors.ParamValidationError):
-        return BlobStoreError(
-            f"{where}: boto3 rejected the request parameters: {error}. This is a jobstore bug."
-        )
+        return BlobStoreError(f"{where}: boto3 rejected the request parameters: {error}. This is a jobstore bug.")
     return BlobStoreError(f"{where}: {type(error).__name__}: {redact_url(str(error))}")
 
 
@@ -206,9 +202,7 @@ def _innermost_provider_error(error: BaseException) -> BaseException:
     while id(error) not in seen:
         seen.add(id(error))
         inner = getattr(error, "last_exception", None)
-        if inner is None and isinstance(
-            error, boto3.exceptions.Boto3Error | s3transfer.exceptions.S3UploadFailedError
-        ):
+        if inner is None and isinstance(error, boto3.exceptions.Boto3Error | s3transfer.exceptions.S3UploadFailedError):
             inner = error.__cause__ or error.__context__
         if not isinstance(inner, BaseException):
             break
@@ -347,12 +341,8 @@ class S3BlobStore(BlobStore):
                 f"S3 part size {self.part_size} is outside S3's limits ({MIN_PART_SIZE} to {MAX_PART_SIZE} "
                 "bytes); fix Config.s3PartSize."
             )
-        self.concurrency = max(
-            1, int(concurrency or getattr(config, "s3Concurrency", None) or DEFAULT_CONCURRENCY)
-        )
-        self.max_attempts = max(
-            1, int(max_attempts or getattr(config, "awsMaxAttempts", None) or DEFAULT_MAX_ATTEMPTS)
-        )
+        self.concurrency = max(1, int(concurrency or getattr(config, "s3Concurrency", None) or DEFAULT_CONCURRENCY))
+        self.max_attempts = max(1, int(max_attempts or getattr(config, "awsMaxAttempts", None) or DEFAULT_MAX_ATTEMPTS))
         self.region = config.awsRegion or DEFAULT_REGION
         self.endpoint_url = config.awsEndpointURL or _endpoint_from_environment()
         self._credentials_file = config.awsCredentials
@@ -377,9 +367,7 @@ class S3BlobStore(BlobStore):
         """The store at ``s3://BUCKET`` or ``s3://BUCKET/PREFIX`` (checked before any network call)."""
         parts = urlsplit(url)
         if parts.scheme != "s3" or not parts.netloc:
-            raise InvalidLocatorError(
-                f"{url!r} is not an S3 URL; expected s3://BUCKET or s3://BUCKET/PREFIX."
-            )
+            raise InvalidLocatorError(f"{url!r} is not an S3 URL; expected s3://BUCKET or s3://BUCKET/PREFIX.")
         if parts.query or parts.fragment or "@" in parts.netloc or ":" in parts.netloc:
             raise InvalidLocatorError(
                 f"{redact_url(url)!r} has a query, fragment, user or port; expected s3://BUCKET/PREFIX "
@@ -505,10 +493,7 @@ class S3BlobStore(BlobStore):
                 self._client.create_bucket(**arguments)
         except BlobStoreError as error:
             cause = error.__cause__
-            if (
-                isinstance(cause, botocore_errors.ClientError)
-                and _error_code(cause) == "BucketAlreadyOwnedByYou"
-            ):
+            if isinstance(cause, botocore_errors.ClientError) and _error_code(cause) == "BucketAlreadyOwnedByYou":
                 return  # created concurrently by another process of ours
             raise
 
@@ -546,9 +531,7 @@ class S3BlobStore(BlobStore):
 
     def _delete_batch(self, batch: list[dict[str, str]]) -> None:
         with self._translated("delete objects under"):
-            response = self._client.delete_objects(
-                Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
-            )
+            response = self._client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
         failures = response.get("Errors") or []
         if failures:
             first = failures[0]
@@ -647,9 +630,7 @@ class S3BlobStore(BlobStore):
                     ExpiresIn=expires_in,
                 )
         except BlobStoreError as error:
-            raise PublicURLError(
-                f"{error} A presigned URL is signed with the store's credentials."
-            ) from error
+            raise PublicURLError(f"{error} A presigned URL is signed with the store's credentials.") from error
         return url
 
     # --- writing ------------------------------------------------------------------------------------
@@ -682,9 +663,7 @@ class S3BlobStore(BlobStore):
                 self._translated("write", key),
                 create_transfer_manager(self._client, self._transfer_config(size)) as manager,
             ):
-                manager.upload(
-                    reader, self.bucket, self._full_key(key), extra_args=dict(self._sse_create)
-                ).result()
+                manager.upload(reader, self.bucket, self._full_key(key), extra_args=dict(self._sse_create)).result()
         return BlobInfo(reader.checksum.size, reader.checksum.hexdigest())
 
     def _put_object(self, key: str, data: bytes, info: BlobInfo) -> None:
@@ -733,9 +712,7 @@ class S3BlobStore(BlobStore):
         """Abort a multipart upload; a failure is logged (``abort`` must not raise)."""
         try:
             with self._translated("abort the multipart upload of", key):
-                self._client.abort_multipart_upload(
-                    Bucket=self.bucket, Key=self._full_key(key), UploadId=upload_id
-                )
+                self._client.abort_multipart_upload(Bucket=self.bucket, Key=self._full_key(key), UploadId=upload_id)
         except BlobNotFoundError:
             pass
         except BlobStoreError as error:
@@ -774,9 +751,7 @@ class S3BlobStore(BlobStore):
                     self._translated("download", key),
                     create_transfer_manager(self._client, self._transfer_config()) as manager,
                 ):
-                    manager.download(
-                        self.bucket, self._full_key(key), out, extra_args=dict(self._sse_c)
-                    ).result()
+                    manager.download(self.bucket, self._full_key(key), out, extra_args=dict(self._sse_c)).result()
             if expected is not None:
                 _verify_local_file(temp, expected, what or self._location(key))
             os.replace(temp, local_path)
@@ -1165,14 +1140,10 @@ class _S3Sink(BlobSink):
             wait(in_flight, return_when=FIRST_COMPLETED)
             self._raise_failed_parts()
         if len(self._futures) >= MAX_PARTS:
-            raise BlobStoreError(
-                f"{self._store._location(self._key)} would need more than {MAX_PARTS} parts."
-            )
+            raise BlobStoreError(f"{self._store._location(self._key)} would need more than {MAX_PARTS} parts.")
         assert self._executor is not None
         upload: Callable[..., dict[str, Any]] = self._store._upload_part
-        self._futures.append(
-            self._executor.submit(upload, self._key, self._upload_id, len(self._futures) + 1, part)
-        )
+        self._futures.append(self._executor.submit(upload, self._key, self._upload_id, len(self._futures) + 1, part))
 
     def _raise_failed_parts(self) -> None:
         for future in self._futures:
