@@ -210,3 +210,41 @@ def test_an_invalid_pool_size_is_still_reported_when_the_catalog_is_opened() -> 
 
     with pytest.raises(InvalidLocatorError, match="pool_size"):
         Catalog("postgresql+psycopg://127.0.0.1/db?pool_size=zero")
+
+
+_CONNECTION_SETTINGS = ("journal_mode", "synchronous", "foreign_keys", "busy_timeout", "wal_autocheckpoint")
+
+
+@pytest.mark.parametrize(("durability", "synchronous"), [("normal", 1), ("full", 2)])
+def test_both_sqlite_paths_configure_their_connections_alike(tmp_path: Path, durability: str, synchronous: int) -> None:
+    """The SQLAlchemy engine and the fast path open their own connections; each must get the
+    same settings (a store would otherwise commit differently depending on the path taken)."""
+    from jobstore.catalog import Catalog
+    from jobstore.catalog.retry import SQLITE_BUSY_TIMEOUT_MS
+    from jobstore.catalog.sqlite_pragmas import WAL_AUTOCHECKPOINT_PAGES
+
+    catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.sqlite'}", durability=durability)
+    try:
+        assert catalog.direct is not None
+        fast = catalog.direct._connection()
+        with catalog.engine.connect() as engine_connection:
+            raw = engine_connection.connection.dbapi_connection
+            assert raw is not None
+            seen = {
+                name: (
+                    fast.execute(f"PRAGMA {name}").fetchone()[0],
+                    raw.execute(f"PRAGMA {name}").fetchone()[0],
+                )
+                for name in _CONNECTION_SETTINGS
+            }
+    finally:
+        catalog.dispose()
+    expected = ("wal", synchronous, 1, SQLITE_BUSY_TIMEOUT_MS, WAL_AUTOCHECKPOINT_PAGES)
+    assert seen == {name: (value, value) for name, value in zip(_CONNECTION_SETTINGS, expected, strict=True)}
+
+
+def test_connection_pragmas_refuse_an_unknown_synchronous_level() -> None:
+    from jobstore.catalog.sqlite_pragmas import connection_pragmas
+
+    with pytest.raises(ValueError, match="NORMAL or FULL"):
+        connection_pragmas(synchronous="OFF", busy_timeout_ms=1000)

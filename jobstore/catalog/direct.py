@@ -27,6 +27,7 @@ from typing import Any
 
 from jobstore.catalog.postgres_statements import STATEMENTS as POSTGRES_STATEMENTS
 from jobstore.catalog.rows import FileRow, JobFields, NewFile, StoreRow, utc_now
+from jobstore.catalog.sqlite_pragmas import connection_pragmas
 from jobstore.catalog.sqlite_statements import STATEMENTS as SQLITE_STATEMENTS
 
 
@@ -352,10 +353,8 @@ class DirectSQLite(DirectCatalog):
             check_same_thread=False,
             cached_statements=64,
         )
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute(f"PRAGMA synchronous={self._synchronous}")
-        connection.execute("PRAGMA foreign_keys=ON")
-        connection.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
+        for pragma in connection_pragmas(synchronous=self._synchronous, busy_timeout_ms=self._busy_timeout_ms):
+            connection.execute(pragma)
         return connection
 
     def _in_transaction(self, work: Callable[[Any], Any]) -> Any:

@@ -25,6 +25,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from jobstore.catalog.location import sqlite_path
 from jobstore.catalog.retry import SQLITE_BUSY_TIMEOUT_MS, is_transient, run_with_retries
+from jobstore.catalog.sqlite_pragmas import connection_pragmas
 from jobstore.errors import (
     InvalidLocatorError,
     MissingDependencyError,
@@ -107,10 +108,8 @@ def _make_sqlite_engine(url: URL, durability: str) -> Engine:
         # Let us issue BEGIN ourselves (the driver's implicit BEGIN is always deferred).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        for pragma in connection_pragmas(synchronous=synchronous, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS):
+            cursor.execute(pragma)
         cursor.close()
 
     @event.listens_for(engine, "begin")
