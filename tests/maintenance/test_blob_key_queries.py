@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import event
 
-from jobstore import Config, FileJobStore
+from jobstore import Config, FileJobStore, JobStore
 from jobstore.catalog import reports
 
 
@@ -50,3 +51,22 @@ def test_blob_key_questions_are_set_operations(tmp_path: Path) -> None:
             plan = [row[3] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", tuple(parameters))]
             assert not [step for step in plan if "CORRELATED" in step], (statement, plan)
     store.close()
+
+
+#: Keys a bucket may hold that the store never wrote (gc lists everything under its prefix): COPY's
+#: own syntax (tab, newline, backslash, its NULL marker) must arrive as data.
+AWKWARD_KEYS = ["f/zz/tab\there", "f/zz/new\nline", "f/zz/back\\slash", "f/zz/\\N", "f/zz/quote'\"", "f/zz/ünï"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite-local", "postgres-local"], indirect=True)
+def test_a_listing_arrives_as_data_on_every_catalog(store: JobStore, tmp_path: Path) -> None:
+    """PostgreSQL loads the listing with COPY, SQLite with executemany: the same keys come back."""
+    source = tmp_path / "source"
+    source.write_bytes(b"x")
+    kept = store.file_info(store.write_file(str(source))).blob_key
+    listing = [kept, *AWKWARD_KEYS] + [f"f/{i % 256:02x}/many.{i:06d}" for i in range(5000)]
+    with store.catalog.engine.begin() as connection:
+        assert reports.load_listing(connection, iter(listing)) == len(listing)
+        unreferenced = reports.unreferenced_listed_keys(connection, store.store_id)
+        reports.drop_listing(connection)
+    assert sorted(unreferenced) == sorted(listing[1:])
