@@ -241,3 +241,32 @@ def test_0003_keeps_every_row_and_the_shared_name_rule(
     with reopened.read_shared_file_stream("config.json") as handle:
         assert handle.read() == b"{}"
     reopened.close()
+
+
+def test_0004_gives_sqlite_fixed_planner_statistics(tmp_path: Path) -> None:
+    """A fresh SQLite catalog carries 0004's statistics, naming indexes that exist; a downgrade to
+    0003 removes them and the upgrade writes them again (a user's own rows for other tables stay)."""
+    from alembic import command
+
+    store = FileJobStore(f"file:{tmp_path}/wf")
+    store.initialize(Config())
+    store.close()
+    catalog = Catalog(f"sqlite:///{tmp_path}/wf/catalog.sqlite")
+    statistics_0004 = ScriptDirectory.from_config(alembic_config()).get_revision("0004").module.STATISTICS
+
+    def statistics(connection: Any) -> list[tuple[str, str, str]]:
+        rows = connection.execute(text("SELECT tbl, idx, stat FROM sqlite_stat1 ORDER BY tbl, idx"))
+        return [tuple(row) for row in rows]
+
+    with catalog.engine.begin() as connection:
+        assert statistics(connection) == sorted(statistics_0004)
+        indexes = {row[0] for row in connection.execute(text("SELECT name FROM sqlite_master WHERE type = 'index'"))}
+        assert {index for _, index, _ in statistics_0004} <= indexes
+        connection.execute(text("INSERT INTO sqlite_stat1 VALUES ('stores', 'sqlite_autoindex_stores_1', '1 1')"))
+        command.downgrade(alembic_config(connection), "0003")
+    with catalog.engine.begin() as connection:
+        assert statistics(connection) == [("stores", "sqlite_autoindex_stores_1", "1 1")]
+    assert upgrade(catalog.engine) == ("0003", head_revision())
+    with catalog.engine.begin() as connection:
+        assert statistics(connection) == sorted([*statistics_0004, ("stores", "sqlite_autoindex_stores_1", "1 1")])
+    catalog.dispose()

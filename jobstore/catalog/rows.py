@@ -13,7 +13,7 @@ from typing import Any
 
 #: The newest revision of this code's migrations. A constant, so that checking a catalog's revision
 #: needs neither Alembic nor SQLAlchemy; tests/test_migrations.py checks it against the scripts.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 
 def utc_now() -> datetime:

@@ -70,3 +70,32 @@ def test_a_listing_arrives_as_data_on_every_catalog(store: JobStore, tmp_path: P
         unreferenced = reports.unreferenced_listed_keys(connection, store.store_id)
         reports.drop_listing(connection)
     assert sorted(unreferenced) == sorted(listing[1:])
+
+
+def test_whole_store_questions_scan_files_once_on_sqlite(tmp_path: Path) -> None:
+    """stats() and gc's "every blob key of the store" read all of a store's file rows: one scan of
+    ``files``, not a walk of the job index with a table lookup per row (2.3 s instead of 0.55 s on
+    a million rows, before revision 0004's planner statistics)."""
+    store = FileJobStore(f"file:{tmp_path}/store")
+    store.initialize(Config())
+    engine = store.catalog.engine
+    captured: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if "FROM files" in statement and statement.lstrip().upper().startswith("SELECT"):
+            captured.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        store.stats()
+        with engine.begin() as connection:
+            reports.load_listing(connection, ["f/zz/stray.0000"])
+            assert reports.unreferenced_listed_keys(connection, store.store_id) == ["f/zz/stray.0000"]
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert len(captured) == 2
+    with engine.connect() as connection:
+        for statement, parameters in captured:
+            plan = [row[3] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", tuple(parameters))]
+            assert "SCAN files" in plan, (statement, plan)
+    store.close()
