@@ -14,7 +14,6 @@ import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import IO, Any
@@ -480,6 +479,8 @@ def _run_bulk(
         if progress is not None:
             progress(TransferProgress(index, result.url, last[0], last[1], result))
         return result
+
+    from concurrent.futures import ThreadPoolExecutor  # here: a Toil worker never needs it (1 ms to import)
 
     pool = ThreadPoolExecutor(max_workers=min(max_workers, len(items)), thread_name_prefix="jobstore-transfer")
     try:

@@ -17,7 +17,6 @@ import os
 import shutil
 import stat
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import unquote, urlsplit
 
@@ -396,6 +395,8 @@ class LocalBlobStore(BlobStore):
         """Large files: the kernel copies (as Toil's copyfile does) while a second thread checksums
         each finished stretch of the *target* from the page cache, so the two overlap and the
         checksum describes exactly what was written. False if the kernel cannot copy here."""
+        from concurrent.futures import Future, ThreadPoolExecutor  # here: most processes never copy this much
+
         reader = os.open(target_path, os.O_RDONLY)
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobstore-crc")  # FIFO: in order
 

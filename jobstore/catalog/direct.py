@@ -273,7 +273,7 @@ class DirectCatalog:
             "version": 1,
             "created_at": now,
             "updated_at": now,
-            **{name: getattr(new, name) for name in NewFile.__dataclass_fields__},
+            **new._asdict(),
         }
         statement = self._insert_file if new.job_id is None else self._insert_job_file
         if self._one(statement, values) is not None:

@@ -46,8 +46,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import IO, Any, NoReturn
+from typing import IO, Any, NamedTuple, NoReturn
 from urllib.parse import urlparse
 
 from toil.fileStores import FileID  # type: ignore[import-untyped]
@@ -140,8 +139,7 @@ def settings_from_environment(base: StoreConfig | None = None) -> StoreConfig:
     return settings
 
 
-@dataclass(frozen=True)
-class _PendingClaim:
+class _PendingClaim(NamedTuple):
     """What a hinted slot claim needs besides the path (HintedJobStore's hooks take only a path)."""
 
     job_id: str | None
