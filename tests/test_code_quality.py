@@ -1,4 +1,4 @@
-"""The code itself: mypy --strict and ruff clean, as the project requires."""
+"""The code itself: mypy --strict, ruff clean and ruff-formatted, as the project requires."""
 
 from __future__ import annotations
 
@@ -21,6 +21,19 @@ def test_ruff_clean() -> None:
     ruff = shutil.which("ruff") or "ruff"
     result = subprocess.run(
         [ruff, "check", "jobstore", "tests", "scripts", "migrations"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_format_clean() -> None:
+    """Formatting drifts silently otherwise (blobs/s3.py had, until session 4)."""
+    ruff = shutil.which("ruff") or "ruff"
+    result = subprocess.run(
+        [ruff, "format", "--check", "jobstore", "tests", "scripts", "migrations"],
         cwd=REPO,
         capture_output=True,
         text=True,
