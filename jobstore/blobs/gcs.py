@@ -318,7 +318,7 @@ class GCSBlobStore(BlobStore):
         with self._translated("open", self._describe(key)):
             blob.reload(retry=self._retry)  # BlobNotFoundError now rather than at the first read
         reader = BlobReader(blob, chunk_size=self._chunk_size, retry=self._retry, raw_download=True)
-        return cast(BinaryIO, _TranslatingReader(reader, self, key))
+        return cast(BinaryIO, _TranslatingReader(reader, self, key, int(blob.size or 0)))
 
     def get_file(
         self,
@@ -599,22 +599,32 @@ class _GCSSink(BlobSink):
 
 
 class _TranslatingReader(io.RawIOBase):
-    """A BlobReader whose errors arrive as jobstore errors (the base class reads it lazily)."""
+    """A BlobReader whose errors arrive as jobstore errors (the base class reads it lazily).
 
-    def __init__(self, reader: Any, store: GCSBlobStore, key: str) -> None:
+    It stops at the size found at open (the generation is pinned, so the size cannot change):
+    BlobReader alone finds the end by asking for the range after it, a request that costs a round
+    trip and that GCS answers with 416, after which the emulator closes the connection.
+    """
+
+    def __init__(self, reader: Any, store: GCSBlobStore, key: str, size: int) -> None:
         super().__init__()
         self._reader = reader
         self._store = store
         self._key = key
+        self._remaining = size
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         view = memoryview(buffer).cast("B")
+        wanted = min(len(view), self._remaining)
+        if wanted == 0:
+            return 0
         with self._store._translated("read", self._store._describe(self._key)):
-            data: bytes = self._reader.read(len(view))
+            data: bytes = self._reader.read(wanted)
         view[: len(data)] = data
+        self._remaining -= len(data)
         return len(data)
 
     def close(self) -> None:
