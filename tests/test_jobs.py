@@ -184,12 +184,22 @@ def test_delete_job_removes_cleanup_files_only(store: FileJobStore, tmp_path) ->
     job = store.create(make_job())
     source = tmp_path / "f"
     source.write_bytes(b"data")
-    doomed = store.write_file(str(source), job.jobStoreID, cleanup=True)
+    doomed = [store.write_file(str(source), job.jobStoreID, cleanup=True) for _ in range(3)]
     kept = store.write_file(str(source), job.jobStoreID, cleanup=False)
+    bystander = store.create(make_job())
+    other = store.write_file(str(source), bystander.jobStoreID, cleanup=True)
     store.delete_job(job.jobStoreID)
-    assert not store.file_exists(doomed)
+    assert not any(store.file_exists(file_id) for file_id in doomed)
     assert store.file_exists(kept)
     assert store.orphaned_file_ids() == [kept]
+    # Every cleanup file's blob went with its row (several keys come back from the catalog).
+    assert len(list(store.blob_store.list_keys())) == 2
+    store.delete_job(bystander.jobStoreID)  # a job whose only file is a cleanup file
+    assert not store.file_exists(other)
+    childless = store.create(make_job())
+    store.delete_job(childless.jobStoreID)  # a job without files
+    assert not store.job_exists(childless.jobStoreID)
+    assert [store.file_exists(kept), len(list(store.blob_store.list_keys()))] == [True, 1]
 
 
 def test_jobs_iterates_all_and_tolerates_deletes(store: FileJobStore) -> None:

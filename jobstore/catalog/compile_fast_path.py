@@ -42,7 +42,7 @@ LOG_INSERT_COLUMNS = ["store_id", "message", "is_read", "created_at"]
 
 def _constructs(dialect: str) -> dict[str, tuple[Any, list[str] | None]]:
     """name -> (statement, the columns an INSERT binds, or None)."""
-    return {
+    constructs: dict[str, tuple[Any, list[str] | None]] = {
         "get_job": (queries._SELECT_JOB, None),
         "job_exists": (queries._JOB_EXISTS, None),
         "insert_job": (queries._insert_ignoring_conflicts(jobs, dialect), JOB_INSERT_COLUMNS),
@@ -62,6 +62,9 @@ def _constructs(dialect: str) -> dict[str, tuple[Any, list[str] | None]]:
         "find_store": (queries._SELECT_STORE_BY_NAME, None),
         "schema_revision": (select(table(VERSION_TABLE, column("version_num")).c.version_num), None),
     }
+    if dialect == "postgresql":  # data-modifying WITH clauses: SQLite has none
+        constructs["delete_job_with_cleanup_files"] = (queries.delete_job_with_cleanup_files(), None)
+    return constructs
 
 
 def kind_of(type_: TypeEngine[Any], processor: Any) -> str | None:

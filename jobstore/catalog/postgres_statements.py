@@ -27,6 +27,23 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "result": [],
         "sql": "DELETE FROM jobs WHERE jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR",
     },
+    "delete_job_with_cleanup_files": {
+        "bind": [None, None, None, None, None],
+        "defaults": {"param_1": 1},
+        "names": ["sid", "id", "sid", "job_id", "param_1"],
+        "result": [None, None],
+        "sql": "WITH gone_job AS \n"
+        "(DELETE FROM jobs WHERE jobs.store_id = %s::INTEGER AND jobs.id = "
+        "%s::VARCHAR RETURNING jobs.id), \n"
+        "gone_files AS \n"
+        "(DELETE FROM files WHERE files.store_id = %s::INTEGER AND "
+        "files.job_id = %s::VARCHAR AND files.cleanup IS true RETURNING "
+        "files.blob_key)\n"
+        " SELECT (SELECT count(*) AS count_1 \n"
+        "FROM gone_job) AS jobs_deleted, gone_files.blob_key \n"
+        "FROM (SELECT %s::INTEGER AS one) AS one_row LEFT OUTER JOIN "
+        "gone_files ON true",
+    },
     "file_exists": {
         "bind": [None, None, None],
         "defaults": {"param_1": 1},

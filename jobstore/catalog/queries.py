@@ -21,6 +21,7 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    true,
     update,
 )
 from sqlalchemy.engine import Connection
@@ -99,6 +100,22 @@ _DELETE_CLEANUP_FILES_RETURNING_KEYS = (
 _DELETE_FILE_RETURNING_KEY = (
     delete(files).where(files.c.store_id == _store_id, files.c.id == bindparam("id")).returning(files.c.blob_key)
 )
+
+
+def delete_job_with_cleanup_files() -> Any:
+    """PostgreSQL only: delete a job and its cleanup files in ONE statement, whose data-modifying
+    WITH clauses each run once and to completion (atomic in autocommit). One round trip instead of
+    BEGIN, two DELETEs and COMMIT: ~4x faster per deleted job on a networked catalog. One row per
+    released blob key (one row with a NULL key when there is none), each with the jobs deleted."""
+    gone_job = _DELETE_JOB.returning(jobs.c.id).cte("gone_job")
+    gone_files = _DELETE_CLEANUP_FILES_RETURNING_KEYS.cte("gone_files")
+    one_row = select(literal(1).label("one")).subquery("one_row")
+    return select(
+        select(func.count()).select_from(gone_job).scalar_subquery().label("jobs_deleted"),
+        gone_files.c.blob_key,
+    ).select_from(one_row.outerjoin(gone_files, true()))
+
+
 _SELECT_FILE_KEY = select(files.c.blob_key).where(files.c.store_id == _store_id, files.c.id == bindparam("id"))
 _UPDATE_FILE_CAS = (
     update(files)
