@@ -156,6 +156,7 @@ class JobStore(AbstractJobStore):
         """Create the store: its catalog schema (if new), its row, its blob container."""
         config = config if config is not None else Config()
         location = self._location
+        _refuse_settings_the_locator_overrides(self.locator, location, config)
         catalog_url = location.catalog_url or config.catalog_url()
         if catalog_url is None:
             raise InvalidLocatorError(
@@ -205,6 +206,8 @@ class JobStore(AbstractJobStore):
         """Open an existing store from its locator alone (plus secrets, which are never stored:
         pass a Config holding them, e.g. ``sseKey``, if the store needs them)."""
         location = self._location
+        if config is not None:
+            _refuse_settings_the_locator_overrides(self.locator, location, config)
         catalog_url = location.catalog_url or (config.catalog_url() if config else None) or Config().catalog_url()
         if catalog_url is None:
             raise InvalidLocatorError(
@@ -1171,6 +1174,34 @@ class JobStore(AbstractJobStore):
         stats = self._read(lambda tx: store_stats(tx.connection, tx.store_id), "count the store")
         stats["schema_revision"] = stats["schema_revision"] or HEAD_REVISION
         return stats
+
+
+def _refuse_settings_the_locator_overrides(locator: str, location: StoreLocation, config: Config) -> None:
+    """A Config.catalog or Config.blobStore that names another place than the locator implies
+    would be silently ignored (the locator wins): refuse it rather than put a workflow's state
+    somewhere its author did not ask for. (JOBSTORE_CATALOG is a default for locators without
+    a catalog, so it is not a conflict.)"""
+    shown = redact_url(locator)
+    if config.catalog and location.catalog_url and not _same_catalog(config.catalog, location.catalog_url):
+        raise InvalidLocatorError(
+            f"Config.catalog={redact_url(config.catalog)!r} conflicts with the locator {shown!r}, whose "
+            f"catalog is {redact_url(location.catalog_url)!r}. Unset Config.catalog, or, to keep this "
+            "store's catalog there, use the locator 'sql:CATALOG_URL#NAME' with Config.blobStore "
+            "naming where file bytes go."
+        )
+    if config.blobStore and location.blob_url and config.blobStore.rstrip("/") != location.blob_url.rstrip("/"):
+        raise InvalidLocatorError(
+            f"Config.blobStore={config.blobStore!r} conflicts with the locator {shown!r}, whose file "
+            f"bytes go to {location.blob_url!r}. Unset Config.blobStore, or use the locator "
+            "'sql:CATALOG_URL#NAME', which takes its blob store from Config.blobStore."
+        )
+
+
+def _same_catalog(configured: str, implied: str) -> bool:
+    if configured == implied:
+        return True
+    configured_file, implied_file = sqlite_path(configured), sqlite_path(implied)
+    return configured_file is not None and configured_file == implied_file
 
 
 def _sqlite_file(catalog_url: str) -> str:

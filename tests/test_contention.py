@@ -50,7 +50,8 @@ def locator(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def test_no_lost_updates_under_contention(locator: str, tmp_path: Path) -> None:
     store = create_job_store(locator)
-    store.initialize(Config(blobStore=f"file://{tmp_path}/blobs"))
+    # A file: locator keeps its blobs in its directory; only sql: takes them from Config.blobStore.
+    store.initialize(Config(blobStore=f"file://{tmp_path}/blobs") if locator.startswith("sql:") else Config())
     job_ids = [store.create(JobDescription(jobName=f"shared{i}", counter=0)).jobStoreID for i in range(SHARED_JOBS)]
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()

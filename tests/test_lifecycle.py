@@ -110,6 +110,33 @@ def test_cloud_locator_without_catalog_is_a_clear_error(monkeypatch: pytest.Monk
         store.initialize(Config())
 
 
+def test_settings_the_locator_would_override_are_refused(tmp_path: Path) -> None:
+    """A Config.catalog or Config.blobStore naming another place than the locator implies used to
+    be ignored (the locator wins): refused with what to do instead, before anything is created."""
+    target = tmp_path / "store"
+    with pytest.raises(InvalidLocatorError, match=r"Config\.catalog=.*conflicts.*sql:") as caught:
+        FileJobStore(f"file:{target}").initialize(Config(catalog="postgresql+psycopg://u:hunter2@db.example/wf"))
+    assert "hunter2" not in str(caught.value)
+    with pytest.raises(InvalidLocatorError, match=r"Config\.blobStore='s3://bucket/p' conflicts"):
+        FileJobStore(f"file:{target}").initialize(Config(blobStore="s3://bucket/p"))
+    with pytest.raises(InvalidLocatorError, match=r"Config\.blobStore='s3://other' conflicts"):
+        create_job_store("aws:us-east-1:some-bucket:prefix").initialize(
+            Config(catalog=f"sqlite:///{tmp_path}/c.sqlite", blobStore="s3://other")
+        )
+    assert sorted(os.listdir(tmp_path)) == []  # nothing was created anywhere
+    # The same places, spelled otherwise, are no conflict.
+    store = FileJobStore(f"file:{target}")
+    store.initialize(Config(catalog=f"sqlite:///{target}/./catalog.sqlite", blobStore=f"file://{target}/blobs/"))
+    job = store.create(JobDescription(jobName="kept"))
+    store.close()
+    with pytest.raises(InvalidLocatorError, match=r"Config\.catalog"):
+        FileJobStore(f"file:{target}").resume(Config(catalog=f"sqlite:///{tmp_path}/elsewhere.sqlite"))
+    again = FileJobStore(f"file:{target}")
+    again.resume()
+    assert again.load(job.jobStoreID).jobName == "kept"
+    assert not (tmp_path / "elsewhere.sqlite").exists()
+
+
 def test_initialize_twice_and_resume_missing(backend: Backend) -> None:
     store = backend.new_store()
     again = create_job_store(store.locator)

@@ -112,7 +112,7 @@ _MAX_HINTS_LENGTH = 64
 _MAX_BASENAME_LENGTH = 48
 
 
-def settings_from_environment(base: StoreConfig | None = None) -> StoreConfig:
+def settings_from_environment(base: StoreConfig | None = None, locator: str | None = None) -> StoreConfig:
     """jobstore settings for a store Toil creates: ``JOBSTORE_SETTINGS`` (a JSON object of
     ``jobstore.Config`` attributes, e.g. ``{"awsEndpointURL": "..."}``) and
     ``JOBSTORE_BLOB_STORE`` (the blob URL of a ``sql:`` store), over ``base``.
@@ -133,8 +133,11 @@ def settings_from_environment(base: StoreConfig | None = None) -> StoreConfig:
             raise JobStoreError(f"{SETTINGS_ENV_VAR} must hold a JSON object, not {type(values).__name__}.")
         for name, value in values.items():
             setattr(settings, name, value)
+    from jobstore.locator import parse_locator
+
     blob_url = os.environ.get(BLOB_STORE_ENV_VAR)
-    if blob_url and settings.blobStore is None:
+    if blob_url and settings.blobStore is None and not (locator and parse_locator(locator).blob_url):
+        # A default for sql: locators only: a locator that names its blobs would refuse it.
         settings.blobStore = blob_url
     return settings
 
@@ -251,7 +254,7 @@ class ToilJobStore(AbstractJobStore, HintedJobStore):  # type: ignore[misc]
         return self._toil_config
 
     def _store_settings(self, toil_config: Any | None) -> StoreConfig:
-        settings = settings_from_environment(self._settings)
+        settings = settings_from_environment(self._settings, self.locator)
         if toil_config is not None:
             key_file = getattr(toil_config, "sseKey", None)
             if key_file and settings.sseKeyFile is None and settings.sseKey is None:

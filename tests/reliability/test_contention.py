@@ -85,7 +85,8 @@ def locator(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def test_eight_processes_everything_at_once(locator: str, tmp_path: Path) -> None:
     store = create_job_store(locator)
-    store.initialize(Config(blobStore=f"file://{tmp_path}/blobs"))
+    # A file: locator keeps its blobs in its directory; only sql: takes them from Config.blobStore.
+    store.initialize(Config(blobStore=f"file://{tmp_path}/blobs") if locator.startswith("sql:") else Config())
     job_ids = [str(store.create(JobDescription(jobName=f"hot{i}", counter=0)).jobStoreID) for i in range(SHARED_JOBS)]
     file_ids = []
     for _ in range(SHARED_FILES):
