@@ -202,6 +202,18 @@ def test_concurrent_file_updates_first_wins(backend: Backend, tmp_path: Path) ->
     assert len(list(store.blob_store.list_keys())) == 1  # the loser's blob was removed
 
 
+def test_file_deleted_during_an_update_stays_deleted(backend: Backend, tmp_path: Path) -> None:
+    store = backend.new_store()
+    other = backend.reopen(store)
+    file_id = store.write_file(write_source(tmp_path, b"v1"))
+    with pytest.raises(NoSuchFileException, match="deleted while the update was being written"):
+        with store.update_file_stream(file_id) as handle:
+            handle.write(b"too late")
+            other.delete_file(file_id)
+    assert not store.file_exists(file_id)
+    assert list(store.blob_store.list_keys()) == []  # neither the old blob nor the unused new one
+
+
 def test_delete_file_idempotent_and_seed_strict(store: FileJobStore, tmp_path: Path) -> None:
     file_id = store.write_file(write_source(tmp_path, b"x"))
     store.delete_file(file_id)

@@ -173,7 +173,9 @@ class _CountingConnection:
         return getattr(self._connection, name)
 
 
-def test_deleting_a_job_on_postgres_is_one_statement(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_deleting_a_job_or_updating_a_file_on_postgres_is_one_statement(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     """A job and its cleanup files go in one round trip on PostgreSQL (BEGIN, two DELETEs and
     COMMIT cost four: ~1 ms per deleted job on a loopback server), and its blobs go with them."""
     from jobstore import Config, JobDescription, create_job_store
@@ -196,6 +198,12 @@ def test_deleting_a_job_on_postgres_is_one_statement(tmp_path: Path, request: py
     assert [store.file_exists(file_id) for file_id in [*doomed, kept]] == [False, False, True]
     assert len(list(store.blob_store.list_keys())) == 1
     store.delete_job(job.jobStoreID)  # idempotent: nothing left to delete is no error
+    # A file's compare-and-set with the key it replaces: one statement too (after the read of the
+    # version it starts from).
+    counting.sent.clear()
+    store.update_file(kept, str(source))
+    assert len(counting.sent) == 2, counting.sent
+    assert len(list(store.blob_store.list_keys())) == 1  # the replaced blob went
     store.close()
 
 

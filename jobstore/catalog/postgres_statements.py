@@ -263,6 +263,47 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "files.store_id = %s::INTEGER AND files.id = %s::VARCHAR AND files.version "
         "= %s::INTEGER",
     },
+    "replace_file_content_in_one_statement": {
+        "bind": [None, None, None, None, "boolean", "boolean", None, None, None, None, None, None, None, None],
+        "defaults": {"param_1": 1, "version_1": 1},
+        "names": [
+            "version_1",
+            "new_size",
+            "new_checksum",
+            "new_blob_key",
+            "new_executable",
+            "new_encrypted",
+            "new_source_url",
+            "new_updated_at",
+            "sid",
+            "match_id",
+            "expected",
+            "sid",
+            "match_id",
+            "param_1",
+        ],
+        "result": [None, None],
+        "sql": "WITH updated_file AS \n"
+        "(UPDATE files SET version=(files.version + %s::INTEGER), "
+        "size=%s::BIGINT, checksum=%s::VARCHAR, "
+        "blob_key=%s::VARCHAR, executable=coalesce(%s, "
+        "files.executable), encrypted=%s, "
+        "source_url=coalesce(%s::VARCHAR, files.source_url), "
+        "updated_at=%s::TIMESTAMP WITH TIME ZONE WHERE "
+        "files.store_id = %s::INTEGER AND files.id = %s::VARCHAR "
+        "AND files.version = %s::INTEGER RETURNING "
+        "files.version), \n"
+        "current_file AS \n"
+        "(SELECT files.blob_key AS blob_key \n"
+        "FROM files \n"
+        "WHERE files.store_id = %s::INTEGER AND files.id = "
+        "%s::VARCHAR)\n"
+        " SELECT current_file.blob_key, (SELECT count(*) AS "
+        "count_1 \n"
+        "FROM updated_file) AS updated \n"
+        "FROM (SELECT %s::INTEGER AS one) AS one_row LEFT OUTER "
+        "JOIN current_file ON true",
+    },
     "schema_revision": {
         "bind": [],
         "defaults": {},

@@ -102,6 +102,26 @@ _DELETE_FILE_RETURNING_KEY = (
 )
 
 
+def replace_file_content_in_one_statement() -> Any:
+    """PostgreSQL only: ``_UPDATE_FILE_CAS`` together with the blob key it replaces, in ONE
+    statement (one round trip instead of BEGIN, SELECT, UPDATE and COMMIT). One row: the key the
+    file had (NULL if there is no such file) and how many rows the compare-and-set changed (0 if the
+    version moved on). The key is read from the statement's snapshot; when the update succeeds the
+    row it changed still had the expected version, and every change of a file's blob bumps the
+    version, so that key is the one replaced."""
+    current = (
+        select(files.c.blob_key)
+        .where(files.c.store_id == _store_id, files.c.id == bindparam("match_id"))
+        .cte("current_file")
+    )
+    updated = _UPDATE_FILE_CAS.returning(files.c.version).cte("updated_file")
+    one_row = select(literal(1).label("one")).subquery("one_row")
+    return select(
+        current.c.blob_key,
+        select(func.count()).select_from(updated).scalar_subquery().label("updated"),
+    ).select_from(one_row.outerjoin(current, true()))
+
+
 def delete_job_with_cleanup_files() -> Any:
     """PostgreSQL only: delete a job and its cleanup files in ONE statement, whose data-modifying
     WITH clauses each run once and to completion (atomic in autocommit). One round trip instead of
