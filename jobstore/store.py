@@ -821,6 +821,8 @@ class JobStore(AbstractJobStore):
             current = tx.get_file(file_id)
             if current is None:
                 return False
+            if current.blob_key == key:
+                return None  # our own update, committed by an attempt whose reply was lost
             if not tx.replace_file_content(
                 file_id,
                 expected_version,

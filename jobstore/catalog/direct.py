@@ -307,6 +307,8 @@ class DirectCatalog:
             current = self.get_file(store_id, file_id)
             if current is None:
                 return False
+            if current.blob_key == values["blob_key"]:
+                return None  # our own update, committed by an attempt whose reply was lost
             if connection.execute(statement.sql, statement.parameters(parameters)).rowcount != 1:
                 return True
             return current.blob_key
@@ -418,4 +420,8 @@ class DirectPostgres(DirectCatalog):
         ((replaced_key, updated),) = self._connection().execute(statement.sql, parameters).fetchall()
         if replaced_key is None:
             return False
-        return True if updated != 1 else str(replaced_key)
+        if updated == 1:
+            return str(replaced_key)
+        # Not updated: our own update if the file already holds our fresh blob (committed by an
+        # attempt whose reply was lost); the key it replaced is unknown then, left for gc.
+        return None if replaced_key == values["blob_key"] else True
