@@ -274,6 +274,41 @@ def test_save_jobs_creates_and_overwrites_together(store: FileJobStore) -> None:
     store.save_jobs([])  # nothing to do
 
 
+def test_save_jobs_fills_the_reporting_columns_and_takes_repeats(store: FileJobStore) -> None:
+    """The columns SQL reports read (name, state, tries, requirements) come out of save_jobs as out
+    of create/update, whatever mix of new and existing jobs and of int and float cores; a list that
+    names a job twice overwrites it twice, in order."""
+    from sqlalchemy import text
+
+    existing = store.create_job(JobDescription({"memory": 1, "cores": 1, "disk": 1}, "old"))
+    existing.jobName, existing.state, existing.remainingTryCount = "renamed", "running", 2
+    existing.requirements = {"memory": 10, "cores": 2, "disk": 30}
+    fresh = JobDescription({"memory": 5, "cores": 0.5, "disk": 7}, "fresh")
+    bare = JobDescription({}, "bare")
+    store.save_jobs([existing, fresh, bare])
+    with store.catalog.engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT name, state, remaining_tries, memory, cores, disk, version FROM jobs "
+                "WHERE store_id = :sid ORDER BY name"
+            ),
+            {"sid": store._store_id},  # test-only access: a PostgreSQL catalog holds other tests' stores
+        ).all()
+    assert [tuple(row) for row in rows] == [
+        ("bare", "pending", 1, None, None, None, 1),
+        ("fresh", "pending", 1, 5, 0.5, 7, 1),
+        ("renamed", "running", 2, 10, 2.0, 30, 2),
+    ]
+    assert [existing.version, fresh.version, bare.version] == [2, 1, 1]
+    again = store.load_job(str(fresh.jobStoreID))
+    again.jobName = "first"
+    twice = store.load_job(str(fresh.jobStoreID))
+    twice.jobName = "second"
+    store.save_jobs([again, twice])
+    assert [again.version, twice.version] == [2, 3]
+    assert store.load_job(str(fresh.jobStoreID)).jobName == "second"
+
+
 def test_save_jobs_with_a_bad_description_saves_none(store: FileJobStore) -> None:
     good = JobDescription(command="good")
     with pytest.raises(InvalidNameError):

@@ -173,9 +173,7 @@ class _CountingConnection:
         return getattr(self._connection, name)
 
 
-def test_deleting_a_job_or_updating_a_file_on_postgres_is_one_statement(
-    tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
+def test_a_workers_writes_on_postgres_are_one_statement_each(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """A job and its cleanup files go in one round trip on PostgreSQL (BEGIN, two DELETEs and
     COMMIT cost four: ~1 ms per deleted job on a loopback server), and its blobs go with them."""
     from jobstore import Config, JobDescription, create_job_store
@@ -204,6 +202,15 @@ def test_deleting_a_job_or_updating_a_file_on_postgres_is_one_statement(
     store.update_file(kept, str(source))
     assert len(counting.sent) == 2, counting.sent
     assert len(list(store.blob_store.list_keys())) == 1  # the replaced blob went
+    # A worker's commit of its job and its new children (Toil's batch()): one statement.
+    parent = store.create_job(JobDescription(command="parent"))
+    parent.command = "done"
+    children = [JobDescription(command=f"child {n}") for n in range(3)]
+    counting.sent.clear()
+    store.save_jobs([parent, *children])
+    assert len(counting.sent) == 1, counting.sent
+    assert [parent.version, *(child.version for child in children)] == [2, 1, 1, 1]
+    assert sorted(job.command for job in store.jobs()) == ["child 0", "child 1", "child 2", "done"]
     store.close()
 
 

@@ -360,4 +360,42 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "updated_at=%s::TIMESTAMP WITH TIME ZONE WHERE jobs.store_id = %s::INTEGER AND "
         "jobs.id = %s::VARCHAR AND jobs.version = %s::INTEGER",
     },
+    "upsert_jobs_from_arrays": {
+        "bind": [None, None, None, None, None, None, None, None, None, None, None, None, None, None],
+        "defaults": {"param_1": 1, "version_1": 1},
+        "names": [
+            "sid",
+            "param_1",
+            "now",
+            "now",
+            "all_id",
+            "all_name",
+            "all_unit_name",
+            "all_state",
+            "all_remaining_tries",
+            "all_memory",
+            "all_cores",
+            "all_disk",
+            "all_description",
+            "version_1",
+        ],
+        "result": [None, None],
+        "sql": "INSERT INTO jobs (store_id, version, id, name, unit_name, state, "
+        "remaining_tries, memory, cores, disk, description, created_at, "
+        "updated_at) SELECT %s AS anon_1, %s::INTEGER AS anon_2, given.id, "
+        "given.name, given.unit_name, given.state, given.remaining_tries, "
+        "given.memory, given.cores, given.disk, given.description, %s::TIMESTAMP "
+        "WITH TIME ZONE AS anon_3, %s::TIMESTAMP WITH TIME ZONE AS anon__1 \n"
+        "FROM unnest(CAST(%s AS VARCHAR(128)[]), CAST(%s AS VARCHAR(255)[]), "
+        "CAST(%s AS VARCHAR(255)[]), CAST(%s AS VARCHAR(32)[]), CAST(%s AS "
+        "INTEGER[]), CAST(%s AS BIGINT[]), CAST(%s AS FLOAT[]), CAST(%s AS "
+        "BIGINT[]), CAST(%s AS TEXT[])) AS given(id, name, unit_name, state, "
+        "remaining_tries, memory, cores, disk, description) ON CONFLICT "
+        "(store_id, id) DO UPDATE SET version = (jobs.version + %s::INTEGER), "
+        "name = excluded.name, unit_name = excluded.unit_name, state = "
+        "excluded.state, remaining_tries = excluded.remaining_tries, memory = "
+        "excluded.memory, cores = excluded.cores, disk = excluded.disk, "
+        "description = excluded.description, updated_at = excluded.updated_at "
+        "RETURNING jobs.id, jobs.version",
+    },
 }

@@ -11,10 +11,12 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
+    DateTime,
     Table,
     Text,
     and_,
     bindparam,
+    cast,
     delete,
     exists,
     func,
@@ -120,6 +122,33 @@ def replace_file_content_in_one_statement() -> Any:
         current.c.blob_key,
         select(func.count()).select_from(updated).scalar_subquery().label("updated"),
     ).select_from(one_row.outerjoin(current, true()))
+
+
+def upsert_jobs_from_arrays() -> Any:
+    """PostgreSQL only: create or overwrite many jobs in ONE statement (``save_jobs``: a Toil
+    worker's commit of its job and its new children), from one array per column, where the
+    statement-per-job transaction takes 2 + one or two round trips per job. A new job gets version
+    1; an existing one is overwritten at its version + 1, as ``_UPDATE_JOB_ANY`` does. Each
+    ``id`` at most once (ON CONFLICT cannot change a row twice in one statement). Returns
+    ``(id, version)`` rows, in no particular order."""
+    from sqlalchemy.dialects.postgresql import ARRAY
+    from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+    given = (
+        func.unnest(*[cast(bindparam(f"all_{name}"), ARRAY(jobs.c[name].type)) for name in JOB_FIELD_NAMES])
+        .table_valued(*JOB_FIELD_NAMES)
+        .render_derived(name="given")
+    )
+    now = bindparam("now", type_=DateTime(timezone=True))
+    rows = select(_store_id, literal(1), *[given.c[name] for name in JOB_FIELD_NAMES], now, now)
+    insert = postgresql_insert(jobs).from_select(
+        ["store_id", "version", *JOB_FIELD_NAMES, "created_at", "updated_at"], rows
+    )
+    overwrite = {name: insert.excluded[name] for name in JOB_FIELD_NAMES if name != "id"}
+    return insert.on_conflict_do_update(
+        index_elements=[jobs.c.store_id, jobs.c.id],
+        set_={"version": jobs.c.version + 1, **overwrite, "updated_at": insert.excluded.updated_at},
+    ).returning(jobs.c.id, jobs.c.version)
 
 
 def delete_job_with_cleanup_files() -> Any:
