@@ -104,6 +104,12 @@ _DELETE_FILE_RETURNING_KEY = (
 )
 
 
+def _one_row() -> Any:
+    """A one-row table to LEFT JOIN a data-modifying WITH clause's output onto, so that a statement
+    answers with a row even when that clause returned none."""
+    return select(literal(1).label("one")).subquery("one_row")
+
+
 def replace_file_content_in_one_statement() -> Any:
     """PostgreSQL only: ``_UPDATE_FILE_CAS`` together with the blob key it replaces, in ONE
     statement (one round trip instead of BEGIN, SELECT, UPDATE and COMMIT). One row: the key the
@@ -117,7 +123,7 @@ def replace_file_content_in_one_statement() -> Any:
         .cte("current_file")
     )
     updated = _UPDATE_FILE_CAS.returning(files.c.version).cte("updated_file")
-    one_row = select(literal(1).label("one")).subquery("one_row")
+    one_row = _one_row()
     return select(
         current.c.blob_key,
         select(func.count()).select_from(updated).scalar_subquery().label("updated"),
@@ -158,7 +164,7 @@ def delete_job_with_cleanup_files() -> Any:
     released blob key (one row with a NULL key when there is none), each with the jobs deleted."""
     gone_job = _DELETE_JOB.returning(jobs.c.id).cte("gone_job")
     gone_files = _DELETE_CLEANUP_FILES_RETURNING_KEYS.cte("gone_files")
-    one_row = select(literal(1).label("one")).subquery("one_row")
+    one_row = _one_row()
     return select(
         select(func.count()).select_from(gone_job).scalar_subquery().label("jobs_deleted"),
         gone_files.c.blob_key,
