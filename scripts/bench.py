@@ -40,6 +40,7 @@ for _path in (REPO, SCRIPTS):
 
 from benchlib.model import Params  # noqa: E402
 from benchlib.report import render_comparison, render_markdown, render_table, summarise  # noqa: E402
+from benchlib.scratch import mark_top_directory  # noqa: E402
 from benchlib.targets import TARGETS, get_target  # noqa: E402
 from benchlib.workloads import WORKLOADS, iter_workloads  # noqa: E402
 from rich.console import Console  # noqa: E402
@@ -76,6 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, default=None, help="write every run and the summary here")
     p.add_argument("--markdown", type=Path, default=None, help="write the summary as a Markdown table here")
     p.add_argument("--compare", type=Path, default=None, help="an earlier --json file to compare medians with")
+    p.add_argument(
+        "--isolate-runs",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep one run's deleted files from slowing the next run's file creations: spread work "
+        "directories over the file system's block groups and delete them at the end (W8/W9's big "
+        "files right away); see scripts/benchlib/scratch.py",
+    )
     p.add_argument("--timeout", type=float, default=1800, help="seconds before a child run is killed")
     p.add_argument("--list", action="store_true", help="list workloads and targets and exit")
     p.add_argument("-v", "--verbose", action="store_true", help="show each child's stderr")
@@ -299,6 +308,11 @@ def main(argv: list[str] | None = None) -> int:
     tmp_root = Path(args.tmpdir) if args.tmpdir else Path(tempfile.gettempdir())
     tmp_root.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="jobstore-bench-", dir=tmp_root))
+    # Isolated runs (benchlib/scratch.py): children move their work directories to the trash, which
+    # is deleted at the end, and the scratch directory spreads them over the block groups.
+    trash = scratch / "trash"
+    trash.mkdir()
+    spread = args.isolate_runs and mark_top_directory(scratch)
     started = dt.datetime.now(dt.UTC)
     digest_before = source_digest()
     results: list[dict[str, Any]] = []
@@ -319,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                         "opts": opts,
                         "params": params.to_json(),
                         "tmpdir": str(scratch),
+                        "trash": str(trash) if args.isolate_runs and not workload.big_files else None,
                     }
                     result = run_child(spec, scratch, args.timeout, args.verbose, console)
                     result.update(
@@ -387,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
                         "started": started.isoformat(),
                         "elapsed_seconds": elapsed,
                         "runs": runs,
+                        "isolate_runs": args.isolate_runs,
+                        "scratch_spread_over_block_groups": spread,
                         "baseline": baseline,
                         "params": params.to_json(),
                         "targets": [t.name for t in targets],

@@ -45,12 +45,19 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
             "wall_seconds": time.time() - started,
         }
     finally:
+        # With a trash directory, the work directory is moved there (one rename) instead of being
+        # deleted now: deleting thousands of files would slow the next runs' file creations (see
+        # benchlib/scratch.py). Remote state (a server's rows or objects) is always removed now.
+        trash = spec.get("trash")
         if session is not None:
             try:
-                session.close(destroy=True)
+                session.close(destroy=not trash or target.keeps_remote_state)
             except Exception:
                 logging.exception("destroying the store failed")
-        remove_tree(workdir)
+        if trash:
+            os.rename(workdir, Path(trash) / workdir.name)
+        else:
+            remove_tree(workdir)
 
 
 def main(argv: list[str]) -> int:

@@ -66,6 +66,9 @@ class Target:
     name: str
     description: str
     skips: dict[str, str] = field(default_factory=dict)
+    #: Whether a store keeps state outside its work directory (a server's rows or objects), which
+    #: only ``Session.close(destroy=True)`` removes.
+    keeps_remote_state: bool = False
 
     def unavailable(self, opts: dict[str, Any]) -> str | None:
         """Why this target cannot run at all here (None when it can). Called in the parent."""
@@ -292,6 +295,7 @@ TARGETS: dict[str, Target] = {
                 "blobStore": f"file://{workdir / 'blobs'}",
             },
             store_class="JobStore",
+            keeps_remote_state=True,
             requires={"catalog": "needs a PostgreSQL URL: --catalog URL or $JOBSTORE_BENCH_POSTGRES"},
         ),
         JobstoreTarget(
@@ -304,6 +308,7 @@ TARGETS: dict[str, Target] = {
                 "awsEndpointURL": opts.get("s3_endpoint"),
             },
             store_class="AWSJobStore",
+            keeps_remote_state=True,
             requires={"s3_bucket": "needs --s3-bucket (and --s3-endpoint for a local S3 server)"},
             skips={"W9": "W9 rows are inserted through the catalog; run it on jobstore/-postgres"},
         ),
@@ -316,6 +321,7 @@ TARGETS: dict[str, Target] = {
                 "googleProject": opts.get("gcs_project"),
             },
             store_class="GoogleJobStore",
+            keeps_remote_state=True,
             requires={"gcs_bucket": "needs --gcs-bucket (and --gcs-endpoint for a local GCS server)"},
             env={"gcs_endpoint": "STORAGE_EMULATOR_HOST"},
             skips={"W9": "W9 rows are inserted through the catalog; run it on jobstore/-postgres"},

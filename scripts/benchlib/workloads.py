@@ -32,6 +32,9 @@ class Workload:
     measures: str  # one sentence for the docs / --list
     run: RunFn
     cases: Callable[[Params], list[Case]] = lambda params: [{}]
+    #: Leaves big files (gigabytes, in few inodes): removed right after each run even when
+    #: cleanup is deferred, so that the disk does not fill.
+    big_files: bool = False
 
     def case_label(self, case: Case) -> str:
         return ",".join(f"{k}={v}" for k, v in case.items())
@@ -441,12 +444,14 @@ WORKLOADS: dict[str, Workload] = {
             "write_file, read_file (same file system, and to another one if available), "
             "write_file_stream in --chunk chunks, read_file_stream of one --big-size file",
             w8_big_file,
+            big_files=True,
         ),
         Workload(
             "W9",
             "maintenance queries",
             "orphaned_file_ids() and stats() over --file-rows file rows",
             w9_maintenance,
+            big_files=True,
         ),
         Workload(
             "W10",

@@ -1,0 +1,87 @@
+"""The benchmark harness (scripts/bench.py): a quick run works in both run-isolation modes and
+leaves nothing behind, and the scratch directory is marked for spreading where the file system
+supports it. Timings are never asserted (DESIGN.md section 5)."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+from benchlib.scratch import _FS_IOC_GETFLAGS, _FS_TOPDIR_FL, mark_top_directory  # noqa: E402
+
+
+@pytest.mark.parametrize("isolation", ["--isolate-runs", "--no-isolate-runs"])
+def test_a_quick_run_measures_and_leaves_nothing_behind(isolation: str, tmp_path: Path) -> None:
+    scratch = tmp_path / "scratch"
+    result = tmp_path / "result.json"
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "bench.py"),
+            "--quick",
+            "--workloads",
+            "W1,W7",
+            "--targets",
+            "jobstore,raw-copy",
+            "--runs",
+            "2",
+            "--tmpdir",
+            str(scratch),
+            "--json",
+            str(result),
+            isolation,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    report = json.loads(result.read_text())
+    assert report["meta"]["isolate_runs"] is (isolation == "--isolate-runs")
+    assert report["failures"] == []
+    measured = {(row["workload"], row["operation"], row["target"]) for row in report["summary"]}
+    assert ("W7", "write_file", "jobstore") in measured and ("W1", "create", "jobstore") in measured
+    assert list(scratch.iterdir()) == []  # work directories, trash and all: removed at the end
+
+
+def _flags(path: Path) -> int:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return int(struct.unpack("l", fcntl.ioctl(fd, _FS_IOC_GETFLAGS, struct.pack("l", 0)))[0])
+    finally:
+        os.close(fd)
+
+
+def _file_system_type(path: Path) -> str:
+    """The type of the file system holding ``path`` (the longest matching mount point)."""
+    best, kind = "", ""
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        _, mount_point, fs_type, *_ = line.split()
+        mount_point = mount_point.replace("\\040", " ")
+        inside = str(path) == mount_point or str(path).startswith(mount_point.rstrip("/") + "/")
+        if inside and len(mount_point) >= len(best):
+            best, kind = mount_point, fs_type
+    return kind
+
+
+def test_the_scratch_directory_is_marked_as_a_top_directory_on_ext4(tmp_path: Path) -> None:
+    directory = tmp_path / "scratch"
+    directory.mkdir()
+    marked = mark_top_directory(directory)
+    if _file_system_type(directory.resolve()) in ("ext2", "ext3", "ext4"):
+        assert marked
+    if marked:
+        assert _flags(directory) & _FS_TOPDIR_FL
+    assert mark_top_directory(tmp_path / "missing") is False
+    (tmp_path / "file").write_text("not a directory")
+    assert mark_top_directory(tmp_path / "file") is False
