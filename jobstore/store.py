@@ -90,6 +90,11 @@ def _is_valid_id(value: object) -> bool:
     return isinstance(value, str) and ID_PATTERN.fullmatch(value) is not None and ".." not in value
 
 
+def _new_write_token() -> int:
+    """A random nonzero 63-bit token for one job write (see ``JobFields.write_token``)."""
+    return (int.from_bytes(os.urandom(8), "big") >> 1) or 1
+
+
 def _job_fields(job: JobDescription) -> JobFields:
     assert job.jobStoreID is not None
     description = serialise_description(job)  # validates first: a bad requirements is a TypeError
@@ -104,6 +109,7 @@ def _job_fields(job: JobDescription) -> JobFields:
         cores=requirements.get("cores"),
         disk=requirements.get("disk"),
         description=description,
+        write_token=_new_write_token(),
     )
 
 
@@ -472,10 +478,8 @@ class JobStore(AbstractJobStore):
             return job_description
 
         def insert(tx: CatalogTx) -> bool:
-            if tx.insert_job(fields):
-                return True
-            # A retried transaction whose first commit went through finds its own row: success.
-            return tx.get_job(fields.id) == (1, fields.description)
+            # A retried transaction whose first commit went through finds its own token: success.
+            return tx.insert_job(fields) or tx.job_write_token(fields.id) == fields.write_token
 
         fast = self._direct()
         if fast is not None:
@@ -483,7 +487,7 @@ class JobStore(AbstractJobStore):
             created = catalog.run_direct(
                 lambda: (
                     direct.insert_job(store_id, fields)
-                    or direct.get_job(store_id, fields.id) == (1, fields.description)
+                    or direct.job_write_token(store_id, fields.id) == fields.write_token
                 ),
                 describe="create a job",
             )
@@ -526,11 +530,19 @@ class JobStore(AbstractJobStore):
         fields = _job_fields(job_description)
         expected = job_description.version
 
+        def unchanged_because(token: int | None) -> int | bool:
+            """Why the compare-and-set changed nothing, from the row's write token: our own token
+            means an earlier attempt of this call committed and its reply was lost (success: the
+            version it made); another means a newer version (True); no row, no job (False)."""
+            if token is None:
+                return False
+            return expected + 1 if expected is not None and token == fields.write_token else True
+
         def attempt(tx: CatalogTx) -> int | bool | None:
             new_version = tx.update_job(fields, expected)
             if new_version is not None:
                 return new_version
-            return tx.job_exists(job_id)
+            return unchanged_because(tx.job_write_token(job_id))
 
         fast = self._direct()
         outcome: int | bool | None
@@ -539,7 +551,11 @@ class JobStore(AbstractJobStore):
         elif fast is not None:
             direct, catalog, store_id = fast
             updated = catalog.run_direct(lambda: direct.update_job(store_id, fields, expected), describe="update a job")
-            outcome = expected + 1 if updated else self.job_exists(job_id)
+            if updated:
+                outcome = expected + 1
+            else:
+                token = catalog.run_direct(lambda: direct.job_write_token(store_id, job_id), describe="update a job")
+                outcome = unchanged_because(token)
         else:
             outcome = self._write(attempt, "update a job")
         if outcome is True:

@@ -90,6 +90,19 @@ def test_duplicate_create_is_an_error_and_keeps_the_original(store: FileJobStore
     assert store.load(job.jobStoreID).jobName == "first"
 
 
+def test_duplicate_create_with_identical_content_is_an_error_too(store: FileJobStore) -> None:
+    """Each create is its own write (its own token, migration 0005): an equal description under a
+    taken ID is not mistaken for a retry of the first create (it was before 0005)."""
+    first = make_job("same")
+    first.jobStoreID = "chosen-id"
+    store.create(first)
+    again = make_job("same")
+    again.jobStoreID = "chosen-id"
+    with pytest.raises(JobStoreError, match="already exists"):
+        store.create(again)
+    assert store.load("chosen-id").version == 1
+
+
 @pytest.mark.parametrize("bad_id", ["../../etc/passwd", "/abs", "", "a/b", "x" * 300, "..", "a b", "é"])
 def test_bad_job_ids(store: FileJobStore, bad_id: str) -> None:
     with pytest.raises(NoSuchJobException):

@@ -270,3 +270,53 @@ def test_0004_gives_sqlite_fixed_planner_statistics(tmp_path: Path) -> None:
     with catalog.engine.begin() as connection:
         assert statistics(connection) == sorted([*statistics_0004, ("stores", "sqlite_autoindex_stores_1", "1 1")])
     catalog.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_0005_job_write_tokens_down_and_up_with_jobs_in_place(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """0005 adds ``jobs.write_token``: down to 0004 and back up keeps every job; rows written at
+    0004 (token NULL) load, update and conflict as before; writes after the upgrade set a token,
+    a different one each time."""
+    from alembic import command
+
+    from jobstore import ConcurrentFileModificationException, JobDescription, create_job_store
+
+    url = _catalog_url(kind, tmp_path, request)
+    store = create_job_store(f"sql:{url}#wf")
+    store.initialize(Config(blobStore=f"file://{tmp_path}/blobs"))
+    job_id = str(store.create(JobDescription(jobName="before")).jobStoreID)
+    store.close()
+
+    def job_columns(connection: Any) -> set[str]:
+        return set(connection.execute(text("SELECT * FROM jobs")).keys())
+
+    catalog = Catalog(url)
+    with catalog.engine.begin() as connection:
+        assert "write_token" in job_columns(connection)
+        command.downgrade(alembic_config(connection), "0004")
+    with catalog.engine.begin() as connection:
+        assert "write_token" not in job_columns(connection)
+    assert upgrade(catalog.engine) == ("0004", head_revision())
+    with catalog.engine.begin() as connection:
+        assert connection.execute(text("SELECT write_token FROM jobs")).scalar_one() is None
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE, "compare_type": True})
+        assert compare_metadata(context, metadata) == []
+    catalog.dispose()
+
+    reopened = create_job_store(f"sql:{url}#wf")
+    reopened.resume()
+    first, stale = reopened.load_job(job_id), reopened.load_job(job_id)
+    assert (first.version, first.jobName) == (1, "before")
+    first.remainingTryCount = 4
+    reopened.update_job(first)
+    stale.remainingTryCount = 4
+    with pytest.raises(ConcurrentFileModificationException):
+        reopened.update_job(stale)
+    reopened.update_job(first)
+    reopened.close()
+    with catalog.engine.begin() as connection:
+        tokens = connection.execute(text("SELECT write_token FROM jobs")).scalars().all()
+    assert len(tokens) == 1 and tokens[0] is not None and tokens[0] > 0
+    catalog.dispose()

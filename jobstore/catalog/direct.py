@@ -141,6 +141,7 @@ class DirectCatalog:
         self._holders: weakref.WeakSet[_Holder] = weakref.WeakSet()
         self._get_job = self._statement("get_job")
         self._job_exists = self._statement("job_exists")
+        self._job_write_token = self._statement("job_write_token")
         self._insert_job = self._statement("insert_job")
         self._update_job_cas = self._statement("update_job_cas")
         self._update_job_any = self._statement("update_job_any")
@@ -203,6 +204,11 @@ class DirectCatalog:
 
     def job_exists(self, store_id: int, job_id: str) -> bool:
         return self._one(self._job_exists, {"sid": store_id, "id": job_id}) is not None
+
+    def job_write_token(self, store_id: int, job_id: str) -> int | None:
+        """The token of the write that produced the job's row (0 if none); None if no such job."""
+        row = self._one(self._job_write_token, {"sid": store_id, "id": job_id})
+        return None if row is None else int(row[0])
 
     def insert_job(self, store_id: int, fields: JobFields) -> bool:
         now = utc_now()

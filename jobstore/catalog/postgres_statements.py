@@ -146,7 +146,7 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "CONFLICT DO NOTHING RETURNING files.store_id",
     },
     "insert_job": {
-        "bind": [None, None, None, None, None, None, None, None, None, None, None, None, None],
+        "bind": [None, None, None, None, None, None, None, None, None, None, None, None, None, None],
         "defaults": {},
         "names": [
             "store_id",
@@ -162,13 +162,15 @@ STATEMENTS: dict[str, dict[str, Any]] = {
             "description",
             "created_at",
             "updated_at",
+            "write_token",
         ],
         "result": [None],
         "sql": "INSERT INTO jobs (store_id, id, version, name, unit_name, state, remaining_tries, "
-        "memory, cores, disk, description, created_at, updated_at) VALUES (%s::INTEGER, "
-        "%s::VARCHAR, %s::INTEGER, %s::VARCHAR, %s::VARCHAR, %s::VARCHAR, %s::INTEGER, "
-        "%s::BIGINT, %s, %s::BIGINT, %s::VARCHAR, %s::TIMESTAMP WITH TIME ZONE, %s::TIMESTAMP "
-        "WITH TIME ZONE) ON CONFLICT DO NOTHING RETURNING jobs.store_id",
+        "memory, cores, disk, description, created_at, updated_at, write_token) VALUES "
+        "(%s::INTEGER, %s::VARCHAR, %s::INTEGER, %s::VARCHAR, %s::VARCHAR, %s::VARCHAR, "
+        "%s::INTEGER, %s::BIGINT, %s, %s::BIGINT, %s::VARCHAR, %s::TIMESTAMP WITH TIME ZONE, "
+        "%s::TIMESTAMP WITH TIME ZONE, %s::BIGINT) ON CONFLICT DO NOTHING RETURNING "
+        "jobs.store_id",
     },
     "insert_job_file": {
         "bind": [
@@ -238,6 +240,15 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "names": ["param_1", "sid", "id"],
         "result": [None],
         "sql": "SELECT %s::INTEGER AS anon_1 \nFROM jobs \nWHERE jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR",
+    },
+    "job_write_token": {
+        "bind": [None, None, None],
+        "defaults": {"coalesce_2": 0},
+        "names": ["coalesce_2", "sid", "id"],
+        "result": [None],
+        "sql": "SELECT coalesce(jobs.write_token, %s::INTEGER) AS coalesce_1 \n"
+        "FROM jobs \n"
+        "WHERE jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR",
     },
     "replace_file_content": {
         "bind": [None, None, None, None, "boolean", "boolean", None, None, None, None, None],
@@ -312,30 +323,6 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "sql": "SELECT jobstore_alembic_version.version_num \nFROM jobstore_alembic_version",
     },
     "update_job_any": {
-        "bind": [None, None, None, None, None, None, None, None, None, None, None, None],
-        "defaults": {"version_1": 1},
-        "names": [
-            "version_1",
-            "new_name",
-            "new_unit_name",
-            "new_state",
-            "new_remaining_tries",
-            "new_memory",
-            "new_cores",
-            "new_disk",
-            "new_description",
-            "new_updated_at",
-            "sid",
-            "match_id",
-        ],
-        "result": [None],
-        "sql": "UPDATE jobs SET version=(jobs.version + %s::INTEGER), name=%s::VARCHAR, "
-        "unit_name=%s::VARCHAR, state=%s::VARCHAR, remaining_tries=%s::INTEGER, "
-        "memory=%s::BIGINT, cores=%s, disk=%s::BIGINT, description=%s::VARCHAR, "
-        "updated_at=%s::TIMESTAMP WITH TIME ZONE WHERE jobs.store_id = %s::INTEGER AND "
-        "jobs.id = %s::VARCHAR RETURNING jobs.version",
-    },
-    "update_job_cas": {
         "bind": [None, None, None, None, None, None, None, None, None, None, None, None, None],
         "defaults": {"version_1": 1},
         "names": [
@@ -349,6 +336,32 @@ STATEMENTS: dict[str, dict[str, Any]] = {
             "new_disk",
             "new_description",
             "new_updated_at",
+            "new_write_token",
+            "sid",
+            "match_id",
+        ],
+        "result": [None],
+        "sql": "UPDATE jobs SET version=(jobs.version + %s::INTEGER), name=%s::VARCHAR, "
+        "unit_name=%s::VARCHAR, state=%s::VARCHAR, remaining_tries=%s::INTEGER, "
+        "memory=%s::BIGINT, cores=%s, disk=%s::BIGINT, description=%s::VARCHAR, "
+        "updated_at=%s::TIMESTAMP WITH TIME ZONE, write_token=%s::BIGINT WHERE "
+        "jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR RETURNING jobs.version",
+    },
+    "update_job_cas": {
+        "bind": [None, None, None, None, None, None, None, None, None, None, None, None, None, None],
+        "defaults": {"version_1": 1},
+        "names": [
+            "version_1",
+            "new_name",
+            "new_unit_name",
+            "new_state",
+            "new_remaining_tries",
+            "new_memory",
+            "new_cores",
+            "new_disk",
+            "new_description",
+            "new_updated_at",
+            "new_write_token",
             "sid",
             "match_id",
             "expected",
@@ -357,11 +370,12 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "sql": "UPDATE jobs SET version=(jobs.version + %s::INTEGER), name=%s::VARCHAR, "
         "unit_name=%s::VARCHAR, state=%s::VARCHAR, remaining_tries=%s::INTEGER, "
         "memory=%s::BIGINT, cores=%s, disk=%s::BIGINT, description=%s::VARCHAR, "
-        "updated_at=%s::TIMESTAMP WITH TIME ZONE WHERE jobs.store_id = %s::INTEGER AND "
-        "jobs.id = %s::VARCHAR AND jobs.version = %s::INTEGER",
+        "updated_at=%s::TIMESTAMP WITH TIME ZONE, write_token=%s::BIGINT WHERE "
+        "jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR AND jobs.version = "
+        "%s::INTEGER",
     },
     "upsert_jobs_from_arrays": {
-        "bind": [None, None, None, None, None, None, None, None, None, None, None, None, None, None],
+        "bind": [None, None, None, None, None, None, None, None, None, None, None, None, None, None, None],
         "defaults": {"param_1": 1, "version_1": 1},
         "names": [
             "sid",
@@ -377,25 +391,28 @@ STATEMENTS: dict[str, dict[str, Any]] = {
             "all_cores",
             "all_disk",
             "all_description",
+            "all_write_token",
             "version_1",
         ],
         "result": [None, None],
         "sql": "INSERT INTO jobs (store_id, version, id, name, unit_name, state, "
-        "remaining_tries, memory, cores, disk, description, created_at, "
-        "updated_at) SELECT %s AS anon_1, %s::INTEGER AS anon_2, given.id, "
-        "given.name, given.unit_name, given.state, given.remaining_tries, "
-        "given.memory, given.cores, given.disk, given.description, %s::TIMESTAMP "
-        "WITH TIME ZONE AS anon_3, %s::TIMESTAMP WITH TIME ZONE AS anon__1 \n"
+        "remaining_tries, memory, cores, disk, description, write_token, "
+        "created_at, updated_at) SELECT %s AS anon_1, %s::INTEGER AS anon_2, "
+        "given.id, given.name, given.unit_name, given.state, "
+        "given.remaining_tries, given.memory, given.cores, given.disk, "
+        "given.description, given.write_token, %s::TIMESTAMP WITH TIME ZONE AS "
+        "anon_3, %s::TIMESTAMP WITH TIME ZONE AS anon__1 \n"
         "FROM unnest(CAST(%s AS VARCHAR(128)[]), CAST(%s AS VARCHAR(255)[]), "
         "CAST(%s AS VARCHAR(255)[]), CAST(%s AS VARCHAR(32)[]), CAST(%s AS "
         "INTEGER[]), CAST(%s AS BIGINT[]), CAST(%s AS FLOAT[]), CAST(%s AS "
-        "BIGINT[]), CAST(%s AS TEXT[])) AS given(id, name, unit_name, state, "
-        "remaining_tries, memory, cores, disk, description) ON CONFLICT "
-        "(store_id, id) DO UPDATE SET version = (jobs.version + %s::INTEGER), "
-        "name = excluded.name, unit_name = excluded.unit_name, state = "
-        "excluded.state, remaining_tries = excluded.remaining_tries, memory = "
-        "excluded.memory, cores = excluded.cores, disk = excluded.disk, "
-        "description = excluded.description, updated_at = excluded.updated_at "
-        "RETURNING jobs.id, jobs.version",
+        "BIGINT[]), CAST(%s AS TEXT[]), CAST(%s AS BIGINT[])) AS given(id, name, "
+        "unit_name, state, remaining_tries, memory, cores, disk, description, "
+        "write_token) ON CONFLICT (store_id, id) DO UPDATE SET version = "
+        "(jobs.version + %s::INTEGER), name = excluded.name, unit_name = "
+        "excluded.unit_name, state = excluded.state, remaining_tries = "
+        "excluded.remaining_tries, memory = excluded.memory, cores = "
+        "excluded.cores, disk = excluded.disk, description = "
+        "excluded.description, updated_at = excluded.updated_at, write_token = "
+        "excluded.write_token RETURNING jobs.id, jobs.version",
     },
 }

@@ -61,6 +61,10 @@ _job_id: BindParameter[str] = bindparam("id")
 
 _SELECT_JOB = select(jobs.c.version, jobs.c.description).where(jobs.c.store_id == _store_id, jobs.c.id == _job_id)
 _JOB_EXISTS = select(literal(1)).where(jobs.c.store_id == _store_id, jobs.c.id == _job_id)
+# 0 for a row without a token (written before migration 0005), which no write's token equals.
+_JOB_WRITE_TOKEN = select(func.coalesce(jobs.c.write_token, 0)).where(
+    jobs.c.store_id == _store_id, jobs.c.id == _job_id
+)
 _JOB_VALUES = {
     "version": jobs.c.version + 1,
     **{name: bindparam(f"new_{name}") for name in JOB_FIELD_NAMES if name != "id"},
@@ -333,6 +337,11 @@ class CatalogTx:
 
     def job_exists(self, job_id: str) -> bool:
         return self.connection.execute(_JOB_EXISTS, {"sid": self.store_id, "id": job_id}).first() is not None
+
+    def job_write_token(self, job_id: str) -> int | None:
+        """The token of the write that produced the job's row (0 if none); None if no such job."""
+        row = self.connection.execute(_JOB_WRITE_TOKEN, {"sid": self.store_id, "id": job_id}).first()
+        return None if row is None else int(row[0])
 
     def update_job(self, fields: JobFields, expected_version: int | None) -> int | None:
         """Compare-and-set update. Returns the new version, or None if the version moved on or the

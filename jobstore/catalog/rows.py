@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 #: The newest revision of this code's migrations. A constant, so that checking a catalog's revision
 #: needs neither Alembic nor SQLAlchemy; tests/test_migrations.py checks it against the scripts.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 
 
 def utc_now() -> datetime:
@@ -82,6 +82,9 @@ class JobFields(NamedTuple):
     cores: float | None
     disk: int | None
     description: str
+    #: Random, unique to the call that writes these fields: a retried write that finds its own
+    #: token in the row knows its first attempt committed (migration 0005). 0 means none.
+    write_token: int = 0
 
     def as_params(self) -> dict[str, Any]:
         return {
@@ -94,6 +97,7 @@ class JobFields(NamedTuple):
             "cores": self.cores,
             "disk": self.disk,
             "description": self.description,
+            "write_token": self.write_token or None,
         }
 
 
@@ -107,4 +111,5 @@ JOB_FIELD_NAMES = (
     "cores",
     "disk",
     "description",
+    "write_token",
 )

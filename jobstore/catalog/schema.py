@@ -75,6 +75,9 @@ jobs = Table(
     Column("description", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Random, set by every write of the row and unique to that call, so that a write retried after
+    # its reply was lost recognises its own commit (migration 0005). NULL in rows written before.
+    Column("write_token", BigInteger, nullable=True),
     Index(None, "store_id", "state"),
 )
 

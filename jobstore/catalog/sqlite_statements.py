@@ -152,7 +152,7 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "NOTHING RETURNING store_id",
     },
     "insert_job": {
-        "bind": [None, None, None, None, None, None, None, None, "float", None, None, "datetime", "datetime"],
+        "bind": [None, None, None, None, None, None, None, None, "float", None, None, "datetime", "datetime", None],
         "defaults": {},
         "names": [
             "store_id",
@@ -168,11 +168,12 @@ STATEMENTS: dict[str, dict[str, Any]] = {
             "description",
             "created_at",
             "updated_at",
+            "write_token",
         ],
         "result": [None],
         "sql": "INSERT INTO jobs (store_id, id, version, name, unit_name, state, remaining_tries, "
-        "memory, cores, disk, description, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, "
-        "?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING store_id",
+        "memory, cores, disk, description, created_at, updated_at, write_token) VALUES (?, ?, "
+        "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING store_id",
     },
     "insert_job_file": {
         "bind": [
@@ -239,6 +240,15 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "result": [None],
         "sql": "SELECT ? AS anon_1 \nFROM jobs \nWHERE jobs.store_id = ? AND jobs.id = ?",
     },
+    "job_write_token": {
+        "bind": [None, None, None],
+        "defaults": {"coalesce_2": 0},
+        "names": ["coalesce_2", "sid", "id"],
+        "result": [None],
+        "sql": "SELECT coalesce(jobs.write_token, ?) AS coalesce_1 \n"
+        "FROM jobs \n"
+        "WHERE jobs.store_id = ? AND jobs.id = ?",
+    },
     "replace_file_content": {
         "bind": [None, None, None, None, "boolean", "boolean", None, "datetime", None, None, None],
         "defaults": {"version_1": 1},
@@ -269,28 +279,6 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "sql": "SELECT jobstore_alembic_version.version_num \nFROM jobstore_alembic_version",
     },
     "update_job_any": {
-        "bind": [None, None, None, None, None, None, "float", None, None, "datetime", None, None],
-        "defaults": {"version_1": 1},
-        "names": [
-            "version_1",
-            "new_name",
-            "new_unit_name",
-            "new_state",
-            "new_remaining_tries",
-            "new_memory",
-            "new_cores",
-            "new_disk",
-            "new_description",
-            "new_updated_at",
-            "sid",
-            "match_id",
-        ],
-        "result": [None],
-        "sql": "UPDATE jobs SET version=(jobs.version + ?), name=?, unit_name=?, state=?, "
-        "remaining_tries=?, memory=?, cores=?, disk=?, description=?, updated_at=? WHERE "
-        "jobs.store_id = ? AND jobs.id = ? RETURNING version",
-    },
-    "update_job_cas": {
         "bind": [None, None, None, None, None, None, "float", None, None, "datetime", None, None, None],
         "defaults": {"version_1": 1},
         "names": [
@@ -304,13 +292,37 @@ STATEMENTS: dict[str, dict[str, Any]] = {
             "new_disk",
             "new_description",
             "new_updated_at",
+            "new_write_token",
+            "sid",
+            "match_id",
+        ],
+        "result": [None],
+        "sql": "UPDATE jobs SET version=(jobs.version + ?), name=?, unit_name=?, state=?, "
+        "remaining_tries=?, memory=?, cores=?, disk=?, description=?, updated_at=?, "
+        "write_token=? WHERE jobs.store_id = ? AND jobs.id = ? RETURNING version",
+    },
+    "update_job_cas": {
+        "bind": [None, None, None, None, None, None, "float", None, None, "datetime", None, None, None, None],
+        "defaults": {"version_1": 1},
+        "names": [
+            "version_1",
+            "new_name",
+            "new_unit_name",
+            "new_state",
+            "new_remaining_tries",
+            "new_memory",
+            "new_cores",
+            "new_disk",
+            "new_description",
+            "new_updated_at",
+            "new_write_token",
             "sid",
             "match_id",
             "expected",
         ],
         "result": [],
         "sql": "UPDATE jobs SET version=(jobs.version + ?), name=?, unit_name=?, state=?, "
-        "remaining_tries=?, memory=?, cores=?, disk=?, description=?, updated_at=? WHERE "
-        "jobs.store_id = ? AND jobs.id = ? AND jobs.version = ?",
+        "remaining_tries=?, memory=?, cores=?, disk=?, description=?, updated_at=?, "
+        "write_token=? WHERE jobs.store_id = ? AND jobs.id = ? AND jobs.version = ?",
     },
 }

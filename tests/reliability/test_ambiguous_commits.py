@@ -96,3 +96,54 @@ def test_writes_and_deletes_whose_reply_was_lost_succeed(store: JobStore, tmp_pa
     assert proxy.dropped
     assert not store.job_exists(str(job.jobStoreID))
     assert not store.file_exists(file_id)
+
+
+def test_a_job_update_committed_before_the_reply_was_lost_is_not_a_conflict(store: JobStore) -> None:
+    """The retried compare-and-set finds the version moved on; the row's write token is this
+    call's own, so the update committed: success, with the version it made (migration 0005)."""
+    job = store.create_job(JobDescription(jobName="j"))
+    job.remainingTryCount = 7
+    proxy = _lose_the_reply(store, "UPDATE jobs")
+    store.update_job(job)  # no ConcurrentFileModificationException: it was ours
+    assert proxy.dropped
+    assert job.version == 2
+    stored = store.load_job(str(job.jobStoreID))
+    assert (stored.version, stored.remainingTryCount) == (2, 7)
+    job.remainingTryCount = 6
+    store.update_job(job)  # the version the call reported is the stored one
+    assert store.load_job(str(job.jobStoreID)).remainingTryCount == 6
+
+
+def test_a_job_update_that_lost_to_another_writer_still_conflicts_after_a_retry(store: JobStore) -> None:
+    """Two read-modify-writes that compute the same value: the second must conflict even when its
+    statement is retried (another writer's token is not ours), or an increment would be lost."""
+    from jobstore import ConcurrentFileModificationException
+
+    created = store.create_job(JobDescription(jobName="counter"))
+    first, second = store.load_job(str(created.jobStoreID)), store.load_job(str(created.jobStoreID))
+    first.remainingTryCount = second.remainingTryCount = 9
+    store.update_job(first)
+    proxy = _lose_the_reply(store, "UPDATE jobs")
+    with pytest.raises(ConcurrentFileModificationException):
+        store.update_job(second)
+    assert proxy.dropped
+    assert store.load_job(str(created.jobStoreID)).version == 2
+
+
+def test_a_job_creation_whose_reply_was_lost_succeeds(store: JobStore) -> None:
+    proxy = _lose_the_reply(store, "INSERT INTO jobs")
+    job = store.create_job(JobDescription(jobName="new"))
+    assert proxy.dropped
+    assert store.load_job(str(job.jobStoreID)).version == 1
+
+
+def test_creating_a_job_under_an_id_another_call_created_is_refused_even_with_equal_content(store: JobStore) -> None:
+    """Before migration 0005 a retried create_job recognised "its" row by equal content, so a
+    second create of the same ID and description passed for the first; the token tells them apart."""
+    from jobstore import JobStoreError
+
+    store.create_job(JobDescription(jobName="same", jobStoreID="chosen-id"))
+    proxy = _lose_the_reply(store, "INSERT INTO jobs")
+    with pytest.raises(JobStoreError, match="already exists"):
+        store.create_job(JobDescription(jobName="same", jobStoreID="chosen-id"))
+    assert proxy.dropped
