@@ -120,8 +120,9 @@ class JobDescription:
         )
 
 
-def description_fields(job: JobDescription) -> dict[str, Any]:
-    """Everything persisted about a description except its store-managed version."""
+def description_fields(job: JobDescription, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything persisted about a description except its store-managed version (``extra``: its
+    ``extra_attributes()``, when the caller has them already)."""
     return {
         "jobStoreID": job.jobStoreID,
         "requirements": job.requirements,
@@ -129,12 +130,21 @@ def description_fields(job: JobDescription) -> dict[str, Any]:
         "unitName": job.unitName,
         "remainingTryCount": job.remainingTryCount,
         "state": job.state,
-        "extra": job.extra_attributes(),
+        "extra": job.extra_attributes() if extra is None else extra,
     }
 
 
-def validate_description(job: JobDescription) -> None:
-    """Raise TypeError / InvalidJobDescriptionError unless ``job`` can be stored faithfully."""
+#: One encoder for every description (json.dumps with options builds a new one per call).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+#: Values that are JSON as they are: checked by type alone, without a call per value (every job
+#: write validates its requirements and attributes).
+_JSON_SCALAR_TYPES = frozenset({str, int, bool, type(None)})
+
+
+def validate_description(job: JobDescription, extra: dict[str, Any] | None = None) -> None:
+    """Raise TypeError / InvalidJobDescriptionError unless ``job`` can be stored faithfully
+    (``extra``: its ``extra_attributes()``, when the caller has them already)."""
     if not isinstance(job, JobDescription):
         raise TypeError(f"Expected a jobstore.JobDescription, got {type(job).__name__}.")
     if not isinstance(job.requirements, dict):
@@ -155,9 +165,11 @@ def validate_description(job: JobDescription) -> None:
     if isinstance(tries, bool) or not isinstance(tries, int):
         raise TypeError(f"JobDescription.remainingTryCount must be an int, got {tries!r}.")
     for name, value in job.requirements.items():
-        _check_json_value(value, f"requirements[{name!r}]")
-    for name, value in job.extra_attributes().items():
-        _check_json_value(value, name)
+        if type(value) not in _JSON_SCALAR_TYPES:
+            _check_json_value(value, f"requirements[{name!r}]")
+    for name, value in (job.extra_attributes() if extra is None else extra).items():
+        if type(value) not in _JSON_SCALAR_TYPES:
+            _check_json_value(value, name)
 
 
 def _check_json_value(value: Any, where: str) -> None:
@@ -188,8 +200,9 @@ def _check_json_value(value: Any, where: str) -> None:
 
 def serialise_description(job: JobDescription) -> str:
     """The JSON text stored in the catalog for ``job`` (validated first)."""
-    validate_description(job)
-    text = json.dumps(description_fields(job), separators=(",", ":"), allow_nan=False)
+    extra = job.extra_attributes()
+    validate_description(job, extra)
+    text = _ENCODER.encode(description_fields(job, extra))
     if len(text) > MAX_DESCRIPTION_BYTES:
         raise InvalidJobDescriptionError(
             f"JobDescription {job.jobStoreID!r} serialises to {len(text)} bytes, more than the "

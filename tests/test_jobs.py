@@ -322,6 +322,55 @@ def test_save_jobs_fills_the_reporting_columns_and_takes_repeats(store: FileJobS
     assert store.load_job(str(fresh.jobStoreID)).jobName == "second"
 
 
+def test_jobs_created_in_a_batch_have_every_column_as_single_creates_do(store: FileJobStore) -> None:
+    """batch() inserts its creations with one executemany on the driver (not SQLAlchemy's): every
+    column, timestamps and write tokens included, must read back as a single create_job writes it."""
+    import datetime as dt
+
+    from sqlalchemy import select, text
+
+    from jobstore.catalog.schema import jobs as jobs_table
+
+    single = store.create_job(JobDescription({"memory": 3, "cores": 1.5, "disk": 4}, "single"))
+    with store.batch():
+        batched = [
+            store.create_job(JobDescription({"memory": 5, "cores": 2, "disk": 7}, "batched-a")),
+            store.create_job(JobDescription({}, "batched-b", remainingTryCount=3)),
+        ]
+    columns = [c for c in jobs_table.c if c.key not in ("store_id", "id")]
+    with store.catalog.engine.connect() as connection:
+        rows = {
+            row.name: row
+            for row in connection.execute(
+                select(*columns).where(jobs_table.c.store_id == store._store_id)  # test-only access
+            )
+        }
+    assert set(rows) == {"single", "batched-a", "batched-b"}
+    assert (rows["batched-a"].memory, rows["batched-a"].cores, rows["batched-a"].disk) == (5, 2.0, 7)
+    assert (rows["batched-b"].memory, rows["batched-b"].remaining_tries, rows["batched-b"].state) == (
+        None,
+        3,
+        "pending",
+    )
+    for name in ("single", "batched-a", "batched-b"):
+        row = rows[name]
+        assert row.version == 1
+        assert isinstance(row.created_at, dt.datetime) and row.created_at == row.updated_at
+        assert abs(
+            row.created_at.replace(tzinfo=dt.UTC) - rows["single"].created_at.replace(tzinfo=dt.UTC)
+        ) < dt.timedelta(minutes=5)
+        assert row.write_token is not None and row.write_token > 0
+    assert len({row.write_token for row in rows.values()}) == 3
+    with store.catalog.engine.connect() as connection:  # as stored: SQL reports compare these
+        raw = connection.execute(
+            text("SELECT name, created_at, updated_at FROM jobs WHERE store_id = :sid"), {"sid": store._store_id}
+        ).all()
+    shapes = {(type(created), len(str(created)), str(created)[10:11]) for _, created, _ in raw}
+    assert len(shapes) == 1, raw  # batched timestamps are stored exactly like a single create's
+    for job in [single, *batched]:
+        assert store.load_job(str(job.jobStoreID)) == job
+
+
 def test_save_jobs_with_a_bad_description_saves_none(store: FileJobStore) -> None:
     good = JobDescription(command="good")
     with pytest.raises(InvalidNameError):
