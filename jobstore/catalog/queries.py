@@ -375,7 +375,8 @@ class CatalogTx:
 
     def update_job(self, fields: JobFields, expected_version: int | None) -> int | None:
         """Compare-and-set update. Returns the new version, or None if the version moved on or the
-        job is gone (the caller tells which with ``job_exists``)."""
+        job is gone (the caller tells which, and whether it was its own committed write, with
+        ``job_write_token``)."""
         params = {f"new_{name}": value for name, value in fields.as_params().items()}
         params.update(sid=self.store_id, match_id=fields.id, expected=expected_version, new_updated_at=utc_now())
         statement = _UPDATE_JOB_ANY if expected_version is None else _UPDATE_JOB_CAS
