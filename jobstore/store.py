@@ -248,13 +248,14 @@ class JobStore(AbstractJobStore):
 
     def _find_store_row(self, catalog: Catalog, name: str) -> StoreRow | None:
         """The store's row, after checking the catalog's schema revision. On a catalog at the
-        current revision this takes two fast-path queries (on SQLite without SQLAlchemy); a fresh,
-        outdated or newer catalog takes the full path, which raises the right error."""
+        current revision this is one fast-path query (on SQLite without SQLAlchemy; on PostgreSQL
+        one round trip); a fresh, outdated or newer catalog takes the full path, which raises the
+        right error."""
         direct = catalog.direct
         if direct is not None:
-            revision = catalog.run_direct(direct.schema_revision, describe="check the schema revision")
+            revision, found = catalog.run_direct(lambda: direct.revision_and_store(name), describe="look up the store")
             if revision == HEAD_REVISION:
-                return catalog.run_direct(lambda: direct.find_store(name), describe="look up the store")
+                return found
         from jobstore.catalog.queries import CatalogTx
 
         if catalog.schema_state(self.locator) == "fresh":

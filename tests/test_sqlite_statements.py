@@ -214,6 +214,33 @@ def test_a_workers_writes_on_postgres_are_one_statement_each(tmp_path: Path, req
     store.close()
 
 
+def test_a_workers_resume_on_postgres_is_one_statement(
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Resuming (what every Toil worker does first) checks the schema revision and finds the store
+    row in one round trip; a store that does not exist is still reported as such."""
+    from jobstore import Config, NoSuchJobStoreException, create_job_store
+
+    server = request.getfixturevalue("postgres_server")
+    locator = f"sql:{server.url}#resume-{tmp_path.name[-20:]}"
+    create_job_store(locator).initialize(Config(blobStore=f"file://{tmp_path / 'blobs'}"))
+    opened: list[_CountingConnection] = []
+    connect = direct.DirectPostgres._connect
+
+    def counting_connect(self: direct.DirectPostgres) -> _CountingConnection:
+        opened.append(_CountingConnection(connect(self)))
+        return opened[-1]
+
+    monkeypatch.setattr(direct.DirectPostgres, "_connect", counting_connect)
+    store = create_job_store(locator)
+    store.resume()
+    assert len(opened) == 1 and len(opened[0].sent) == 1, [c.sent for c in opened]
+    assert "jobstore_alembic_version" in opened[0].sent[0] and "stores" in opened[0].sent[0]
+    store.close()
+    with pytest.raises(NoSuchJobStoreException):
+        create_job_store(f"{locator}-missing").resume()
+
+
 def _logs(store: object) -> list[bytes]:
     messages: list[bytes] = []
     store.read_logs(lambda handle: messages.append(handle.read()))  # type: ignore[attr-defined]

@@ -20,13 +20,13 @@ import pprint
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Float, LargeBinary, column, select, table
+from sqlalchemy import Boolean, DateTime, Float, LargeBinary
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 from sqlalchemy.types import TypeEngine
 
 from jobstore.catalog import queries
-from jobstore.catalog.schema import VERSION_TABLE, files, jobs
+from jobstore.catalog.schema import files, jobs
 
 #: dialect name -> (the dialect compiled for, positional parameters; the generated module)
 _POSTGRES: Any = psycopg_dialect.dialect(paramstyle="format")  # type: ignore[no-untyped-call]
@@ -60,8 +60,7 @@ def _constructs(dialect: str) -> dict[str, tuple[Any, list[str] | None]]:
         "delete_job": (queries._DELETE_JOB, None),
         "delete_cleanup_files": (queries._DELETE_CLEANUP_FILES_RETURNING_KEYS, None),
         "insert_log": (queries._INSERT_LOG, LOG_INSERT_COLUMNS),
-        "find_store": (queries._SELECT_STORE_BY_NAME, None),
-        "schema_revision": (select(table(VERSION_TABLE, column("version_num")).c.version_num), None),
+        "revision_and_store": (queries.revision_and_store(), None),
     }
     if dialect == "postgresql":  # data-modifying WITH clauses: SQLite has none
         constructs["delete_job_with_cleanup_files"] = (queries.delete_job_with_cleanup_files(), None)

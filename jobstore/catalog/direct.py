@@ -156,8 +156,7 @@ class DirectCatalog:
         self._delete_job = self._statement("delete_job")
         self._delete_cleanup_files = self._statement("delete_cleanup_files")
         self._insert_log = self._statement("insert_log")
-        self._find_store = self._statement("find_store")
-        self._schema_revision = self._statement("schema_revision")
+        self._revision_and_store = self._statement("revision_and_store")
 
     def _statement(self, name: str) -> _Statement:
         return _Statement(self.STATEMENTS[name], self.BIND_CONVERSIONS, self.RESULT_CONVERSIONS)
@@ -333,19 +332,18 @@ class DirectCatalog:
             self._insert_log, {"store_id": store_id, "message": message, "is_read": False, "created_at": utc_now()}
         )
 
-    def schema_revision(self) -> str | None:
-        """The catalog's schema revision; None when it has no version table or row (a fresh file)."""
+    def revision_and_store(self, name: str) -> tuple[str | None, StoreRow | None]:
+        """The catalog's schema revision (None when it has none: a fresh file) and the store named
+        ``name`` (None when there is none), in one statement."""
         try:
-            row = self._one(self._schema_revision, {})
+            row = self._one(self._revision_and_store, {"name": name})
         except Exception as error:  # the driver's "no such table" (SQLite) / undefined_table (PostgreSQL)
             if "no such table" in str(error) or getattr(error, "sqlstate", None) == "42P01":
-                return None
+                return None, None
             raise
-        return None if row is None else str(row[0])
-
-    def find_store(self, name: str) -> StoreRow | None:
-        row = self._one(self._find_store, {"name": name})
-        return None if row is None else StoreRow(*row)
+        if row is None:
+            return None, None
+        return str(row[0]), (None if row[1] is None else StoreRow(*row[1:]))
 
 
 class DirectSQLite(DirectCatalog):

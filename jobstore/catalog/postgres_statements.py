@@ -60,16 +60,6 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "result": [None],
         "sql": "SELECT files.size \nFROM files \nWHERE files.store_id = %s::INTEGER AND files.id = %s::VARCHAR",
     },
-    "find_store": {
-        "bind": [None],
-        "defaults": {},
-        "names": ["name"],
-        "result": [None, None, None, None, None, None],
-        "sql": "SELECT stores.id, stores.name, stores.blob_url, stores.workflow_id, "
-        "stores.config_json, stores.created_at \n"
-        "FROM stores \n"
-        "WHERE stores.name = %s::VARCHAR",
-    },
     "get_file": {
         "bind": [None, None],
         "defaults": {},
@@ -315,12 +305,15 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "FROM (SELECT %s::INTEGER AS one) AS one_row LEFT OUTER "
         "JOIN current_file ON true",
     },
-    "schema_revision": {
-        "bind": [],
+    "revision_and_store": {
+        "bind": [None],
         "defaults": {},
-        "names": [],
-        "result": [None],
-        "sql": "SELECT jobstore_alembic_version.version_num \nFROM jobstore_alembic_version",
+        "names": ["name"],
+        "result": [None, None, None, None, None, None, None],
+        "sql": "SELECT jobstore_alembic_version.version_num, stores.id, stores.name, "
+        "stores.blob_url, stores.workflow_id, stores.config_json, stores.created_at \n"
+        "FROM jobstore_alembic_version LEFT OUTER JOIN stores ON stores.name = "
+        "%s::VARCHAR",
     },
     "update_job_any": {
         "bind": [None, None, None, None, None, None, None, None, None, None, None, None, None],

@@ -17,12 +17,14 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
+    column,
     delete,
     exists,
     func,
     insert,
     literal,
     select,
+    table,
     true,
     update,
 )
@@ -31,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import BindParameter
 
 from jobstore.catalog.rows import JOB_FIELD_NAMES, FileRow, JobFields, JobRow, NewFile, StoreRow, utc_now
-from jobstore.catalog.schema import condemned_blobs, files, jobs, logs, stores
+from jobstore.catalog.schema import VERSION_TABLE, condemned_blobs, files, jobs, logs, stores
 from jobstore.errors import JobStoreError
 
 __all__ = ["JOB_FIELD_NAMES", "CatalogTx", "FileRow", "JobFields", "JobRow", "NewFile", "StoreRow", "utc_now"]
@@ -207,6 +209,15 @@ _SELECT_STORE_BY_NAME = select(
 ).where(stores.c.name == bindparam("name"))
 
 
+def revision_and_store() -> Any:
+    """The catalog's schema revision and the row of the store named ``:name`` (NULLs when there is
+    no such store) in one statement: a worker's resume is one round trip."""
+    version = table(VERSION_TABLE, column("version_num"))
+    return select(version.c.version_num, *_SELECT_STORE_BY_NAME.selected_columns).select_from(
+        version.outerjoin(stores, stores.c.name == bindparam("name"))
+    )
+
+
 _INSERTS_IGNORING_CONFLICTS: dict[tuple[str, str], Any] = {}
 
 
@@ -319,8 +330,8 @@ class CatalogTx:
     @staticmethod
     def delete_store(connection: Connection, store_id: int) -> None:
         """Remove a store and all its rows (explicitly, not relying on ON DELETE CASCADE)."""
-        for table in (logs, files, jobs, condemned_blobs):
-            connection.execute(delete(table).where(table.c.store_id == store_id))
+        for each in (logs, files, jobs, condemned_blobs):
+            connection.execute(delete(each).where(each.c.store_id == store_id))
         connection.execute(delete(stores).where(stores.c.id == store_id))
 
     def update_store_config(self, config_json: str) -> None:

@@ -40,16 +40,6 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "result": [None],
         "sql": "SELECT files.size \nFROM files \nWHERE files.store_id = ? AND files.id = ?",
     },
-    "find_store": {
-        "bind": [None],
-        "defaults": {},
-        "names": ["name"],
-        "result": [None, None, None, None, None, "datetime"],
-        "sql": "SELECT stores.id, stores.name, stores.blob_url, stores.workflow_id, "
-        "stores.config_json, stores.created_at \n"
-        "FROM stores \n"
-        "WHERE stores.name = ?",
-    },
     "get_file": {
         "bind": [None, None],
         "defaults": {},
@@ -271,12 +261,14 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "source_url=coalesce(?, files.source_url), updated_at=? WHERE "
         "files.store_id = ? AND files.id = ? AND files.version = ?",
     },
-    "schema_revision": {
-        "bind": [],
+    "revision_and_store": {
+        "bind": [None],
         "defaults": {},
-        "names": [],
-        "result": [None],
-        "sql": "SELECT jobstore_alembic_version.version_num \nFROM jobstore_alembic_version",
+        "names": ["name"],
+        "result": [None, None, None, None, None, None, "datetime"],
+        "sql": "SELECT jobstore_alembic_version.version_num, stores.id, stores.name, "
+        "stores.blob_url, stores.workflow_id, stores.config_json, stores.created_at \n"
+        "FROM jobstore_alembic_version LEFT OUTER JOIN stores ON stores.name = ?",
     },
     "update_job_any": {
         "bind": [None, None, None, None, None, None, "float", None, None, "datetime", None, None, None],
