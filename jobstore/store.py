@@ -1004,6 +1004,12 @@ class JobStore(AbstractJobStore):
             for _, message in self._read(lambda tx: tx.read_logs(), "read logs"):
                 callback(io.BytesIO(message))
                 replayed += 1
+        # Most polls find nothing: a read, without the write transaction (and the write lock every
+        # writer waits for) that claiming takes. A message appended meanwhile waits for the next poll.
+        if not self._route(
+            lambda d, sid: d.has_unread_logs(sid), lambda tx: tx.has_unread_logs(), "check for unread logs"
+        ):
+            return replayed
         claimed = self._write(lambda tx: tx.claim_unread_logs(), "claim unread logs")
         delivered = 0
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 
@@ -120,6 +121,34 @@ def test_logs_are_delivered_once_in_order(backend: Backend) -> None:
     everything: list[bytes] = []
     assert other.read_logs(lambda stream: everything.append(stream.read()), read_all=True) == 6
     assert everything == received
+
+
+def test_an_empty_log_poll_takes_no_write_transaction(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Toil's leader polls read_logs about twice a second; with nothing unread a poll only reads
+    (no write transaction, no write lock for the workers to wait on), and it still finds a message
+    written by another process, and replays with read_all."""
+    store = backend.new_store()
+    other = backend.reopen(store)
+    other.write_logs("first")
+    assert store.read_logs(lambda stream: None) == 1
+    writes: list[str] = []
+    real_write = store._write  # test-only access: count the store's write transactions
+
+    def counting_write(work: Any, describe: str, *args: Any, **kwargs: Any) -> Any:
+        writes.append(describe)
+        return real_write(work, describe, *args, **kwargs)
+
+    monkeypatch.setattr(store, "_write", counting_write)
+    for _ in range(3):
+        assert store.read_logs(lambda stream: None) == 0
+    assert writes == []
+    replayed: list[bytes] = []
+    assert store.read_logs(lambda stream: replayed.append(stream.read()), read_all=True) == 1
+    assert replayed == [b"first"] and writes == []
+    other.write_logs("second")
+    received: list[bytes] = []
+    assert store.read_logs(lambda stream: received.append(stream.read())) == 1
+    assert received == [b"second"] and writes == ["claim unread logs"]
 
 
 def test_failed_log_callback_returns_undelivered_messages(store: FileJobStore) -> None:

@@ -60,6 +60,7 @@ def _constructs(dialect: str) -> dict[str, tuple[Any, list[str] | None]]:
         "delete_job": (queries._DELETE_JOB, None),
         "delete_cleanup_files": (queries._DELETE_CLEANUP_FILES_RETURNING_KEYS, None),
         "insert_log": (queries._INSERT_LOG, LOG_INSERT_COLUMNS),
+        "has_unread_logs": (queries._HAS_UNREAD_LOGS, None),
         "revision_and_store": (queries.revision_and_store(), None),
     }
     if dialect == "postgresql":  # data-modifying WITH clauses: SQLite has none

@@ -156,6 +156,7 @@ class DirectCatalog:
         self._delete_job = self._statement("delete_job")
         self._delete_cleanup_files = self._statement("delete_cleanup_files")
         self._insert_log = self._statement("insert_log")
+        self._has_unread_logs = self._statement("has_unread_logs")
         self._revision_and_store = self._statement("revision_and_store")
 
     def _statement(self, name: str) -> _Statement:
@@ -331,6 +332,9 @@ class DirectCatalog:
         self._one(
             self._insert_log, {"store_id": store_id, "message": message, "is_read": False, "created_at": utc_now()}
         )
+
+    def has_unread_logs(self, store_id: int) -> bool:
+        return self._one(self._has_unread_logs, {"sid": store_id}) is not None
 
     def revision_and_store(self, name: str) -> tuple[str | None, StoreRow | None]:
         """The catalog's schema revision (None when it has none: a fresh file) and the store named

@@ -91,6 +91,16 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "FROM files \n"
         "WHERE files.store_id = %s::INTEGER AND files.shared_name = %s::VARCHAR",
     },
+    "has_unread_logs": {
+        "bind": [None, None, None],
+        "defaults": {"param_1": 1, "param_2": 1},
+        "names": ["param_1", "sid", "param_2"],
+        "result": [None],
+        "sql": "SELECT %s::INTEGER AS anon_1 \n"
+        "FROM logs \n"
+        "WHERE logs.store_id = %s::INTEGER AND logs.is_read IS false \n"
+        " LIMIT %s::INTEGER",
+    },
     "insert_file": {
         "bind": [
             None,

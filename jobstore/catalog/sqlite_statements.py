@@ -99,6 +99,13 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "FROM files \n"
         "WHERE files.store_id = ? AND files.shared_name = ?",
     },
+    "has_unread_logs": {
+        "bind": [None, None, None, None],
+        "defaults": {"param_1": 1, "param_2": 1, "param_3": 0},
+        "names": ["param_1", "sid", "param_2", "param_3"],
+        "result": [None],
+        "sql": "SELECT ? AS anon_1 \nFROM logs \nWHERE logs.store_id = ? AND logs.is_read IS 0\n LIMIT ? OFFSET ?",
+    },
     "insert_file": {
         "bind": [
             None,
