@@ -35,7 +35,7 @@ DIALECTS: dict[str, tuple[Any, Path]] = {
     "postgresql": (_POSTGRES, Path(__file__).with_name("postgres_statements.py")),
 }
 
-JOB_INSERT_COLUMNS = ["store_id", "version", "created_at", "updated_at", *queries.JOB_FIELD_NAMES]
+JOB_INSERT_COLUMNS = list(queries._JOB_ROW_COLUMNS)  # the same order as batch()'s executemany
 FILE_INSERT_COLUMNS = [c.key for c in files.columns]
 LOG_INSERT_COLUMNS = ["store_id", "message", "is_read", "created_at"]
 
