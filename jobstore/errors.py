@@ -14,6 +14,14 @@ class JobStoreError(Exception):
     """Base class of every error jobstore raises on purpose."""
 
 
+def batch_id_taken() -> JobStoreError:
+    """The error of a ``batch()`` whose creations name a job that exists (whichever path inserted them)."""
+    return JobStoreError(
+        "A job created in this batch has an ID that already exists in the store (or twice in the "
+        "batch); nothing in the batch was committed. Create jobs without a jobStoreID to get fresh IDs."
+    )
+
+
 # --- the names of Toil's interface -------------------------------------------------------------
 
 

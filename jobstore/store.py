@@ -25,7 +25,7 @@ import stat
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 from jobstore.abstract import AbstractJobStore, ByteProgress, check_shared_file_name
@@ -51,6 +51,7 @@ from jobstore.errors import (
     NoSuchJobException,
     NoSuchJobStoreException,
     UnsafeLocationError,
+    batch_id_taken,
 )
 from jobstore.job import JobDescription, deserialise_description, serialise_description
 from jobstore.locator import LOCAL_BLOB_DIR, SQLITE_CATALOG_NAME, StoreLocation, parse_locator
@@ -346,9 +347,9 @@ class JobStore(AbstractJobStore):
         return self._require()[2]
 
     def _direct(self) -> tuple[DirectCatalog, Catalog, int] | None:
-        """The fast path (SQLite or PostgreSQL driver) for single-row operations, unless a batch
-        transaction is open."""
-        if getattr(self._batch, "tx", None) is not None:
+        """The fast path (SQLite or PostgreSQL driver) for single-row operations, unless this
+        thread is inside ``batch()`` (whose operations share its transaction)."""
+        if getattr(self._batch, "creates", None) is not None:
             return None
         catalog, _, store_id = self._require()
         return None if catalog.direct is None else (catalog.direct, catalog, store_id)
@@ -369,17 +370,15 @@ class JobStore(AbstractJobStore):
         return self._write(slow, describe) if write else self._read(slow, describe)
 
     def _read(self, work: Callable[[CatalogTx], T], describe: str) -> T:
-        active = getattr(self._batch, "tx", None)
+        active = self._batch_transaction()
         if active is not None:
-            self._flush_batched_creates(active)
             return work(active)
         catalog, _, store_id = self._require()
         return catalog.read(store_id, work, describe=describe)
 
     def _write(self, work: Callable[[CatalogTx], T], describe: str) -> T:
-        active = getattr(self._batch, "tx", None)
+        active = self._batch_transaction()
         if active is not None:
-            self._flush_batched_creates(active)
             return work(active)
         catalog, _, store_id = self._require()
         return catalog.write(store_id, work, describe=describe)
@@ -410,26 +409,36 @@ class JobStore(AbstractJobStore):
 
         ``create_job`` calls are collected and inserted together (one executemany) before the next
         catalog operation of the batch or at its end, so a duplicate ID is reported there rather
-        than by the ``create_job`` call itself; the whole batch is then rolled back.
+        than by the ``create_job`` call itself; the whole batch is then rolled back. The
+        transaction opens at the block's first other catalog operation: a block that only creates
+        jobs (what a workflow engine does with a job's new children) is one insert on the fast
+        path at its end, and a process that runs nothing else never loads SQLAlchemy.
         """
-        if getattr(self._batch, "tx", None) is not None:
+        if getattr(self._batch, "creates", None) is not None:
             yield
             return
         catalog, blobs, store_id = self._require()
         self._batch.doomed = []
-        self._batch.creates = []
         written: list[str] = []
         self._batch.written = written
         committed = False
         try:
-            with catalog.open_transaction(store_id) as tx:
-                self._batch.tx = tx
+            with ExitStack() as transaction:
+                self._batch.transaction = transaction
+                self._batch.tx = None
+                self._batch.creates = []
                 try:
                     yield
-                    self._flush_batched_creates(tx)
+                    creates, self._batch.creates = self._batch.creates, []
+                    if self._batch.tx is not None:
+                        if creates:
+                            self._batch.tx.insert_jobs(creates)
+                    elif creates:
+                        self._insert_new_jobs(catalog, store_id, creates)
                 finally:
                     self._batch.tx = None
                     self._batch.creates = None
+                    self._batch.transaction = None
             committed = True
         finally:
             doomed = self._batch.doomed
@@ -444,11 +453,37 @@ class JobStore(AbstractJobStore):
                 except JobStoreError as error:
                     log.warning("could not delete unreferenced blob %s (gc will retry): %s", key, error)
 
-    def _flush_batched_creates(self, tx: CatalogTx) -> None:
+    def _batch_transaction(self) -> CatalogTx | None:
+        """This thread's ``batch()`` transaction, opened on first use, with the job creations
+        collected so far inserted into it; None outside a batch."""
         creates = getattr(self._batch, "creates", None)
+        if creates is None:
+            return None
+        tx: CatalogTx | None = self._batch.tx
+        if tx is None:
+            catalog, _, store_id = self._require()
+            tx = self._batch.tx = self._batch.transaction.enter_context(catalog.open_transaction(store_id))
         if creates:
             self._batch.creates = []
             tx.insert_jobs(creates)
+        return tx
+
+    def _insert_new_jobs(self, catalog: Catalog, store_id: int, many: list[JobFields]) -> None:
+        """A batch's creations, in one transaction of their own (the batch did nothing else)."""
+        direct = catalog.direct
+        if direct is None:
+            catalog.write(store_id, lambda tx: tx.insert_jobs(many), describe="create the batch's jobs")
+            return
+
+        def insert() -> bool:
+            # A retried transaction whose first commit went through finds its own token: success
+            # (the tokens are random per write, and the batch committed whole or not at all).
+            return direct.insert_jobs(store_id, many) or (
+                direct.job_write_token(store_id, many[0].id) == many[0].write_token
+            )
+
+        if not catalog.run_direct(insert, describe="create the batch's jobs"):
+            raise batch_id_taken()
 
     def _note_written(self, key: str) -> None:
         written = getattr(self._batch, "written", None)
@@ -473,7 +508,7 @@ class JobStore(AbstractJobStore):
             )
         fields = _job_fields(job_description)
         batched = getattr(self._batch, "creates", None)
-        if batched is not None and getattr(self._batch, "tx", None) is not None:
+        if batched is not None:
             batched.append(fields)
             job_description.version = 1
             return job_description

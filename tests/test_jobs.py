@@ -247,6 +247,69 @@ def test_batch_rolls_back_on_error(store: FileJobStore, tmp_path) -> None:  # ty
     assert list(store.blob_store.list_keys()) == []  # the blob written inside was removed
 
 
+def test_a_batch_of_creations_reusing_a_taken_id_commits_none_of_them(store: FileJobStore) -> None:
+    """A block that only creates jobs is inserted at its end in one transaction (the fast path):
+    an ID that exists already, or twice in the block, fails the whole batch there."""
+    store.create_job(JobDescription({}, "first", jobStoreID="taken-id"))
+    with pytest.raises(JobStoreError, match="already exists"):
+        with store.batch():
+            store.create_job(JobDescription({}, "fresh"))
+            store.create_job(JobDescription({}, "second", jobStoreID="taken-id"))
+    with pytest.raises(JobStoreError, match="twice in the batch"):
+        with store.batch():
+            store.create_job(JobDescription({}, "again", jobStoreID="repeated-id"))
+            store.create_job(JobDescription({}, "again", jobStoreID="repeated-id"))
+    assert [job.jobName for job in store.jobs()] == ["first"]
+    with store.batch():  # the store is usable afterwards, in and out of batches
+        store.create_job(JobDescription({}, "later"))
+    assert sorted(job.jobName for job in store.jobs()) == ["first", "later"]
+
+
+def test_a_batch_sees_its_creations_in_the_operations_after_them(store: FileJobStore, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The batch's transaction opens at its first operation other than a creation, and the
+    creations collected so far go into it first, so that operation sees them."""
+    source = tmp_path / "f"
+    source.write_bytes(b"payload")
+    with store.batch():
+        parent = store.create_job(make_job("parent"))
+        file_id = store.write_file(str(source), job_id=parent.jobStoreID, cleanup=True)
+        assert store.load_job(str(parent.jobStoreID)).jobName == "parent"
+        child = store.create_job(make_job("child"))  # after the transaction opened: inserted at the end
+    assert sorted(job.jobName for job in store.jobs()) == ["child", "parent"]
+    assert store.load_job(str(child.jobStoreID)).version == 1
+    store.delete_job(str(parent.jobStoreID))
+    assert not store.file_exists(file_id)
+
+
+def test_a_worker_batch_of_creations_does_not_load_sqlalchemy(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A new process (a workflow's worker) that resumes a SQLite store and saves new jobs in a
+    batch stays on the fast path: SQLAlchemy's import alone costs such a process ~150 ms."""
+    import subprocess
+    import sys
+
+    from jobstore import Config
+
+    store = FileJobStore(str(tmp_path / "store"))
+    store.initialize(Config())
+    store.close()
+    script = (
+        "import sys\n"
+        "from jobstore import FileJobStore, JobDescription\n"
+        f"store = FileJobStore({str(tmp_path / 'store')!r})\n"
+        "store.resume()\n"
+        "with store.batch():\n"
+        "    for name in ('a', 'b', 'c'):\n"
+        "        store.create_job(JobDescription({}, name))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'alembic')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr
+    reopened = FileJobStore(str(tmp_path / "store"))
+    reopened.resume()
+    assert sorted(job.jobName for job in reopened.jobs()) == ["a", "b", "c"]
+    reopened.close()
+
+
 def test_batch_invisible_to_others_until_commit(backend: Backend) -> None:
     store = backend.new_store()
     other = backend.reopen(store)

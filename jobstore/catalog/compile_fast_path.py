@@ -47,6 +47,7 @@ def _constructs(dialect: str) -> dict[str, tuple[Any, list[str] | None]]:
         "job_exists": (queries._JOB_EXISTS, None),
         "job_write_token": (queries._JOB_WRITE_TOKEN, None),
         "insert_job": (queries._insert_ignoring_conflicts(jobs, dialect), JOB_INSERT_COLUMNS),
+        "insert_jobs": (queries._INSERT_JOB, JOB_INSERT_COLUMNS),
         "update_job_cas": (queries._UPDATE_JOB_CAS, None),
         "update_job_any": (queries._UPDATE_JOB_ANY.returning(jobs.c.version), None),
         "get_file": (queries._SELECT_FILE, None),

@@ -94,6 +94,27 @@ class _Statement:
             bound.append(value if processor is None or value is None else processor(value))
         return bound
 
+    def parameter_rows(self, rows: Sequence[dict[str, Any]], common: dict[str, Any]) -> list[list[Any]]:
+        """``parameters`` of many rows for an executemany; ``common``'s values are the same in
+        every row, so they are converted once (a batch's two timestamps: ~2.6 us a row)."""
+        shared = {}
+        for name, processor in self.bindings:
+            if name in common:
+                value = common[name]
+                shared[name] = value if processor is None or value is None else processor(value)
+        defaults = self.defaults
+        bound_rows = []
+        for values in rows:
+            bound = []
+            for name, processor in self.bindings:
+                if name in shared:
+                    bound.append(shared[name])
+                    continue
+                value = values[name] if name in values else defaults[name]
+                bound.append(value if processor is None or value is None else processor(value))
+            bound_rows.append(bound)
+        return bound_rows
+
     def convert(self, row: Sequence[Any]) -> tuple[Any, ...]:
         return tuple(
             value if processor is None or value is None else processor(value)
@@ -143,6 +164,7 @@ class DirectCatalog:
         self._job_exists = self._statement("job_exists")
         self._job_write_token = self._statement("job_write_token")
         self._insert_job = self._statement("insert_job")
+        self._insert_jobs = self._statement("insert_jobs")
         self._update_job_cas = self._statement("update_job_cas")
         self._update_job_any = self._statement("update_job_any")
         self._get_file = self._statement("get_file")
@@ -215,6 +237,27 @@ class DirectCatalog:
         values = fields.as_params()
         values.update(store_id=store_id, version=1, created_at=now, updated_at=now)
         return self._one(self._insert_job, values) is not None
+
+    def insert_jobs(self, store_id: int, many: Sequence[JobFields]) -> bool:
+        """Insert version 1 of many jobs in one transaction, one executemany (``batch()``'s
+        creations); False, and nothing inserted, if any ID is taken (or repeated in ``many``)."""
+        statement = self._insert_jobs
+        now = utc_now()
+        rows = statement.parameter_rows(
+            [fields.as_params() for fields in many],
+            {"store_id": store_id, "version": 1, "created_at": now, "updated_at": now},
+        )
+        try:
+            self._in_transaction(lambda connection: connection.cursor().executemany(statement.sql, rows))
+        except Exception as error:
+            if self._is_integrity_error(error):
+                return False
+            raise
+        return True
+
+    def _is_integrity_error(self, error: BaseException) -> bool:
+        """A constraint violation (a taken key), which no retry cures."""
+        raise NotImplementedError
 
     def update_job(self, store_id: int, fields: JobFields, expected_version: int) -> bool:
         values = {f"new_{name}": value for name, value in fields.as_params().items()}
@@ -375,6 +418,9 @@ class DirectSQLite(DirectCatalog):
             connection.execute(pragma)
         return connection
 
+    def _is_integrity_error(self, error: BaseException) -> bool:
+        return isinstance(error, sqlite3.IntegrityError)
+
     def _in_transaction(self, work: Callable[[Any], Any]) -> Any:
         """BEGIN IMMEDIATE, as the engine does: the write lock first, so no deadlock can follow."""
         connection = self._connection()
@@ -407,6 +453,11 @@ class DirectPostgres(DirectCatalog):
         import psycopg
 
         return psycopg.connect(autocommit=True, **self._connect_kwargs)
+
+    def _is_integrity_error(self, error: BaseException) -> bool:
+        import psycopg
+
+        return isinstance(error, psycopg.IntegrityError)
 
     def _in_transaction(self, work: Callable[[Any], Any]) -> Any:
         connection = self._connection()

@@ -226,6 +226,32 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "WHERE jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR) ON CONFLICT DO "
         "NOTHING RETURNING files.store_id",
     },
+    "insert_jobs": {
+        "bind": [None, None, None, None, None, None, None, None, None, None, None, None, None, None],
+        "defaults": {},
+        "names": [
+            "store_id",
+            "id",
+            "version",
+            "name",
+            "unit_name",
+            "state",
+            "remaining_tries",
+            "memory",
+            "cores",
+            "disk",
+            "description",
+            "created_at",
+            "updated_at",
+            "write_token",
+        ],
+        "result": [],
+        "sql": "INSERT INTO jobs (store_id, id, version, name, unit_name, state, remaining_tries, "
+        "memory, cores, disk, description, created_at, updated_at, write_token) VALUES "
+        "(%s::INTEGER, %s::VARCHAR, %s::INTEGER, %s::VARCHAR, %s::VARCHAR, %s::VARCHAR, "
+        "%s::INTEGER, %s::BIGINT, %s, %s::BIGINT, %s::VARCHAR, %s::TIMESTAMP WITH TIME ZONE, "
+        "%s::TIMESTAMP WITH TIME ZONE, %s::BIGINT)",
+    },
     "insert_log": {
         "bind": [None, None, "boolean", None],
         "defaults": {},

@@ -34,7 +34,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from jobstore.catalog.rows import JOB_FIELD_NAMES, FileRow, JobFields, JobRow, NewFile, StoreRow, utc_now
 from jobstore.catalog.schema import VERSION_TABLE, condemned_blobs, files, jobs, logs, stores
-from jobstore.errors import JobStoreError
+from jobstore.errors import JobStoreError, batch_id_taken
 
 __all__ = ["JOB_FIELD_NAMES", "CatalogTx", "FileRow", "JobFields", "JobRow", "NewFile", "StoreRow", "utc_now"]
 
@@ -226,6 +226,8 @@ _INSERTS_IGNORING_CONFLICTS: dict[tuple[str, str], Any] = {}
 
 #: Columns of a job row, in the order of ``_plain_job_insert``'s rows.
 _JOB_ROW_COLUMNS = ("store_id", "version", "created_at", "updated_at", *JOB_FIELD_NAMES)
+#: A job insert that fails on a taken ID (batch()'s executemany, here and on the fast path).
+_INSERT_JOB = insert(jobs)
 _PLAIN_JOB_INSERTS: dict[str, tuple[str, bool, tuple[str, ...], tuple[Any, ...]]] = {}
 
 
@@ -238,7 +240,7 @@ def _plain_job_insert(dialect: Any) -> tuple[str, bool, tuple[str, ...], tuple[A
     converted once by the same bind processors."""
     found = _PLAIN_JOB_INSERTS.get(dialect.name)
     if found is None:
-        compiled = insert(jobs).compile(dialect=dialect, column_keys=list(_JOB_ROW_COLUMNS))
+        compiled = _INSERT_JOB.compile(dialect=dialect, column_keys=list(_JOB_ROW_COLUMNS))
         names = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else _JOB_ROW_COLUMNS
         processors = tuple(jobs.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names)
         found = (compiled.string, bool(compiled.positional), names, processors)
@@ -370,10 +372,7 @@ class CatalogTx:
         try:
             self.connection.exec_driver_sql(sql, rows)
         except IntegrityError:
-            raise JobStoreError(
-                "A job created in this batch has an ID that already exists in the store (or twice in the "
-                "batch); nothing in the batch was committed. Create jobs without a jobStoreID to get fresh IDs."
-            ) from None
+            raise batch_id_taken() from None
 
     def get_job(self, job_id: str) -> tuple[int, str] | None:
         row = self.connection.execute(_SELECT_JOB, {"sid": self.store_id, "id": job_id}).first()

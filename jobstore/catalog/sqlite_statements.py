@@ -223,6 +223,30 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "WHERE jobs.store_id = ? AND jobs.id = ?) ON CONFLICT DO NOTHING RETURNING "
         "store_id",
     },
+    "insert_jobs": {
+        "bind": [None, None, None, None, None, None, None, None, "float", None, None, "datetime", "datetime", None],
+        "defaults": {},
+        "names": [
+            "store_id",
+            "id",
+            "version",
+            "name",
+            "unit_name",
+            "state",
+            "remaining_tries",
+            "memory",
+            "cores",
+            "disk",
+            "description",
+            "created_at",
+            "updated_at",
+            "write_token",
+        ],
+        "result": [],
+        "sql": "INSERT INTO jobs (store_id, id, version, name, unit_name, state, remaining_tries, "
+        "memory, cores, disk, description, created_at, updated_at, write_token) VALUES (?, "
+        "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    },
     "insert_log": {
         "bind": [None, None, "boolean", "datetime"],
         "defaults": {},
