@@ -120,7 +120,15 @@ class Catalog:
             return schema_state(connection, where)
 
     def create_schema_if_fresh(self, where: str) -> None:
-        """Create the schema of a new catalog through the migrations; refuse an outdated one."""
+        """Create the schema of a new catalog through the migrations; refuse an outdated one.
+
+        A new SQLite file gets the migrations' result replayed from a snapshot instead (the same
+        objects, checked by tests/test_sqlite_schema.py), without loading Alembic."""
+        direct = self.direct
+        if isinstance(direct, DirectSQLite) and self.run_direct(
+            direct.create_schema_if_empty, describe="create the catalog's schema"
+        ):
+            return
         if self.schema_state(where) == "fresh":
             from jobstore.catalog.migrate import upgrade
 

@@ -421,6 +421,35 @@ class DirectSQLite(DirectCatalog):
     def _is_integrity_error(self, error: BaseException) -> bool:
         return isinstance(error, sqlite3.IntegrityError)
 
+    def create_schema_if_empty(self) -> bool:
+        """Create the head schema in a database that holds nothing at all (a new catalog file)
+        from the snapshot of what the migrations build (``compile_sqlite_schema``), in one
+        transaction; False, touching nothing, if the database holds anything."""
+        from jobstore.catalog.sqlite_schema import SNAPSHOT  # only stores being created need it
+
+        connection = self._connection()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            if connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] != 0:
+                connection.execute("ROLLBACK")
+                return False
+            for _, _, sql in SNAPSHOT["objects"]:
+                connection.execute(sql)
+            for table, rows in SNAPSHOT["rows"].items():
+                marks = ", ".join("?" * len(rows[0]))
+                connection.executemany(f'INSERT INTO "{table}" VALUES ({marks})', rows)  # noqa: S608 -- generated names
+            # As migration 0004: ANALYZE creates sqlite_stat1, whose rows are then the fixed ones,
+            # and a second ANALYZE makes this connection plan with them.
+            connection.execute("ANALYZE sqlite_master")
+            connection.execute("DELETE FROM sqlite_stat1")
+            connection.executemany("INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES (?, ?, ?)", SNAPSHOT["statistics"])
+            connection.execute("ANALYZE sqlite_master")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+        return True
+
     def _in_transaction(self, work: Callable[[Any], Any]) -> Any:
         """BEGIN IMMEDIATE, as the engine does: the write lock first, so no deadlock can follow."""
         connection = self._connection()

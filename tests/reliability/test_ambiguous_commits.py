@@ -184,4 +184,3 @@ def test_a_batch_of_creations_whose_commit_reply_was_lost_succeeds(store: JobSto
     assert proxy.dropped
     assert sorted(j.jobName for j in store.jobs()) == ["child-0", "child-1", "child-2"]
     assert all(store.load_job(str(job.jobStoreID)).version == 1 for job in created)
-

@@ -1,0 +1,113 @@
+"""A new SQLite catalog is created from a snapshot of what the migrations build
+(``jobstore/catalog/sqlite_schema.py``): it must stay exactly that, and Alembic must be able to
+take over from it."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from jobstore import Config, FileJobStore, JobDescription, create_job_store
+from jobstore.catalog import Catalog
+from jobstore.catalog.compile_sqlite_schema import dump, migrated_catalog, snapshot
+from jobstore.catalog.direct import DirectSQLite
+from jobstore.catalog.migrate import alembic_config, head_revision, upgrade
+from jobstore.catalog.schema import VERSION_TABLE, metadata
+from jobstore.catalog.sqlite_schema import SNAPSHOT
+
+
+def _from_snapshot(path: Path) -> bool:
+    direct = DirectSQLite(str(path), synchronous="NORMAL", busy_timeout_ms=10_000)
+    try:
+        return direct.create_schema_if_empty()
+    finally:
+        direct.close()
+
+
+def test_the_snapshot_is_what_the_migrations_build_now() -> None:
+    """Fails after a new migration until ``python -m jobstore.catalog.compile_sqlite_schema`` runs."""
+    assert snapshot() == SNAPSHOT
+    assert SNAPSHOT["revision"] == head_revision()
+    assert SNAPSHOT["rows"][VERSION_TABLE] == [(head_revision(),)]
+
+
+def test_a_catalog_created_from_the_snapshot_equals_a_migrated_one(tmp_path: Path) -> None:
+    """Object by object (tables, indexes, views, as SQLite stores their SQL), planner statistics and
+    rows; and SQLAlchemy's metadata finds nothing to change in it."""
+    migrated, replayed = tmp_path / "migrated.sqlite", tmp_path / "replayed.sqlite"
+    migrated_catalog(migrated)
+    assert _from_snapshot(replayed)
+    expected, found = dump(migrated), dump(replayed)
+    assert [name for _, name, _ in found["objects"]] == [name for _, name, _ in expected["objects"]]
+    assert found == expected
+    with sqlite3.connect(replayed) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert connection.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    catalog = Catalog(f"sqlite:///{replayed}")
+    with catalog.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE, "compare_type": True})
+        assert compare_metadata(context, metadata) == []
+    assert catalog.schema_state(str(replayed)) == "current"
+    catalog.dispose()
+
+
+def test_alembic_takes_over_a_catalog_created_from_the_snapshot(tmp_path: Path) -> None:
+    """Down to the first revision and back up, with a job in place: the snapshot is a catalog the
+    migrations recognise, not a look-alike."""
+    store = FileJobStore(f"file:{tmp_path}/wf")
+    store.initialize(Config())
+    job_id = str(store.create_job(JobDescription({}, "kept")).jobStoreID)
+    store.close()
+    catalog = Catalog(f"sqlite:///{tmp_path}/wf/catalog.sqlite")
+    with catalog.engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "0001")
+    assert upgrade(catalog.engine) == ("0001", head_revision())
+    catalog.dispose()
+    reopened = FileJobStore(f"file:{tmp_path}/wf")
+    reopened.resume()
+    assert reopened.load_job(job_id).jobName == "kept"
+    reopened.close()
+
+
+def test_a_database_holding_anything_is_left_to_the_migrations(tmp_path: Path) -> None:
+    """Another application's tables in the file: the snapshot is not replayed (it might clash);
+    the migrations create jobstore's schema beside them and the foreign table keeps its rows."""
+    path = tmp_path / "shared.sqlite"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE their_table (x INTEGER)")
+        connection.execute("INSERT INTO their_table VALUES (42)")
+    assert not _from_snapshot(path)
+    with sqlite3.connect(path) as connection:
+        assert [row[0] for row in connection.execute("SELECT name FROM sqlite_master")] == ["their_table"]
+    store = create_job_store(f"sql:sqlite:///{path}#wf")
+    store.initialize(Config(blobStore=f"file://{tmp_path}/blobs"))
+    store.create_job(JobDescription({}, "job"))
+    store.close()
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT x FROM their_table").fetchall() == [(42,)]
+        assert connection.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == [(head_revision(),)]
+
+
+def test_initializing_a_store_does_not_load_alembic(tmp_path: Path) -> None:
+    """The point of the snapshot: a new process creating a store (a workflow's leader, the
+    command line) neither imports Alembic nor runs a migration script."""
+    script = (
+        "import sys\n"
+        "from jobstore import Config, FileJobStore\n"
+        f"store = FileJobStore({str(tmp_path / 'wf')!r})\n"
+        "store.initialize(Config())\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic' or 'migrations.versions' in m))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr
+    reopened = FileJobStore(str(tmp_path / "wf"))
+    reopened.resume()
+    assert list(reopened.jobs()) == []
+    reopened.close()
