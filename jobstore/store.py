@@ -187,27 +187,44 @@ class JobStore(AbstractJobStore):
             config.googleRegion = config.googleRegion or location.region
             config.googleProject = config.googleProject or location.project
 
-        from jobstore.catalog.queries import CatalogTx
-
         catalog = Catalog(catalog_url, durability=config.durability, pool_size=config.poolSize)
         try:
             catalog.create_schema_if_fresh(self.locator)
-            if catalog.run_raw(lambda c: CatalogTx.find_store(c, location.store_name), describe="look up the store"):
+            if self._find_store_row(catalog, location.store_name) is not None:
                 raise JobStoreExistsException(self.locator)
             blobs = open_blob_store(blob_url, config)
             blobs.create()
-            store_id = catalog.run_raw(
-                lambda c: CatalogTx.create_store(
-                    c, location.store_name, blob_url, config.workflowID or "", config.to_json()
-                ),
-                describe="create the store",
-            )
+            store_id = self._create_store_row(catalog, location.store_name, blob_url, config)
             if store_id is None:
                 raise JobStoreExistsException(self.locator)
         except BaseException:
             catalog.dispose()
             raise
         self._config, self._catalog, self._blobs, self._store_id = config, catalog, blobs, store_id
+
+    @classmethod
+    def _create_store_row(cls, catalog: Catalog, name: str, blob_url: str, config: Config) -> int | None:
+        """The new store's ID, or None if the name is taken (by another store: a retried insert
+        whose first commit went through finds its own workflow ID, which is fresh per store)."""
+        workflow_id, config_json = config.workflowID or "", config.to_json()
+        direct = catalog.direct
+        if direct is None:
+            from jobstore.catalog.queries import CatalogTx
+
+            return catalog.run_raw(
+                lambda c: CatalogTx.create_store(c, name, blob_url, workflow_id, config_json),
+                describe="create the store",
+            )
+
+        def insert() -> int | None:
+            store_id = direct.insert_store(name, blob_url, workflow_id, config_json)
+            if store_id is None:
+                existing = direct.revision_and_store(name)[1]
+                if existing is not None and existing.workflow_id == workflow_id and existing.blob_url == blob_url:
+                    store_id = existing.id
+            return store_id
+
+        return catalog.run_direct(insert, describe="create the store")
 
     def resume(self, config: Config | None = None) -> None:
         """Open an existing store from its locator alone (plus secrets, which are never stored:

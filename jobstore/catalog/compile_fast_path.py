@@ -38,6 +38,7 @@ DIALECTS: dict[str, tuple[Any, Path]] = {
 JOB_INSERT_COLUMNS = list(queries._JOB_ROW_COLUMNS)  # the same order as batch()'s executemany
 FILE_INSERT_COLUMNS = [c.key for c in files.columns]
 LOG_INSERT_COLUMNS = ["store_id", "message", "is_read", "created_at"]
+STORE_INSERT_COLUMNS = ["name", "blob_url", "workflow_id", "config_json", "created_at"]
 
 
 def _constructs(dialect: str) -> dict[str, tuple[Any, list[str] | None]]:
@@ -63,6 +64,7 @@ def _constructs(dialect: str) -> dict[str, tuple[Any, list[str] | None]]:
         "insert_log": (queries._INSERT_LOG, LOG_INSERT_COLUMNS),
         "has_unread_logs": (queries._HAS_UNREAD_LOGS, None),
         "revision_and_store": (queries.revision_and_store(), None),
+        "insert_store": (queries.insert_store_ignoring_conflicts(dialect), STORE_INSERT_COLUMNS),
     }
     if dialect == "postgresql":  # data-modifying WITH clauses: SQLite has none
         constructs["delete_job_with_cleanup_files"] = (queries.delete_job_with_cleanup_files(), None)

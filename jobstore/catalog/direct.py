@@ -180,6 +180,7 @@ class DirectCatalog:
         self._insert_log = self._statement("insert_log")
         self._has_unread_logs = self._statement("has_unread_logs")
         self._revision_and_store = self._statement("revision_and_store")
+        self._insert_store = self._statement("insert_store")
 
     def _statement(self, name: str) -> _Statement:
         return _Statement(self.STATEMENTS[name], self.BIND_CONVERSIONS, self.RESULT_CONVERSIONS)
@@ -391,6 +392,20 @@ class DirectCatalog:
         if row is None:
             return None, None
         return str(row[0]), (None if row[1] is None else StoreRow(*row[1:]))
+
+    def insert_store(self, name: str, blob_url: str, workflow_id: str, config_json: str) -> int | None:
+        """Insert a store's row; its new ID, or None if a store of that name exists."""
+        row = self._one(
+            self._insert_store,
+            {
+                "name": name,
+                "blob_url": blob_url,
+                "workflow_id": workflow_id,
+                "config_json": config_json,
+                "created_at": utc_now(),
+            },
+        )
+        return None if row is None else int(row[0])
 
 
 class DirectSQLite(DirectCatalog):

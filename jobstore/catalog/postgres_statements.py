@@ -260,6 +260,15 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "sql": "INSERT INTO logs (store_id, message, is_read, created_at) VALUES (%s::INTEGER, %s, "
         "%s, %s::TIMESTAMP WITH TIME ZONE) RETURNING logs.seq",
     },
+    "insert_store": {
+        "bind": [None, None, None, None, None],
+        "defaults": {},
+        "names": ["name", "blob_url", "workflow_id", "config_json", "created_at"],
+        "result": [None],
+        "sql": "INSERT INTO stores (name, blob_url, workflow_id, config_json, created_at) VALUES "
+        "(%s::VARCHAR, %s::VARCHAR, %s::VARCHAR, %s::VARCHAR, %s::TIMESTAMP WITH TIME ZONE) "
+        "ON CONFLICT DO NOTHING RETURNING stores.id",
+    },
     "job_exists": {
         "bind": [None, None, None],
         "defaults": {"param_1": 1},

@@ -221,6 +221,17 @@ def revision_and_store() -> Any:
     )
 
 
+def insert_store_ignoring_conflicts(dialect: str) -> Any:
+    """A store's row, returning its new ID; no row returned when the name is taken."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(stores).on_conflict_do_nothing().returning(stores.c.id)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(stores).on_conflict_do_nothing().returning(stores.c.id)
+
+
 _INSERTS_IGNORING_CONFLICTS: dict[tuple[str, str], Any] = {}
 
 

@@ -254,6 +254,14 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "result": [],
         "sql": "INSERT INTO logs (store_id, message, is_read, created_at) VALUES (?, ?, ?, ?)",
     },
+    "insert_store": {
+        "bind": [None, None, None, None, "datetime"],
+        "defaults": {},
+        "names": ["name", "blob_url", "workflow_id", "config_json", "created_at"],
+        "result": [None],
+        "sql": "INSERT INTO stores (name, blob_url, workflow_id, config_json, created_at) VALUES "
+        "(?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
+    },
     "job_exists": {
         "bind": [None, None, None],
         "defaults": {"param_1": 1},

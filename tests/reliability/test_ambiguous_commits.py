@@ -184,3 +184,33 @@ def test_a_batch_of_creations_whose_commit_reply_was_lost_succeeds(store: JobSto
     assert proxy.dropped
     assert sorted(j.jobName for j in store.jobs()) == ["child-0", "child-1", "child-2"]
     assert all(store.load_job(str(job.jobStoreID)).version == 1 for job in created)
+
+
+def test_creating_a_store_whose_reply_was_lost_succeeds(
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store's row committed but the reply was lost: the retry finds the name taken by a row
+    with this call's own (fresh) workflow ID, which is success, not JobStoreExistsException."""
+    server = request.getfixturevalue("postgres_server")
+    proxies: list[_LosesTheReplyOnce] = []
+    connect = direct.DirectPostgres._connect
+
+    def connect_losing_the_store_reply(self: direct.DirectPostgres) -> Any:
+        proxies.append(_LosesTheReplyOnce(connect(self), "INSERT INTO stores"))
+        return proxies[-1]
+
+    monkeypatch.setattr(direct.DirectPostgres, "_connect", connect_losing_the_store_reply)
+    locator = f"sql:{server.url}#lost-store-reply-{tmp_path.name[-16:]}"
+    store = create_job_store(locator)
+    store.initialize(Config(blobStore=f"file://{tmp_path / 'blobs'}"))
+    assert any(proxy.dropped for proxy in proxies)
+    store.create_job(JobDescription(jobName="works"))
+    monkeypatch.undo()
+    from jobstore import JobStoreExistsException
+
+    with pytest.raises(JobStoreExistsException):  # another initialize of the name is still refused
+        create_job_store(locator).initialize(Config(blobStore=f"file://{tmp_path / 'other'}"))
+    reopened = create_job_store(locator)
+    reopened.resume()
+    assert [job.jobName for job in reopened.jobs()] == ["works"]
+    reopened.destroy()
