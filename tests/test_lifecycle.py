@@ -219,18 +219,18 @@ def test_operations_before_open_are_clear_errors(tmp_path: Path) -> None:
 def test_sqlite_on_network_file_system_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No NFS mount exists on test machines, so the file-system probe is pointed at a fake answer;
     the decision logic and the message are what is tested."""
-    from jobstore.catalog import engine
+    from jobstore.catalog import sqlite_file
 
-    monkeypatch.setattr(engine, "file_system_type", lambda path: "nfs4")
+    monkeypatch.setattr(sqlite_file, "file_system_type", lambda path: "nfs4")
     with pytest.raises(UnsafeLocationError, match="PostgreSQL"):
         FileJobStore(f"file:{tmp_path}/wf").initialize(Config())
-    monkeypatch.setenv(engine.ALLOW_NETWORK_SQLITE_ENV, "1")
+    monkeypatch.setenv(sqlite_file.ALLOW_NETWORK_SQLITE_ENV, "1")
     store = FileJobStore(f"file:{tmp_path}/wf2")
     store.initialize(Config())
     store.close()
 
 
 def test_file_system_type_reads_proc_mounts(tmp_path: Path) -> None:
-    from jobstore.catalog.engine import file_system_type
+    from jobstore.catalog.sqlite_file import file_system_type
 
     assert file_system_type(str(tmp_path)) not in (None, "")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -30,11 +31,18 @@ def _from_snapshot(path: Path) -> bool:
         direct.close()
 
 
+def _rows_of_every_table(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    with sqlite3.connect(path) as connection:
+        tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        found = {name: connection.execute(f'SELECT * FROM "{name}"').fetchall() for name in tables}  # noqa: S608
+    return {name: rows for name, rows in found.items() if rows and name != "sqlite_stat1"}
+
+
 def test_the_snapshot_is_what_the_migrations_build_now() -> None:
     """Fails after a new migration until ``python -m jobstore.catalog.compile_sqlite_schema`` runs."""
     assert snapshot() == SNAPSHOT
     assert SNAPSHOT["revision"] == head_revision()
-    assert SNAPSHOT["rows"][VERSION_TABLE] == [(head_revision(),)]
+    assert SNAPSHOT["versions"] == [(head_revision(),)]
 
 
 def test_a_catalog_created_from_the_snapshot_equals_a_migrated_one(tmp_path: Path) -> None:
@@ -46,6 +54,7 @@ def test_a_catalog_created_from_the_snapshot_equals_a_migrated_one(tmp_path: Pat
     expected, found = dump(migrated), dump(replayed)
     assert [name for _, name, _ in found["objects"]] == [name for _, name, _ in expected["objects"]]
     assert found == expected
+    assert _rows_of_every_table(replayed) == _rows_of_every_table(migrated) == {VERSION_TABLE: [(head_revision(),)]}
     with sqlite3.connect(replayed) as connection:
         assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert connection.execute("PRAGMA foreign_key_check").fetchall() == []
@@ -114,3 +123,14 @@ def test_initializing_a_store_loads_neither_alembic_nor_sqlalchemy(tmp_path: Pat
     reopened.resume()
     assert list(reopened.jobs()) == []
     reopened.close()
+
+
+def test_a_new_sqlite_catalog_in_a_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
+    """Not the driver's "unable to open database file": which directory is missing, and nothing
+    created anywhere (no catalog file, no blob directory)."""
+    from jobstore import CatalogError
+
+    store = create_job_store(f"sql:sqlite:///{tmp_path}/missing/dir/catalog.sqlite#wf")
+    with pytest.raises(CatalogError, match="does not exist"):
+        store.initialize(Config(blobStore=f"file://{tmp_path}/blobs"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -7,6 +7,7 @@ a transaction (``read`` / ``write``) and gets a :class:`CatalogTx` whose methods
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -15,6 +16,7 @@ from jobstore.catalog.direct import DirectCatalog, DirectPostgres, DirectSQLite
 from jobstore.catalog.location import dialect_name, postgres_connect_args, sqlite_path
 from jobstore.catalog.retry import SQLITE_BUSY_TIMEOUT_MS, is_transient, run_with_retries
 from jobstore.catalog.rows import FileRow, JobFields, NewFile, StoreRow
+from jobstore.catalog.sqlite_file import prepare_sqlite_file
 from jobstore.errors import CatalogError, CatalogUnavailableError
 from jobstore.redact import redact_url
 
@@ -125,10 +127,16 @@ class Catalog:
         A new SQLite file gets the migrations' result replayed from a snapshot instead (the same
         objects, checked by tests/test_sqlite_schema.py), without loading Alembic."""
         direct = self.direct
-        if isinstance(direct, DirectSQLite) and self.run_direct(
-            direct.create_schema_if_empty, describe="create the catalog's schema"
-        ):
-            return
+        if isinstance(direct, DirectSQLite):
+            directory = os.path.dirname(os.path.abspath(direct.path))
+            if not os.path.isdir(directory):
+                raise CatalogError(
+                    f"The SQLite catalog {direct.path!r} cannot be created: its directory {directory!r} does not "
+                    "exist. Create the directory first (a file: locator creates its own)."
+                )
+            prepare_sqlite_file(direct.path)  # as the engine would: no network file system, mode 0600
+            if self.run_direct(direct.create_schema_if_empty, describe="create the catalog's schema"):
+                return
         if self.schema_state(where) == "fresh":
             from jobstore.catalog.migrate import upgrade
 

@@ -417,13 +417,13 @@ class DirectSQLite(DirectCatalog):
 
     def __init__(self, path: str, *, synchronous: str, busy_timeout_ms: int) -> None:
         super().__init__()
-        self._path = path
+        self.path = path
         self._synchronous = synchronous
         self._busy_timeout_ms = busy_timeout_ms
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
-            self._path,
+            self.path,
             timeout=self._busy_timeout_ms / 1000,
             isolation_level=None,  # autocommit: one statement, one transaction
             check_same_thread=False,
@@ -450,9 +450,9 @@ class DirectSQLite(DirectCatalog):
                 return False
             for _, _, sql in SNAPSHOT["objects"]:
                 connection.execute(sql)
-            for table, rows in SNAPSHOT["rows"].items():
-                marks = ", ".join("?" * len(rows[0]))
-                connection.executemany(f'INSERT INTO "{table}" VALUES ({marks})', rows)  # noqa: S608 -- generated names
+            connection.executemany(
+                "INSERT INTO jobstore_alembic_version (version_num) VALUES (?)", SNAPSHOT["versions"]
+            )
             # As migration 0004: ANALYZE creates sqlite_stat1, whose rows are then the fixed ones,
             # and a second ANALYZE makes this connection plan with them.
             connection.execute("ANALYZE sqlite_master")

@@ -189,7 +189,6 @@ SNAPSHOT: dict[str, Any] = {
         ),
     ],
     "revision": "0005",
-    "rows": {"jobstore_alembic_version": [("0005",)]},
     "statistics": [
         ("condemned_blobs", "sqlite_autoindex_condemned_blobs_1", "10000 10000 1"),
         ("files", "ix_files_store_id_job_id", "1000000 1000000 10"),
@@ -199,4 +198,5 @@ SNAPSHOT: dict[str, Any] = {
         ("jobs", "sqlite_autoindex_jobs_1", "100000 100000 1"),
         ("logs", "ix_logs_store_id_is_read_seq", "100000 100000 50000 1"),
     ],
+    "versions": [("0005",)],
 }
