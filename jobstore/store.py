@@ -658,7 +658,11 @@ class JobStore(AbstractJobStore):
         the caller may update or delete jobs while iterating."""
         after = ""
         while True:
-            page = self._read(lambda tx, start=after: tx.job_page(start, JOBS_PAGE_SIZE), "list jobs")  # type: ignore[misc]
+            page = self._route(
+                lambda d, sid, start=after: d.job_page(sid, start, JOBS_PAGE_SIZE),  # type: ignore[misc]
+                lambda tx, start=after: tx.job_page(start, JOBS_PAGE_SIZE),  # type: ignore[misc]
+                "list jobs",
+            )
             for _, version, text in page:
                 yield deserialise_description(text, version)
             if len(page) < JOBS_PAGE_SIZE:

@@ -47,6 +47,7 @@ def _constructs(dialect: str) -> dict[str, tuple[Any, list[str] | None]]:
         "get_job": (queries._SELECT_JOB, None),
         "job_exists": (queries._JOB_EXISTS, None),
         "job_write_token": (queries._JOB_WRITE_TOKEN, None),
+        "job_page": (queries._SELECT_JOB_PAGE, None),
         "insert_job": (queries._insert_ignoring_conflicts(jobs, dialect), JOB_INSERT_COLUMNS),
         "insert_jobs": (queries._INSERT_JOB, JOB_INSERT_COLUMNS),
         "update_job_cas": (queries._UPDATE_JOB_CAS, None),

@@ -163,6 +163,7 @@ class DirectCatalog:
         self._get_job = self._statement("get_job")
         self._job_exists = self._statement("job_exists")
         self._job_write_token = self._statement("job_write_token")
+        self._job_page = self._statement("job_page")
         self._insert_job = self._statement("insert_job")
         self._insert_jobs = self._statement("insert_jobs")
         self._update_job_cas = self._statement("update_job_cas")
@@ -232,6 +233,12 @@ class DirectCatalog:
         """The token of the write that produced the job's row (0 if none); None if no such job."""
         row = self._one(self._job_write_token, {"sid": store_id, "id": job_id})
         return None if row is None else int(row[0])
+
+    def job_page(self, store_id: int, after: str, page_size: int) -> list[tuple[str, int, str]]:
+        """(ID, version, description) of up to ``page_size`` jobs with IDs after ``after``, in ID order."""
+        statement = self._job_page
+        parameters = statement.parameters({"sid": store_id, "after": after, "page_size": page_size})
+        return [(str(i), int(v), str(d)) for i, v, d in self._connection().execute(statement.sql, parameters)]
 
     def insert_job(self, store_id: int, fields: JobFields) -> bool:
         now = utc_now()

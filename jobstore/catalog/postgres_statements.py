@@ -276,6 +276,16 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "result": [None],
         "sql": "SELECT %s::INTEGER AS anon_1 \nFROM jobs \nWHERE jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR",
     },
+    "job_page": {
+        "bind": [None, None, None],
+        "defaults": {},
+        "names": ["sid", "after", "page_size"],
+        "result": [None, None, None],
+        "sql": "SELECT jobs.id, jobs.version, jobs.description \n"
+        "FROM jobs \n"
+        "WHERE jobs.store_id = %s::INTEGER AND jobs.id > %s::VARCHAR ORDER BY jobs.id \n"
+        " LIMIT %s",
+    },
     "job_write_token": {
         "bind": [None, None, None],
         "defaults": {"coalesce_2": 0},

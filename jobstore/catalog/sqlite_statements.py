@@ -269,6 +269,16 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "result": [None],
         "sql": "SELECT ? AS anon_1 \nFROM jobs \nWHERE jobs.store_id = ? AND jobs.id = ?",
     },
+    "job_page": {
+        "bind": [None, None, None, None],
+        "defaults": {"param_1": 0},
+        "names": ["sid", "after", "page_size", "param_1"],
+        "result": [None, None, None],
+        "sql": "SELECT jobs.id, jobs.version, jobs.description \n"
+        "FROM jobs \n"
+        "WHERE jobs.store_id = ? AND jobs.id > ? ORDER BY jobs.id\n"
+        " LIMIT ? OFFSET ?",
+    },
     "job_write_token": {
         "bind": [None, None, None],
         "defaults": {"coalesce_2": 0},
