@@ -1146,44 +1146,54 @@ class JobStore(AbstractJobStore):
         executable bit). Last writer wins, as Toil's shared files do; a concurrent first creation
         is retried as a replacement. A failed commit leaves the blob for garbage collection.
         """
-        blobs = self._require()[1]
+        encrypted = self._require()[1].encrypted
+        content: dict[str, Any] = {
+            "size": info.size,
+            "checksum": info.checksum,
+            "blob_key": key,
+            "encrypted": encrypted,
+            "executable": executable,
+            "source_url": source_url,
+        }
 
-        def upsert(tx: CatalogTx) -> str | bool | None:
-            current = tx.get_shared_file(name)
-            if current is None:
-                inserted = tx.insert_file(
-                    NewFile(
-                        id=new_id(),
-                        job_id=None,
-                        cleanup=False,
-                        shared_name=name,
-                        basename=name,
-                        size=info.size,
-                        checksum=info.checksum,
-                        blob_key=key,
-                        executable=executable,
-                        encrypted=blobs.encrypted,
-                        source_url=source_url,
-                    )
-                )
-                return None if inserted else True  # True: a concurrent writer created it; retry
-            if current.blob_key == key:
-                return None  # a retried transaction whose first commit went through
-            if tx.replace_file_content(
-                current.id,
-                current.version,
+        def new_row() -> NewFile:
+            return NewFile(
+                id=new_id(),
+                job_id=None,
+                cleanup=False,
+                shared_name=name,
+                basename=name,
                 size=info.size,
                 checksum=info.checksum,
                 blob_key=key,
-                encrypted=blobs.encrypted,
                 executable=executable,
+                encrypted=encrypted,
                 source_url=source_url,
-            ):
-                return current.blob_key
-            return True
+            )
+
+        # Each returns None when the row points at the new blob (inserted, or replaced: then the
+        # replaced blob's key), True to try again (a concurrent writer got there first).
+        def upsert(tx: CatalogTx) -> str | bool | None:
+            current = tx.get_shared_file(name)
+            if current is None:
+                return None if tx.insert_file(new_row()) else True
+            if current.blob_key == key:
+                return None  # a retried transaction whose first commit went through
+            return current.blob_key if tx.replace_file_content(current.id, current.version, **content) else True
+
+        def upsert_direct(direct: DirectCatalog, store_id: int) -> str | bool | None:
+            # The same steps as statements of their own: each is atomic, and the compare-and-set
+            # catches whatever happens between them (on PostgreSQL two round trips, not four).
+            current = direct.get_shared_file(store_id, name)
+            if current is None:
+                return None if direct.insert_file(store_id, new_row()) is None else True
+            if current.blob_key == key:
+                return None
+            replaced = direct.replace_file_content(store_id, current.id, current.version, content)
+            return True if replaced is False else replaced
 
         for _ in range(20):
-            outcome = self._write(upsert, "write a shared file")
+            outcome = self._route(upsert_direct, upsert, "write a shared file", write=True)
             if outcome is not True:
                 break
         else:

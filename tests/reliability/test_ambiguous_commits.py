@@ -214,3 +214,19 @@ def test_creating_a_store_whose_reply_was_lost_succeeds(
     reopened.resume()
     assert [job.jobName for job in reopened.jobs()] == ["works"]
     reopened.destroy()
+
+
+def test_shared_file_writes_whose_reply_was_lost_succeed(store: JobStore) -> None:
+    """Creating and then replacing a shared file on the fast path (a row insert, then a
+    compare-and-set): a lost reply after either commit is recognised by the blob it installed."""
+    proxy = _lose_the_reply(store, "INSERT INTO files")
+    with store.write_shared_file_stream("status") as stream:
+        stream.write(b"first")
+    assert proxy.dropped
+    proxy = _lose_the_reply(store, "WITH updated_file")
+    with store.write_shared_file_stream("status") as stream:
+        stream.write(b"second")
+    assert proxy.dropped
+    with store.read_shared_file_stream("status") as stream:
+        assert stream.read() == b"second"
+    assert len(store.get_all_file_ids()) == 1
