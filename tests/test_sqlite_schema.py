@@ -1,6 +1,6 @@
 """A new SQLite catalog is created from a snapshot of what the migrations build
 (``jobstore/catalog/sqlite_schema.py``): it must stay exactly that, and Alembic must be able to
-take over from it."""
+take over from it. And a catalog already at the head revision is recognised without Alembic."""
 
 from __future__ import annotations
 
@@ -134,3 +134,30 @@ def test_a_new_sqlite_catalog_in_a_missing_directory_is_a_clear_error(tmp_path: 
     with pytest.raises(CatalogError, match="does not exist"):
         store.initialize(Config(blobStore=f"file://{tmp_path}/blobs"))
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_initializing_a_store_in_a_catalog_at_head_loads_neither(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A shared PostgreSQL catalog's next store: the revision is recognised by one fast-path query,
+    so a new process creates the store without Alembic or SQLAlchemy; a catalog at another revision
+    still gets the full check (the version gate's tests)."""
+    server = request.getfixturevalue("postgres_server")
+    first = create_job_store(f"sql:{server.url}#head-first-{tmp_path.name[-12:]}")
+    first.initialize(Config(blobStore=f"file://{tmp_path}/first"))
+    first.close()
+    locator = f"sql:{server.url}#head-second-{tmp_path.name[-12:]}"
+    script = (
+        "import sys\n"
+        "from jobstore import Config, create_job_store\n"
+        f"store = create_job_store({locator!r})\n"
+        f"store.initialize(Config(blobStore={'file://' + str(tmp_path / 'second')!r}))\n"
+        "print(sorted(m for m in sys.modules\n"
+        "             if m.split('.')[0] in ('alembic', 'sqlalchemy') or 'migrations.versions' in m))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr
+    second = create_job_store(locator)
+    second.resume()
+    assert list(second.jobs()) == []
+    second.destroy()

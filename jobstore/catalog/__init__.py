@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from jobstore.catalog.direct import DirectCatalog, DirectPostgres, DirectSQLite
 from jobstore.catalog.location import dialect_name, postgres_connect_args, sqlite_path
 from jobstore.catalog.retry import SQLITE_BUSY_TIMEOUT_MS, is_transient, run_with_retries
-from jobstore.catalog.rows import FileRow, JobFields, NewFile, StoreRow
+from jobstore.catalog.rows import HEAD_REVISION, FileRow, JobFields, NewFile, StoreRow
 from jobstore.catalog.sqlite_file import prepare_sqlite_file
 from jobstore.errors import CatalogError, CatalogUnavailableError
 from jobstore.redact import redact_url
@@ -125,7 +125,8 @@ class Catalog:
         """Create the schema of a new catalog through the migrations; refuse an outdated one.
 
         A new SQLite file gets the migrations' result replayed from a snapshot instead (the same
-        objects, checked by tests/test_sqlite_schema.py), without loading Alembic."""
+        objects, checked by tests/test_sqlite_schema.py), without loading Alembic; a catalog
+        already at the head revision is recognised by one fast-path query."""
         direct = self.direct
         if isinstance(direct, DirectSQLite):
             directory = os.path.dirname(os.path.abspath(direct.path))
@@ -136,6 +137,12 @@ class Catalog:
                 )
             prepare_sqlite_file(direct.path)  # as the engine would: no network file system, mode 0600
             if self.run_direct(direct.create_schema_if_empty, describe="create the catalog's schema"):
+                return
+        if direct is not None:
+            # A catalog at this code's revision (a shared database's next store): one query, no
+            # SQLAlchemy. Anything else takes the full check, which raises the right error.
+            found = self.run_direct(lambda: direct.revision_and_store("")[0], describe="check the catalog's schema")
+            if found == HEAD_REVISION:
                 return
         if self.schema_state(where) == "fresh":
             from jobstore.catalog.migrate import upgrade
