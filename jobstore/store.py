@@ -291,13 +291,17 @@ class JobStore(AbstractJobStore):
             except NoSuchJobStoreException:
                 self._remove_store_directory()
                 return
-        from jobstore.catalog.queries import CatalogTx
-
         catalog, blobs, store_id = self._require()
         blobs.destroy()
         database = sqlite_path(catalog.url)
         if database is None or os.path.exists(database):  # else another handle destroyed it already
-            catalog.run_raw(lambda c: CatalogTx.delete_store(c, store_id), describe="delete the store's rows")
+            direct = catalog.direct
+            if direct is not None:
+                catalog.run_direct(lambda: direct.delete_store(store_id), describe="delete the store's rows")
+            else:
+                from jobstore.catalog.queries import CatalogTx
+
+                catalog.run_raw(lambda c: CatalogTx.delete_store(c, store_id), describe="delete the store's rows")
         catalog.dispose()
         self._catalog = self._blobs = self._store_id = None
         self._remove_store_directory()
@@ -1057,7 +1061,7 @@ class JobStore(AbstractJobStore):
         """
         replayed = 0
         if read_all:
-            for _, message in self._read(lambda tx: tx.read_logs(), "read logs"):
+            for _, message in self._route(lambda d, sid: d.read_logs(sid), lambda tx: tx.read_logs(), "read logs"):
                 callback(io.BytesIO(message))
                 replayed += 1
         # Most polls find nothing: a read, without the write transaction (and the write lock every
@@ -1066,7 +1070,9 @@ class JobStore(AbstractJobStore):
             lambda d, sid: d.has_unread_logs(sid), lambda tx: tx.has_unread_logs(), "check for unread logs"
         ):
             return replayed
-        claimed = self._write(lambda tx: tx.claim_unread_logs(), "claim unread logs")
+        claimed = self._route(
+            lambda d, sid: d.claim_unread_logs(sid), lambda tx: tx.claim_unread_logs(), "claim unread logs", write=True
+        )
         delivered = 0
         try:
             for _, message in claimed:
@@ -1074,7 +1080,12 @@ class JobStore(AbstractJobStore):
                 delivered += 1
         except BaseException:
             undelivered = [seq for seq, _ in claimed[delivered:]]
-            self._write(lambda tx: tx.unclaim_logs(undelivered), "return undelivered logs")
+            self._route(
+                lambda d, sid: d.unclaim_logs(sid, undelivered),
+                lambda tx: tx.unclaim_logs(undelivered),
+                "return undelivered logs",
+                write=True,
+            )
             raise
         return replayed + delivered
 

@@ -316,6 +316,45 @@ def test_a_worker_process_stays_on_the_fast_path(tmp_path) -> None:  # type: ign
     reopened.close()
 
 
+def test_a_leader_process_stays_on_the_fast_path(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A workflow leader's life on a SQLite store, in a new process: create the store, write shared
+    files, create, load and update jobs, collect the workers' log messages (one of them returned
+    unread when the callback fails), list the jobs, destroy the store; SQLAlchemy is never imported."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from jobstore import Config, FileJobStore, JobDescription\n"
+        f"store = FileJobStore({str(tmp_path / 'store')!r})\n"
+        "store.initialize(Config())\n"
+        "with store.write_shared_file_stream('config') as stream:\n"
+        "    stream.write(b'settings')\n"
+        "root = store.create_job(JobDescription({}, 'root'))\n"
+        "loaded = store.load_job(root.jobStoreID)\n"
+        "loaded.remainingTryCount = 3\n"
+        "store.update_job(loaded)\n"
+        "store.write_logs('first')\n"
+        "store.write_logs('second')\n"
+        "def refuse(stream):\n"
+        "    raise RuntimeError('not now')\n"
+        "try:\n"
+        "    store.read_logs(refuse)\n"
+        "except RuntimeError:\n"
+        "    pass\n"
+        "received = []\n"
+        "assert store.read_logs(lambda stream: received.append(stream.read())) == 2\n"
+        "assert received == [b'first', b'second'], received\n"
+        "assert store.read_logs(received.append, read_all=True) == 2\n"
+        "assert [job.remainingTryCount for job in store.jobs()] == [3]\n"
+        "store.destroy()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'alembic')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr
+    assert not (tmp_path / "store").exists()
+
+
 def test_batch_invisible_to_others_until_commit(backend: Backend) -> None:
     store = backend.new_store()
     other = backend.reopen(store)

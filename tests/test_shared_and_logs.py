@@ -132,13 +132,19 @@ def test_an_empty_log_poll_takes_no_write_transaction(backend: Backend, monkeypa
     other.write_logs("first")
     assert store.read_logs(lambda stream: None) == 1
     writes: list[str] = []
-    real_write = store._write  # test-only access: count the store's write transactions
+    real_write, real_route = store._write, store._route  # test-only access: count write transactions
 
     def counting_write(work: Any, describe: str, *args: Any, **kwargs: Any) -> Any:
         writes.append(describe)
         return real_write(work, describe, *args, **kwargs)
 
+    def counting_route(fast: Any, slow: Any, describe: str, *, write: bool = False) -> Any:
+        if write:
+            writes.append(describe)
+        return real_route(fast, slow, describe, write=write)
+
     monkeypatch.setattr(store, "_write", counting_write)
+    monkeypatch.setattr(store, "_route", counting_route)
     for _ in range(3):
         assert store.read_logs(lambda stream: None) == 0
     assert writes == []

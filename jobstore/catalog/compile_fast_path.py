@@ -64,6 +64,10 @@ def _constructs(dialect: str) -> dict[str, tuple[Any, list[str] | None]]:
         "delete_cleanup_files": (queries._DELETE_CLEANUP_FILES_RETURNING_KEYS, None),
         "insert_log": (queries._INSERT_LOG, LOG_INSERT_COLUMNS),
         "has_unread_logs": (queries._HAS_UNREAD_LOGS, None),
+        "claim_unread_logs": (queries._CLAIM_UNREAD_LOGS, None),
+        "read_logs": (queries._READ_LOGS, None),
+        "unclaim_log": (queries._UNCLAIM_LOG, None),
+        **{name: (statement, None) for name, statement in queries.DELETE_STORE_ROWS.items()},
         "revision_and_store": (queries.revision_and_store(), None),
         "insert_store": (queries.insert_store_ignoring_conflicts(dialect), STORE_INSERT_COLUMNS),
     }

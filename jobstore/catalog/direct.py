@@ -180,6 +180,19 @@ class DirectCatalog:
         self._delete_cleanup_files = self._statement("delete_cleanup_files")
         self._insert_log = self._statement("insert_log")
         self._has_unread_logs = self._statement("has_unread_logs")
+        self._claim_unread_logs = self._statement("claim_unread_logs")
+        self._read_logs = self._statement("read_logs")
+        self._unclaim_log = self._statement("unclaim_log")
+        self._delete_store_rows = [
+            self._statement(name)
+            for name in (
+                "delete_store_logs",
+                "delete_store_files",
+                "delete_store_jobs",
+                "delete_store_condemned_blobs",
+                "delete_store_row",
+            )
+        ]
         self._revision_and_store = self._statement("revision_and_store")
         self._insert_store = self._statement("insert_store")
 
@@ -386,6 +399,34 @@ class DirectCatalog:
 
     def has_unread_logs(self, store_id: int) -> bool:
         return self._one(self._has_unread_logs, {"sid": store_id}) is not None
+
+    def claim_unread_logs(self, store_id: int) -> list[tuple[int, bytes]]:
+        """Mark every unread log read and return them (seq, message) in order, in one statement."""
+        statement = self._claim_unread_logs
+        rows = self._connection().execute(statement.sql, statement.parameters({"sid": store_id})).fetchall()
+        return sorted((int(seq), bytes(message)) for seq, message in rows)
+
+    def read_logs(self, store_id: int) -> list[tuple[int, bytes]]:
+        """Logs already marked read, in order."""
+        statement = self._read_logs
+        rows = self._connection().execute(statement.sql, statement.parameters({"sid": store_id}))
+        return [(int(seq), bytes(message)) for seq, message in rows]
+
+    def unclaim_logs(self, store_id: int, seqs: Sequence[int]) -> None:
+        """Return logs to the unread state, in one transaction."""
+        statement = self._unclaim_log
+        rows = [statement.parameters({"sid": store_id, "seq": seq}) for seq in seqs]
+        if rows:
+            self._in_transaction(lambda connection: connection.cursor().executemany(statement.sql, rows))
+
+    def delete_store(self, store_id: int) -> None:
+        """A store's rows in every table, then its own row, in one transaction."""
+
+        def work(connection: Any) -> None:
+            for statement in self._delete_store_rows:
+                connection.execute(statement.sql, statement.parameters({"sid": store_id}))
+
+        self._in_transaction(work)
 
     def revision_and_store(self, name: str) -> tuple[str | None, StoreRow | None]:
         """The catalog's schema revision (None when it has none: a fresh file) and the store named

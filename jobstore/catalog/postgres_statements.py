@@ -4,6 +4,14 @@
 from typing import Any
 
 STATEMENTS: dict[str, dict[str, Any]] = {
+    "claim_unread_logs": {
+        "bind": ["boolean", None],
+        "defaults": {"is_read": True},
+        "names": ["is_read", "sid"],
+        "result": [None, None],
+        "sql": "UPDATE logs SET is_read=%s WHERE logs.store_id = %s::INTEGER AND logs.is_read "
+        "IS false RETURNING logs.seq, logs.message",
+    },
     "delete_cleanup_files": {
         "bind": [None, None],
         "defaults": {},
@@ -43,6 +51,41 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "FROM gone_job) AS jobs_deleted, gone_files.blob_key \n"
         "FROM (SELECT %s::INTEGER AS one) AS one_row LEFT OUTER JOIN "
         "gone_files ON true",
+    },
+    "delete_store_condemned_blobs": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [],
+        "sql": "DELETE FROM condemned_blobs WHERE condemned_blobs.store_id = %s::INTEGER",
+    },
+    "delete_store_files": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [],
+        "sql": "DELETE FROM files WHERE files.store_id = %s::INTEGER",
+    },
+    "delete_store_jobs": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [],
+        "sql": "DELETE FROM jobs WHERE jobs.store_id = %s::INTEGER",
+    },
+    "delete_store_logs": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [],
+        "sql": "DELETE FROM logs WHERE logs.store_id = %s::INTEGER",
+    },
+    "delete_store_row": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [],
+        "sql": "DELETE FROM stores WHERE stores.id = %s::INTEGER",
     },
     "file_exists": {
         "bind": [None, None, None],
@@ -295,6 +338,15 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "FROM jobs \n"
         "WHERE jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR",
     },
+    "read_logs": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [None, None],
+        "sql": "SELECT logs.seq, logs.message \n"
+        "FROM logs \n"
+        "WHERE logs.store_id = %s::INTEGER AND logs.is_read IS true ORDER BY logs.seq",
+    },
     "replace_file_content": {
         "bind": [None, None, None, None, "boolean", "boolean", None, None, None, None, None],
         "defaults": {"version_1": 1},
@@ -369,6 +421,13 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "stores.blob_url, stores.workflow_id, stores.config_json, stores.created_at \n"
         "FROM jobstore_alembic_version LEFT OUTER JOIN stores ON stores.name = "
         "%s::VARCHAR",
+    },
+    "unclaim_log": {
+        "bind": ["boolean", None, None],
+        "defaults": {"is_read": False},
+        "names": ["is_read", "sid", "seq"],
+        "result": [],
+        "sql": "UPDATE logs SET is_read=%s WHERE logs.store_id = %s::INTEGER AND logs.seq = %s::INTEGER",
     },
     "update_job_any": {
         "bind": [None, None, None, None, None, None, None, None, None, None, None, None, None],

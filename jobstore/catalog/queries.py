@@ -66,6 +66,28 @@ _JOB_EXISTS = select(literal(1)).where(jobs.c.store_id == _store_id, jobs.c.id =
 # Whether a store has an unread log: the cheap read that spares an empty read_logs() poll (Toil's
 # leader polls about twice a second) a write transaction.
 _HAS_UNREAD_LOGS = select(literal(1)).where(logs.c.store_id == _store_id, logs.c.is_read.is_(False)).limit(1)
+#: Marks every unread log read and returns them: atomic, so two readers never get one message.
+_CLAIM_UNREAD_LOGS = (
+    update(logs)
+    .where(logs.c.store_id == _store_id, logs.c.is_read.is_(False))
+    .values(is_read=True)
+    .returning(logs.c.seq, logs.c.message)
+)
+_READ_LOGS = (
+    select(logs.c.seq, logs.c.message)
+    .where(logs.c.store_id == _store_id, logs.c.is_read.is_(True))
+    .order_by(logs.c.seq)
+)
+_UNCLAIM_LOG = update(logs).where(logs.c.store_id == _store_id, logs.c.seq == bindparam("seq")).values(is_read=False)
+#: A store's rows, table by table, the store's own row last (explicitly, not relying on ON DELETE
+#: CASCADE, which SQLite applies only with foreign keys on).
+DELETE_STORE_ROWS = {
+    **{
+        f"delete_store_{each.name}": delete(each).where(each.c.store_id == _store_id)
+        for each in (logs, files, jobs, condemned_blobs)
+    },
+    "delete_store_row": delete(stores).where(stores.c.id == _store_id),
+}
 # 0 for a row without a token (written before migration 0005), which no write's token equals.
 _JOB_WRITE_TOKEN = select(func.coalesce(jobs.c.write_token, 0)).where(
     jobs.c.store_id == _store_id, jobs.c.id == _job_id
@@ -346,9 +368,8 @@ class CatalogTx:
     @staticmethod
     def delete_store(connection: Connection, store_id: int) -> None:
         """Remove a store and all its rows (explicitly, not relying on ON DELETE CASCADE)."""
-        for each in (logs, files, jobs, condemned_blobs):
-            connection.execute(delete(each).where(each.c.store_id == store_id))
-        connection.execute(delete(stores).where(stores.c.id == store_id))
+        for statement in DELETE_STORE_ROWS.values():
+            connection.execute(statement, {"sid": store_id})
 
     def update_store_config(self, config_json: str) -> None:
         self.connection.execute(update(stores).where(stores.c.id == self.store_id).values(config_json=config_json))
@@ -542,33 +563,17 @@ class CatalogTx:
     def claim_unread_logs(self) -> list[tuple[int, bytes]]:
         """Mark every unread log read and return them (seq, message) in order. Atomic, so two
         concurrent readers never receive the same message."""
-        statement = (
-            update(logs)
-            .where(logs.c.store_id == self.store_id, logs.c.is_read.is_(False))
-            .values(is_read=True)
-            .returning(logs.c.seq, logs.c.message)
-        )
-        rows = self.connection.execute(statement).all()
+        rows = self.connection.execute(_CLAIM_UNREAD_LOGS, {"sid": self.store_id}).all()
         return sorted((int(row[0]), bytes(row[1])) for row in rows)
 
     def read_logs(self) -> list[tuple[int, bytes]]:
         """Logs already marked read, in order."""
-        query = (
-            select(logs.c.seq, logs.c.message)
-            .where(logs.c.store_id == self.store_id, logs.c.is_read.is_(True))
-            .order_by(logs.c.seq)
-        )
-        return [(int(row[0]), bytes(row[1])) for row in self.connection.execute(query)]
+        return [(int(row[0]), bytes(row[1])) for row in self.connection.execute(_READ_LOGS, {"sid": self.store_id})]
 
     def unclaim_logs(self, seqs: Sequence[int]) -> None:
         """Return logs to the unread state (their callback failed before they were delivered)."""
         if seqs:
-            self.connection.execute(
-                update(logs)
-                .where(logs.c.store_id == self.store_id, logs.c.seq.in_(bindparam("seqs", expanding=True)))
-                .values(is_read=False),
-                {"seqs": list(seqs)},
-            )
+            self.connection.execute(_UNCLAIM_LOG, [{"sid": self.store_id, "seq": seq} for seq in seqs])
 
     def job_file_summary(self) -> list[tuple[str, str, str, int, int]]:
         """Per job: (id, name, state, files owned, bytes owned), largest first (one join)."""

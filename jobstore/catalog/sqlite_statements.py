@@ -4,6 +4,13 @@
 from typing import Any
 
 STATEMENTS: dict[str, dict[str, Any]] = {
+    "claim_unread_logs": {
+        "bind": ["boolean", None],
+        "defaults": {"is_read": True},
+        "names": ["is_read", "sid"],
+        "result": [None, None],
+        "sql": "UPDATE logs SET is_read=? WHERE logs.store_id = ? AND logs.is_read IS 0 RETURNING seq, message",
+    },
     "delete_cleanup_files": {
         "bind": [None, None],
         "defaults": {},
@@ -25,6 +32,41 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "names": ["sid", "id"],
         "result": [],
         "sql": "DELETE FROM jobs WHERE jobs.store_id = ? AND jobs.id = ?",
+    },
+    "delete_store_condemned_blobs": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [],
+        "sql": "DELETE FROM condemned_blobs WHERE condemned_blobs.store_id = ?",
+    },
+    "delete_store_files": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [],
+        "sql": "DELETE FROM files WHERE files.store_id = ?",
+    },
+    "delete_store_jobs": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [],
+        "sql": "DELETE FROM jobs WHERE jobs.store_id = ?",
+    },
+    "delete_store_logs": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [],
+        "sql": "DELETE FROM logs WHERE logs.store_id = ?",
+    },
+    "delete_store_row": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [],
+        "sql": "DELETE FROM stores WHERE stores.id = ?",
     },
     "file_exists": {
         "bind": [None, None, None],
@@ -288,6 +330,15 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "FROM jobs \n"
         "WHERE jobs.store_id = ? AND jobs.id = ?",
     },
+    "read_logs": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [None, None],
+        "sql": "SELECT logs.seq, logs.message \n"
+        "FROM logs \n"
+        "WHERE logs.store_id = ? AND logs.is_read IS 1 ORDER BY logs.seq",
+    },
     "replace_file_content": {
         "bind": [None, None, None, None, "boolean", "boolean", None, "datetime", None, None, None],
         "defaults": {"version_1": 1},
@@ -318,6 +369,13 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "sql": "SELECT jobstore_alembic_version.version_num, stores.id, stores.name, "
         "stores.blob_url, stores.workflow_id, stores.config_json, stores.created_at \n"
         "FROM jobstore_alembic_version LEFT OUTER JOIN stores ON stores.name = ?",
+    },
+    "unclaim_log": {
+        "bind": ["boolean", None, None],
+        "defaults": {"is_read": False},
+        "names": ["is_read", "sid", "seq"],
+        "result": [],
+        "sql": "UPDATE logs SET is_read=? WHERE logs.store_id = ? AND logs.seq = ?",
     },
     "update_job_any": {
         "bind": [None, None, None, None, None, None, "float", None, None, "datetime", None, None, None],
