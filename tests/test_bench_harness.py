@@ -85,3 +85,19 @@ def test_the_scratch_directory_is_marked_as_a_top_directory_on_ext4(tmp_path: Pa
     assert mark_top_directory(tmp_path / "missing") is False
     (tmp_path / "file").write_text("not a directory")
     assert mark_top_directory(tmp_path / "file") is False
+
+
+def test_process_costs_reports_a_worker_that_never_loads_sqlalchemy() -> None:
+    """scripts/process_costs.py runs its fresh processes and reports each figure; the one figure
+    that is a fact rather than a timing, whether a worker's batch imported SQLAlchemy, is 0."""
+    run = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "process_costs.py"), "--runs", "1", "--no-postgres"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    lines = {line.rsplit(None, 1)[0].strip(): line.rsplit(None, 1)[1] for line in run.stdout.splitlines()[1:]}
+    assert float(lines["SQLite: initialize (ms)"]) > 0
+    assert float(lines["SQLite: worker's first batch() of 50 creations (ms)"]) > 0
+    assert lines["SQLite: worker imported SQLAlchemy (1 = yes)"] == "0.00"
