@@ -75,6 +75,7 @@ def _constructs(dialect: str) -> dict[str, tuple[Any, list[str] | None]]:
         constructs["delete_job_with_cleanup_files"] = (queries.delete_job_with_cleanup_files(), None)
         constructs["replace_file_content_in_one_statement"] = (queries.replace_file_content_in_one_statement(), None)
         constructs["upsert_jobs_from_arrays"] = (queries.upsert_jobs_from_arrays(), None)
+        constructs["insert_jobs_from_arrays"] = (queries.insert_jobs_from_arrays(), None)
     return constructs
 
 

@@ -540,6 +540,7 @@ class DirectPostgres(DirectCatalog):
         self._delete_job_with_cleanup_files = self._statement("delete_job_with_cleanup_files")
         self._replace_file_content_in_one_statement = self._statement("replace_file_content_in_one_statement")
         self._upsert_jobs_from_arrays = self._statement("upsert_jobs_from_arrays")
+        self._insert_jobs_from_arrays = self._statement("insert_jobs_from_arrays")
 
     def _connect(self) -> Any:
         import psycopg
@@ -578,11 +579,9 @@ class DirectPostgres(DirectCatalog):
         # attempt whose reply was lost); the key it replaced is unknown then, left for gc.
         return None if replaced_key == values["blob_key"] else True
 
-    def save_jobs(self, store_id: int, many: Sequence[JobFields]) -> list[int]:
-        """One round trip (one upsert of column arrays) where the base class's transaction takes
-        two plus one or two per job; a list naming a job twice keeps the base class's semantics."""
-        if not many or len({fields.id for fields in many}) != len(many):
-            return super().save_jobs(store_id, many)
+    @staticmethod
+    def _job_arrays(store_id: int, many: Sequence[JobFields]) -> dict[str, Any]:
+        """The parameters of a from-arrays statement: one array per job column."""
         columns = [fields.as_params() for fields in many]
         values: dict[str, Any] = {"sid": store_id, "now": utc_now()}
         for name in columns[0]:
@@ -592,7 +591,29 @@ class DirectPostgres(DirectCatalog):
         values["all_cores"] = [None if cores is None else float(cores) for cores in values["all_cores"]]
         for name in ("all_memory", "all_disk"):
             values[name] = [None if value is None else round(value) for value in values[name]]
+        return values
+
+    def save_jobs(self, store_id: int, many: Sequence[JobFields]) -> list[int]:
+        """One round trip (one upsert of column arrays) where the base class's transaction takes
+        two plus one or two per job; a list naming a job twice keeps the base class's semantics."""
+        if not many or len({fields.id for fields in many}) != len(many):
+            return super().save_jobs(store_id, many)
         statement = self._upsert_jobs_from_arrays
-        rows = self._connection().execute(statement.sql, statement.parameters(values)).fetchall()
+        parameters = statement.parameters(self._job_arrays(store_id, many))
+        rows = self._connection().execute(statement.sql, parameters).fetchall()
         versions = {str(job_id): int(version) for job_id, version in rows}
         return [versions[fields.id] for fields in many]
+
+    def insert_jobs(self, store_id: int, many: Sequence[JobFields]) -> bool:
+        """One round trip (one insert of column arrays, atomic in autocommit) where the base
+        class's transaction takes three; False, nothing inserted, if an ID is taken or repeated."""
+        if not many:
+            return True
+        statement = self._insert_jobs_from_arrays
+        try:
+            self._connection().execute(statement.sql, statement.parameters(self._job_arrays(store_id, many)))
+        except Exception as error:
+            if self._is_integrity_error(error):
+                return False
+            raise
+        return True

@@ -295,6 +295,40 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "%s::INTEGER, %s::BIGINT, %s, %s::BIGINT, %s::VARCHAR, %s::TIMESTAMP WITH TIME ZONE, "
         "%s::TIMESTAMP WITH TIME ZONE, %s::BIGINT)",
     },
+    "insert_jobs_from_arrays": {
+        "bind": [None, None, None, None, None, None, None, None, None, None, None, None, None, None],
+        "defaults": {"param_1": 1},
+        "names": [
+            "sid",
+            "param_1",
+            "now",
+            "now",
+            "all_id",
+            "all_name",
+            "all_unit_name",
+            "all_state",
+            "all_remaining_tries",
+            "all_memory",
+            "all_cores",
+            "all_disk",
+            "all_description",
+            "all_write_token",
+        ],
+        "result": [],
+        "sql": "INSERT INTO jobs (store_id, version, id, name, unit_name, state, "
+        "remaining_tries, memory, cores, disk, description, write_token, "
+        "created_at, updated_at) SELECT %s AS anon_1, %s::INTEGER AS anon_2, "
+        "given.id, given.name, given.unit_name, given.state, "
+        "given.remaining_tries, given.memory, given.cores, given.disk, "
+        "given.description, given.write_token, %s::TIMESTAMP WITH TIME ZONE AS "
+        "anon_3, %s::TIMESTAMP WITH TIME ZONE AS anon__1 \n"
+        "FROM unnest(CAST(%s AS VARCHAR(128)[]), CAST(%s AS VARCHAR(255)[]), "
+        "CAST(%s AS VARCHAR(255)[]), CAST(%s AS VARCHAR(32)[]), CAST(%s AS "
+        "INTEGER[]), CAST(%s AS BIGINT[]), CAST(%s AS FLOAT[]), CAST(%s AS "
+        "BIGINT[]), CAST(%s AS TEXT[]), CAST(%s AS BIGINT[])) AS given(id, name, "
+        "unit_name, state, remaining_tries, memory, cores, disk, description, "
+        "write_token)",
+    },
     "insert_log": {
         "bind": [None, None, "boolean", None],
         "defaults": {},

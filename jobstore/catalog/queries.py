@@ -161,13 +161,8 @@ def replace_file_content_in_one_statement() -> Any:
     ).select_from(one_row.outerjoin(current, true()))
 
 
-def upsert_jobs_from_arrays() -> Any:
-    """PostgreSQL only: create or overwrite many jobs in ONE statement (``save_jobs``: a Toil
-    worker's commit of its job and its new children), from one array per column, where the
-    statement-per-job transaction takes 2 + one or two round trips per job. A new job gets version
-    1; an existing one is overwritten at its version + 1, as ``_UPDATE_JOB_ANY`` does. Each
-    ``id`` at most once (ON CONFLICT cannot change a row twice in one statement). Returns
-    ``(id, version)`` rows, in no particular order."""
+def _insert_jobs_from_arrays() -> Any:
+    """PostgreSQL only: version 1 of many jobs from one array per column, in one statement."""
     from sqlalchemy.dialects.postgresql import ARRAY
     from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
@@ -178,9 +173,25 @@ def upsert_jobs_from_arrays() -> Any:
     )
     now = bindparam("now", type_=DateTime(timezone=True))
     rows = select(_store_id, literal(1), *[given.c[name] for name in JOB_FIELD_NAMES], now, now)
-    insert = postgresql_insert(jobs).from_select(
+    return postgresql_insert(jobs).from_select(
         ["store_id", "version", *JOB_FIELD_NAMES, "created_at", "updated_at"], rows
     )
+
+
+def insert_jobs_from_arrays() -> Any:
+    """PostgreSQL only: ``batch()``'s creations in ONE statement (one round trip where BEGIN, the
+    inserts and COMMIT take three); a taken or repeated ID fails the whole statement."""
+    return _insert_jobs_from_arrays()
+
+
+def upsert_jobs_from_arrays() -> Any:
+    """PostgreSQL only: create or overwrite many jobs in ONE statement (``save_jobs``: a Toil
+    worker's commit of its job and its new children), from one array per column, where the
+    statement-per-job transaction takes 2 + one or two round trips per job. A new job gets version
+    1; an existing one is overwritten at its version + 1, as ``_UPDATE_JOB_ANY`` does. Each
+    ``id`` at most once (ON CONFLICT cannot change a row twice in one statement). Returns
+    ``(id, version)`` rows, in no particular order."""
+    insert = _insert_jobs_from_arrays()
     overwrite = {name: insert.excluded[name] for name in JOB_FIELD_NAMES if name != "id"}
     return insert.on_conflict_do_update(
         index_elements=[jobs.c.store_id, jobs.c.id],

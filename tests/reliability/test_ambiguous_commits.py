@@ -5,8 +5,6 @@ committed (a file's new blob, here). PostgreSQL fast path, where a worker's oper
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -151,34 +149,11 @@ def test_creating_a_job_under_an_id_another_call_created_is_refused_even_with_eq
     assert proxy.dropped
 
 
-class _LosesTheCommitReplyOnce:
-    """A driver connection whose first transaction commits for real and then reports the
-    connection lost, as if the COMMIT's reply had not arrived."""
-
-    def __init__(self, connection: Any) -> None:
-        self._connection = connection
-        self.dropped = False
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[Any]:
-        with self._connection.transaction() as transaction:
-            yield transaction
-        if not self.dropped:
-            self.dropped = True
-            raise psycopg.OperationalError("server closed the connection unexpectedly")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._connection, name)
-
-
 def test_a_batch_of_creations_whose_commit_reply_was_lost_succeeds(store: JobStore) -> None:
-    """A batch that only creates jobs is one fast-path transaction at its end, which the retry
-    loop may run again: the retry's duplicate IDs are its own first commit (the write tokens say
-    so), not a conflict."""
-    route = store._direct()  # test-only access: the fast path's per-thread connection
-    assert route is not None and isinstance(route[0], direct.DirectPostgres)
-    proxy = _LosesTheCommitReplyOnce(route[0]._connection())
-    route[0]._local.holder.connection = proxy
+    """A batch that only creates jobs is one fast-path statement at its end (on PostgreSQL an
+    insert from column arrays), which the retry loop may run again: the retry's duplicate IDs are
+    its own first commit (the write tokens say so), not a conflict."""
+    proxy = _lose_the_reply(store, "INSERT INTO jobs")
     with store.batch():
         created = [store.create_job(JobDescription(jobName=f"child-{i}")) for i in range(3)]
     assert proxy.dropped
