@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 import tempfile
 import uuid
 from typing import Any
@@ -49,6 +50,42 @@ class _AdapterConformance(AbstractJobStoreTest.Test):  # type: ignore[misc]
 
     def _cleanUpExternalStore(self, dirPath: str) -> None:
         shutil.rmtree(dirPath, ignore_errors=True)
+
+    def testImportFtpFile(self) -> None:
+        """Toil's own test, with one change: its stub FTP server (``stubserver``) opens the data
+        connection's port at the control port + 2 without checking that it is free, and under
+        ``pytest -n 2``, among the other test servers, it sometimes was not (EADDRINUSE in the stub,
+        a bare EOF in the client). Here the control port is one whose + 2 is free when chosen."""
+        from stubserver import FTPStubServer
+
+        ftpfile = {"name": "foo", "content": "foo bar baz qux"}
+        for _ in range(20):
+            ftp = FTPStubServer(0)
+            ftp.run()
+            port = ftp.server.server_address[1]
+            if _port_is_free(port + 2):
+                break
+            ftp.stop()
+        else:
+            raise AssertionError("no control port with a free data port after 20 tries")
+        try:
+            ftp.add_file(**ftpfile)
+            url = f"ftp://user1:passwd@localhost:{port}/{ftpfile['name']}"
+            with self.jobstore_initialized.read_file_stream(self.jobstore_initialized.import_file(url)) as readable:
+                imported = readable.read()
+            self.assertEqual(imported.decode("utf-8") if isinstance(imported, bytes) else imported, ftpfile["content"])
+        finally:
+            ftp.stop()
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 class TestToilConformanceSQLiteLocal(_AdapterConformance):
