@@ -1182,8 +1182,9 @@ class JobStore(AbstractJobStore):
                 source_url=source_url,
             )
 
-        # Each returns None when the row points at the new blob (inserted, or replaced: then the
-        # replaced blob's key), True to try again (a concurrent writer got there first).
+        # Each returns None when the new row points at the new blob (inserted, or ours already),
+        # the replaced blob's key when an existing row now points at it, and True to try again (a
+        # concurrent writer got there first).
         def upsert(tx: CatalogTx) -> str | bool | None:
             current = tx.get_shared_file(name)
             if current is None:
