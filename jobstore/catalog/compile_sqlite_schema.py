@@ -30,12 +30,12 @@ _KIND_ORDER = {"table": 0, "index": 1, "view": 2, "trigger": 3}
 
 
 def migrated_catalog(path: Path) -> None:
-    """A SQLite catalog at ``path`` brought to the head revision by the migrations."""
-    from sqlalchemy import create_engine
-
+    """A SQLite catalog at ``path`` brought to the head revision by the migrations, through the
+    engine every catalog uses (its pragmas, BEGIN IMMEDIATE), as ``jobstore db upgrade`` does."""
+    from jobstore.catalog.engine import make_engine
     from jobstore.catalog.migrate import upgrade
 
-    engine = create_engine(f"sqlite:///{path}")
+    engine = make_engine(f"sqlite:///{path}")
     try:
         upgrade(engine)
     finally:
