@@ -208,13 +208,6 @@ class JobStore(AbstractJobStore):
         whose first commit went through finds its own workflow ID, which is fresh per store)."""
         workflow_id, config_json = config.workflowID or "", config.to_json()
         direct = catalog.direct
-        if direct is None:
-            from jobstore.catalog.queries import CatalogTx
-
-            return catalog.run_raw(
-                lambda c: CatalogTx.create_store(c, name, blob_url, workflow_id, config_json),
-                describe="create the store",
-            )
 
         def insert() -> int | None:
             store_id = direct.insert_store(name, blob_url, workflow_id, config_json)
@@ -270,10 +263,9 @@ class JobStore(AbstractJobStore):
         one round trip); a fresh, outdated or newer catalog takes the full path, which raises the
         right error."""
         direct = catalog.direct
-        if direct is not None:
-            revision, found = catalog.run_direct(lambda: direct.revision_and_store(name), describe="look up the store")
-            if revision == HEAD_REVISION:
-                return found
+        revision, found = catalog.run_direct(lambda: direct.revision_and_store(name), describe="look up the store")
+        if revision == HEAD_REVISION:
+            return found
         from jobstore.catalog.queries import CatalogTx
 
         if catalog.schema_state(self.locator) == "fresh":
@@ -295,13 +287,7 @@ class JobStore(AbstractJobStore):
         blobs.destroy()
         database = sqlite_path(catalog.url)
         if database is None or os.path.exists(database):  # else another handle destroyed it already
-            direct = catalog.direct
-            if direct is not None:
-                catalog.run_direct(lambda: direct.delete_store(store_id), describe="delete the store's rows")
-            else:
-                from jobstore.catalog.queries import CatalogTx
-
-                catalog.run_raw(lambda c: CatalogTx.delete_store(c, store_id), describe="delete the store's rows")
+            catalog.run_direct(lambda: catalog.direct.delete_store(store_id), describe="delete the store's rows")
         catalog.dispose()
         self._catalog = self._blobs = self._store_id = None
         self._remove_store_directory()
@@ -373,7 +359,7 @@ class JobStore(AbstractJobStore):
         if getattr(self._batch, "creates", None) is not None:
             return None
         catalog, _, store_id = self._require()
-        return None if catalog.direct is None else (catalog.direct, catalog, store_id)
+        return catalog.direct, catalog, store_id
 
     def _route(
         self,
@@ -492,9 +478,6 @@ class JobStore(AbstractJobStore):
     def _insert_new_jobs(self, catalog: Catalog, store_id: int, many: list[JobFields]) -> None:
         """A batch's creations, in one transaction of their own (the batch did nothing else)."""
         direct = catalog.direct
-        if direct is None:
-            catalog.write(store_id, lambda tx: tx.insert_jobs(many), describe="create the batch's jobs")
-            return
 
         def insert() -> bool:
             # A retried transaction whose first commit went through finds its own token: success

@@ -17,6 +17,7 @@ from jobstore import (
     NoSuchJobException,
 )
 from tests.conftest import Backend
+from tests.fresh_process import heavy_modules_imported_by
 
 
 def make_job(name: str = "job", **extra: object) -> JobDescription:
@@ -284,16 +285,12 @@ def test_a_batch_sees_its_creations_in_the_operations_after_them(store: FileJobS
 def test_a_worker_process_stays_on_the_fast_path(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A new process (a workflow's worker) that resumes a SQLite store, saves new jobs in a batch,
     lists the jobs and writes a shared file never imports SQLAlchemy (~150 ms in a new process)."""
-    import subprocess
-    import sys
-
     from jobstore import Config
 
     store = FileJobStore(str(tmp_path / "store"))
     store.initialize(Config())
     store.close()
     script = (
-        "import sys\n"
         "from jobstore import FileJobStore, JobDescription\n"
         f"store = FileJobStore({str(tmp_path / 'store')!r})\n"
         "store.resume()\n"
@@ -306,10 +303,8 @@ def test_a_worker_process_stays_on_the_fast_path(tmp_path) -> None:  # type: ign
         "        stream.write(text.encode())\n"
         "with store.read_shared_file_stream('status') as stream:\n"
         "    assert stream.read() == b'second'\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'alembic')))\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]", result.stdout + result.stderr
+    assert heavy_modules_imported_by(script) == []
     reopened = FileJobStore(str(tmp_path / "store"))
     reopened.resume()
     assert sorted(job.jobName for job in reopened.jobs()) == ["a", "b", "c"]
@@ -320,11 +315,7 @@ def test_a_leader_process_stays_on_the_fast_path(tmp_path) -> None:  # type: ign
     """A workflow leader's life on a SQLite store, in a new process: create the store, write shared
     files, create, load and update jobs, collect the workers' log messages (one of them returned
     unread when the callback fails), list the jobs, destroy the store; SQLAlchemy is never imported."""
-    import subprocess
-    import sys
-
     script = (
-        "import sys\n"
         "from jobstore import Config, FileJobStore, JobDescription\n"
         f"store = FileJobStore({str(tmp_path / 'store')!r})\n"
         "store.initialize(Config())\n"
@@ -348,10 +339,8 @@ def test_a_leader_process_stays_on_the_fast_path(tmp_path) -> None:  # type: ign
         "assert store.read_logs(received.append, read_all=True) == 2\n"
         "assert [job.remainingTryCount for job in store.jobs()] == [3]\n"
         "store.destroy()\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'alembic')))\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]", result.stdout + result.stderr
+    assert heavy_modules_imported_by(script) == []
     assert not (tmp_path / "store").exists()
 
 

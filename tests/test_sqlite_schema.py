@@ -5,8 +5,6 @@ take over from it. And a catalog already at the head revision is recognised with
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from jobstore.catalog.direct import DirectSQLite
 from jobstore.catalog.migrate import alembic_config, head_revision, upgrade
 from jobstore.catalog.schema import VERSION_TABLE, metadata
 from jobstore.catalog.sqlite_schema import SNAPSHOT
+from tests.fresh_process import heavy_modules_imported_by
 
 
 def _from_snapshot(path: Path) -> bool:
@@ -110,15 +109,11 @@ def test_initializing_a_store_loads_neither_alembic_nor_sqlalchemy(tmp_path: Pat
     command line) neither imports Alembic nor runs a migration script; the store's row goes
     through the fast path, so SQLAlchemy is not imported either (~150 ms in a new process)."""
     script = (
-        "import sys\n"
         "from jobstore import Config, FileJobStore\n"
         f"store = FileJobStore({str(tmp_path / 'wf')!r})\n"
         "store.initialize(Config())\n"
-        "print(sorted(m for m in sys.modules\n"
-        "             if m.split('.')[0] in ('alembic', 'sqlalchemy') or 'migrations.versions' in m))\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
-    assert result.stdout.strip() == "[]", result.stdout + result.stderr
+    assert heavy_modules_imported_by(script) == []
     reopened = FileJobStore(str(tmp_path / "wf"))
     reopened.resume()
     assert list(reopened.jobs()) == []
@@ -148,15 +143,11 @@ def test_initializing_a_store_in_a_catalog_at_head_loads_neither(
     first.close()
     locator = f"sql:{server.url}#head-second-{tmp_path.name[-12:]}"
     script = (
-        "import sys\n"
         "from jobstore import Config, create_job_store\n"
         f"store = create_job_store({locator!r})\n"
         f"store.initialize(Config(blobStore={'file://' + str(tmp_path / 'second')!r}))\n"
-        "print(sorted(m for m in sys.modules\n"
-        "             if m.split('.')[0] in ('alembic', 'sqlalchemy') or 'migrations.versions' in m))\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
-    assert result.stdout.strip() == "[]", result.stdout + result.stderr
+    assert heavy_modules_imported_by(script) == []
     second = create_job_store(locator)
     second.resume()
     assert list(second.jobs()) == []

@@ -55,7 +55,7 @@ class Catalog:
         self.where = redact_url(url)
         #: The fast path for single-row operations (DirectSQLite or DirectPostgres). On SQLite it
         #: needs no SQLAlchemy: the engine is only made when an operation off the fast path needs it.
-        self.direct: DirectCatalog | None = None
+        self.direct: DirectCatalog
         database = sqlite_path(url)
         if database is not None:
             self.direct = DirectSQLite(
@@ -104,8 +104,7 @@ class Catalog:
         return f"Catalog({self.where!r})"
 
     def dispose(self) -> None:
-        if self.direct is not None:
-            self.direct.close()
+        self.direct.close()
         if self._engine is not None:
             self._engine.dispose()
 
@@ -138,12 +137,11 @@ class Catalog:
             prepare_sqlite_file(direct.path)  # as the engine would: no network file system, mode 0600
             if self.run_direct(direct.create_schema_if_empty, describe="create the catalog's schema"):
                 return
-        if direct is not None:
-            # A catalog at this code's revision (a shared database's next store): one query, no
-            # SQLAlchemy. Anything else takes the full check, which raises the right error.
-            found = self.run_direct(lambda: direct.revision_and_store("")[0], describe="check the catalog's schema")
-            if found == HEAD_REVISION:
-                return
+        # A catalog at this code's revision (a shared database's next store): one query, no
+        # SQLAlchemy. Anything else takes the full check, which raises the right error.
+        found = self.run_direct(lambda: direct.revision_and_store("")[0], describe="check the catalog's schema")
+        if found == HEAD_REVISION:
+            return
         if self.schema_state(where) == "fresh":
             from jobstore.catalog.migrate import upgrade
 

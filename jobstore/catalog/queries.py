@@ -354,34 +354,6 @@ class CatalogTx:
             return None
         return StoreRow(row.id, row.name, row.blob_url, row.workflow_id, row.config_json, row.created_at)
 
-    @staticmethod
-    def create_store(
-        connection: Connection, name: str, blob_url: str, workflow_id: str, config_json: str
-    ) -> int | None:
-        """Insert a store row; None if a store of that name already exists."""
-        try:
-            with connection.begin_nested():
-                result = connection.execute(
-                    insert(stores).values(
-                        name=name,
-                        blob_url=blob_url,
-                        workflow_id=workflow_id,
-                        config_json=config_json,
-                        created_at=utc_now(),
-                    )
-                )
-        except IntegrityError:
-            return None
-        primary_key = result.inserted_primary_key
-        assert primary_key is not None
-        return int(primary_key[0])
-
-    @staticmethod
-    def delete_store(connection: Connection, store_id: int) -> None:
-        """Remove a store and all its rows (explicitly, not relying on ON DELETE CASCADE)."""
-        for statement in DELETE_STORE_ROWS.values():
-            connection.execute(statement, {"sid": store_id})
-
     def update_store_config(self, config_json: str) -> None:
         self.connection.execute(update(stores).where(stores.c.id == self.store_id).values(config_json=config_json))
 
