@@ -30,9 +30,9 @@ def test_a_quick_run_measures_and_leaves_nothing_behind(isolation: str, tmp_path
             str(REPO / "scripts" / "bench.py"),
             "--quick",
             "--workloads",
-            "W1,W7",
+            "W1,W7,W8",
             "--targets",
-            "jobstore,raw-copy",
+            "jobstore,raw-sqlite,raw-copy",
             "--runs",
             "2",
             "--tmpdir",
@@ -51,6 +51,11 @@ def test_a_quick_run_measures_and_leaves_nothing_behind(isolation: str, tmp_path
     assert report["failures"] == []
     measured = {(row["workload"], row["operation"], row["target"]) for row in report["summary"]}
     assert ("W7", "write_file", "jobstore") in measured and ("W1", "create", "jobstore") in measured
+    # The floors: small files with their rows in raw SQLite, and a plain stream read plus CRC32C.
+    assert {("W7", op, "raw-sqlite") for op in ("write_file", "read_file", "delete_file")} <= measured
+    assert ("W8", "read_file_stream + crc32c", "raw-copy") in measured
+    w7_floors = {row["floor"] for row in report["summary"] if row["workload"] == "W7" and row["target"] == "jobstore"}
+    assert w7_floors == {"raw-sqlite"}
     assert list(scratch.iterdir()) == []  # work directories, trash and all: removed at the end
 
 

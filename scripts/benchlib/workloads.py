@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from benchlib.model import Metric, Params, Stopwatch, peak_rss_kib, reset_peak_rss
+from benchlib.raw import fastest_crc32c
 from benchlib.targets import Session, get_target
 
 Case = dict[str, Any]
@@ -169,14 +170,17 @@ def w7_small_files(session: Session, case: Case, p: Params, workdir: Path) -> li
     return [m_write, m_read, metric("delete_file", sw_delete, p.small_files, "files")]
 
 
-def _read_stream(store: Any, file_id: str, chunk: int) -> int:
-    total = 0
+def _read_stream(store: Any, file_id: str, chunk: int, extend: Callable[[bytes, int], int] | None = None) -> int:
+    """Read a stream to its end in ``chunk`` reads; with ``extend``, also CRC32C what passes."""
+    total = crc = 0
     with store.read_file_stream(file_id) as handle:
         while True:
             data = handle.read(chunk)
             if not data:
                 return total
             total += len(data)
+            if extend is not None:
+                crc = extend(data, crc)
 
 
 def other_file_system(workdir: Path, needed: int) -> Path | None:
@@ -242,6 +246,14 @@ def w8_big_file(session: Session, case: Case, p: Params, workdir: Path) -> list[
     if got != p.big_size:
         raise AssertionError(f"read_file_stream yielded {got} bytes, expected {p.big_size}")
     metrics.append(metric("read_file_stream", sw, p.big_size, "B"))
+
+    if getattr(store, "use_cp", None) is False:  # raw-copy: the floor of a verifying stream read
+        extend = fastest_crc32c()
+        with Stopwatch() as sw:
+            got = _read_stream(store, stream_id, p.chunk, extend)
+        if got != p.big_size:
+            raise AssertionError(f"read_file_stream yielded {got} bytes, expected {p.big_size}")
+        metrics.append(metric("read_file_stream + crc32c", sw, p.big_size, "B"))
 
     if getattr(store, "use_cp", None) is False:  # raw-copy: also time cp(1) for write and read
         store.use_cp = True
