@@ -22,7 +22,6 @@ from jobstore import (
     NoSuchFileException,
     NoSuchJobException,
 )
-from jobstore.blobs import base as blob_base
 from jobstore.blobs import checksum as checksum_module
 from jobstore.blobs import local as local_blobs
 from jobstore.blobs.checksum import checksum_of_bytes
@@ -331,9 +330,11 @@ def test_file_workflow_across_instances(backend: Backend, tmp_path: Path) -> Non
 def test_bulk_checksummed_stream_detects_damage(
     store: FileJobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
 ) -> None:
-    """Large streams are checksummed by the bulk engine (threshold lowered here so every backend
-    runs that path with a small file): damage is still caught."""
-    monkeypatch.setattr(blob_base, "BULK_THRESHOLD", 1)
+    """Streams are checksummed by the bulk engine once the process has loaded it (loaded here, so
+    every backend runs that path with a small file): damage is still caught."""
+    loaded = checksum_module._Rental()
+    loaded.bulk = checksum_module.bulk_extend()
+    monkeypatch.setattr(checksum_module, "_RENTAL", loaded)
     content = bytes(range(256)) * 400
     file_id = store.write_file(write_source(tmp_path, content))
     with store.read_file_stream(file_id) as handle:

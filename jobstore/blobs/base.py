@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from jobstore.blobs.checksum import BULK_THRESHOLD, RunningChecksum, verify
+from jobstore.blobs.checksum import RunningChecksum, verify
 from jobstore.errors import UnsafeLocationError
 
 #: Read/write chunk size for streaming copies: large enough for throughput, small enough that
@@ -161,9 +161,8 @@ class VerifyingReader(io.BufferedIOBase):
         self._source = source
         self._expected = expected
         self._what = what
-        # Each chunk is checksummed as it passes, while it is still in the cache (the bulk engine
-        # for large blobs: twice as fast, not worth loading for small ones).
-        self._checksum = RunningChecksum(bulk=expected is not None and expected.size >= BULK_THRESHOLD)
+        # Each chunk is checksummed as it passes, while it is still in the cache.
+        self._checksum = RunningChecksum()
         self._verified = expected is None
         self._pending = b""  # bytes already checksummed, not yet returned (from peek)
 

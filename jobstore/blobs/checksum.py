@@ -1,11 +1,20 @@
 """Content checksums: CRC32C, computed in the same pass as the bytes move.
 
-CRC32C (Castagnoli) is hardware-accelerated through ``google-crc32c`` (~10-24 GB/s here, ten times
+CRC32C (Castagnoli) is hardware-accelerated through ``google-crc32c`` (~20-25 GB/s here, ten times
 sha256), and it is the checksum GCS verifies natively and S3 accepts, so one value serves every
-backend. Large transfers use ``awscrt`` when it is installed (a dependency of jobstore): its
-CRC32C folds with carry-less multiplication (VPCLMULQDQ/AVX-512 where the CPU has them) and ran at
-~48 GB/s on cache-hot 1 MiB chunks on this project's machine, twice google-crc32c, which is what
-lets a verified stream read keep pace with a plain one.
+backend. ``awscrt`` (a dependency of jobstore) has a faster one: it folds with carry-less
+multiplication (VPCLMULQDQ/AVX-512 where the CPU has them), ~48 GB/s on cache-hot 1 MiB chunks on
+this project's machine, which saves ~21-29 ms per GiB checksummed.
+
+But loading awscrt's native library costs ~40-55 ms, once per process, holding the GIL throughout
+(measured: a Python thread stalls for ~46 ms while another imports it, so it cannot be hidden
+behind a copy). A Toil worker is a fresh process per job: loading it for its first large file made
+that transfer ~40 ms slower (a 16 MiB ``write_file`` in a new process: 50 ms instead of 11). So the
+choice is a ski-rental one: checksums start on google-crc32c, a process counts the bytes it
+checksums that way, and once they reach ``BULK_ENGINE_AFTER_BYTES`` (about what the import costs
+at the speed difference) it loads awscrt and every running and later checksum switches to it.
+A process that moves little never pays the import; one that moves a lot pays it once, early.
+Switching mid-stream is exact: both engines extend a finished CRC32C value the same way.
 
 Neither engine releases the GIL (google-crc32c 1.9 and awscrt 0.38, measured: two threads
 checksumming at once take twice as long as one), so checksums are computed inline, on the chunk
@@ -31,11 +40,15 @@ from jobstore.errors import ChecksumMismatchError
 ALGORITHM = "crc32c"
 
 
-#: Transfers of at least this many bytes are worth loading the bulk engine for.
-BULK_THRESHOLD = 8 * 1024 * 1024
+#: Bytes a process checksums on google-crc32c before it loads the bulk engine: the import (~45 ms)
+#: over what the bulk engine saves (~21-29 ms per GiB), rounded up.
+BULK_ENGINE_AFTER_BYTES = 2 * 1024**3
 
 Extend = Callable[[int, bytes], int]
 """``extend(crc, data)``: the CRC32C of everything so far followed by ``data``."""
+
+#: google-crc32c's, the engine every checksum starts on.
+DEFAULT_EXTEND: Extend = google_crc32c.extend
 
 
 def _awscrt_extend() -> Extend | None:
@@ -54,29 +67,60 @@ def _awscrt_extend() -> Extend | None:
 def bulk_extend() -> Extend:
     """The fastest CRC32C at hand for large data: awscrt's if importable, else google-crc32c's.
 
-    Imported on first use (awscrt's native library takes ~40 ms to load), so processes that only
-    move small files, such as most Toil workers, never pay for it.
+    Loads awscrt on first call; ``RunningChecksum`` calls it only once the process has
+    checksummed ``BULK_ENGINE_AFTER_BYTES`` without it.
     """
-    return _awscrt_extend() or google_crc32c.extend
+    return _awscrt_extend() or DEFAULT_EXTEND
+
+
+class _Rental:
+    """How many bytes this process has checksummed on the default engine, and the
+    bulk engine once those paid for loading it. Updated without a lock: threads may lose a few
+    counts between them, which only moves the switch by a chunk or two."""
+
+    __slots__ = ("bulk", "rented")
+
+    def __init__(self) -> None:
+        self.rented = 0
+        self.bulk: Extend | None = None
+
+    def engine_after(self, size: int) -> Extend:
+        """Record ``size`` more bytes done on google-crc32c; the engine for the next chunk."""
+        self.rented += size
+        if self.rented >= BULK_ENGINE_AFTER_BYTES:
+            self.bulk = bulk_extend()
+            return self.bulk
+        return DEFAULT_EXTEND
+
+
+_RENTAL = _Rental()
+
+
+def bulk_engine_loaded() -> bool:
+    """Whether this process has switched its checksums to the bulk engine."""
+    return _RENTAL.bulk is not None
 
 
 class RunningChecksum:
-    """Accumulates the checksum of bytes as they pass, with their count.
+    """Accumulates the checksum of bytes as they pass, with their count, on the bulk engine once
+    this process has loaded it, and on google-crc32c (counted towards loading it) until then."""
 
-    ``bulk=True`` for transfers expected to be large: it picks ``bulk_extend()``.
-    """
+    __slots__ = ("_crc", "_extend", "_renting", "size")
 
-    __slots__ = ("_crc", "_extend", "size")
-
-    def __init__(self, bulk: bool = False) -> None:
+    def __init__(self) -> None:
         self._crc = 0
         self.size = 0
-        self._extend: Extend = bulk_extend() if bulk else google_crc32c.extend
+        bulk = _RENTAL.bulk
+        self._renting = bulk is None
+        self._extend: Extend = DEFAULT_EXTEND if bulk is None else bulk
 
     def update(self, data: bytes) -> None:
         """Add ``data`` (bytes, not a memoryview: the C extension wants read-only bytes)."""
         self._crc = self._extend(self._crc, data)
         self.size += len(data)
+        if self._renting:
+            self._extend = _RENTAL.engine_after(len(data))
+            self._renting = self._extend is DEFAULT_EXTEND
 
     @property
     def value(self) -> int:

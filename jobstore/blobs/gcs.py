@@ -61,7 +61,7 @@ from jobstore.blobs.base import (
     check_key,
     local_temp_path,
 )
-from jobstore.blobs.checksum import BULK_THRESHOLD, RunningChecksum, crc32c_base64, format_checksum, verify
+from jobstore.blobs.checksum import RunningChecksum, crc32c_base64, format_checksum, verify
 from jobstore.config import Config
 from jobstore.encryption import is_kms_alias
 from jobstore.errors import (
@@ -232,7 +232,7 @@ class GCSBlobStore(BlobStore):
         """
         check_key(key)
         with open(local_path, "rb") as source:
-            checksum = RunningChecksum(bulk=os.fstat(source.fileno()).st_size >= BULK_THRESHOLD)
+            checksum = RunningChecksum()
             while chunk := source.read(CHUNK_SIZE):
                 checksum.update(chunk)
         info = BlobInfo(checksum.size, checksum.hexdigest())

@@ -324,7 +324,7 @@ class LocalBlobStore(BlobStore):
             source = os.fstat(source_fd)
             blob_mode = EXECUTABLE_BLOB_MODE if source.st_mode & stat.S_IXUSR else BLOB_MODE
             sink = _LocalSink(self, key, blob_mode, in_place=source.st_size < KERNEL_COPY_THRESHOLD)
-            checksum = RunningChecksum(bulk=source.st_size >= KERNEL_COPY_THRESHOLD)
+            checksum = RunningChecksum()
             try:
                 if source.st_size >= KERNEL_COPY_THRESHOLD and self._kernel_copy_checksummed(
                     source_fd, sink.fd, sink.path, source.st_size, checksum, f"the local file {local_path!r}"
@@ -375,7 +375,7 @@ class LocalBlobStore(BlobStore):
                 if not self._kernel_copy(source_fd, sink.fd, source.st_size, redact_url(url)):
                     sink.abort()
                     return None
-                checksum = RunningChecksum(bulk=True)
+                checksum = RunningChecksum()
                 with open(sink.path, "rb", buffering=0) as copied:
                     while chunk := copied.read(CHUNK_SIZE):
                         checksum.update(chunk)
@@ -532,7 +532,7 @@ class LocalBlobStore(BlobStore):
             target_fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755 if executable else 0o644)
             try:
                 size = os.fstat(source_fd).st_size
-                checksum = RunningChecksum(bulk=size >= KERNEL_COPY_THRESHOLD)
+                checksum = RunningChecksum()
                 # Large blobs: a kernel copy, checksummed from the copy as it lands (the bytes the
                 # caller gets); the target is renamed into place only once they verify.
                 if size < KERNEL_COPY_THRESHOLD or not self._kernel_copy_checksummed(

@@ -57,7 +57,6 @@ from jobstore.blobs.base import (
     local_temp_path,
 )
 from jobstore.blobs.checksum import (
-    BULK_THRESHOLD,
     RunningChecksum,
     checksum_of_bytes,
     crc32c_base64,
@@ -1022,7 +1021,7 @@ def _kms_key(config: Config) -> str | None:
 
 
 def _verify_local_file(path: str, expected: BlobInfo, what: str) -> None:
-    checksum = RunningChecksum(bulk=expected.size >= BULK_THRESHOLD)
+    checksum = RunningChecksum()
     with open(path, "rb") as handle:
         while chunk := handle.read(CHUNK_SIZE):
             checksum.update(chunk)
