@@ -9,7 +9,9 @@ matter as much as its per-operation ones. Each measurement is a fresh ``python -
 
 * SQLite: the import of ``jobstore``, ``initialize`` of a new ``file:`` store, and the whole
   process's wall time; then, in another process, ``resume`` and a first ``batch()`` of 50
-  creations (what a worker saving a job's children does), and whether SQLAlchemy got imported.
+  creations (what a worker saving a job's children does), and whether SQLAlchemy got imported;
+  then, in a third, a worker's first large file: ``write_file`` of a 16 MiB file and a
+  ``read_file_stream`` of it (each verified by its checksum).
 * PostgreSQL (the test suite's server, started here on 127.0.0.1): ``initialize`` of the next store
   in a shared catalog, 200 overwrites of a shared file, 20 ``batch()`` blocks of 50 creations.
 
@@ -52,6 +54,22 @@ with store.batch():
         store.create_job(JobDescription({}, f"child-{i}"))
 batch = (time.perf_counter() - t) * 1000
 print(batch, int(any(m.startswith("sqlalchemy") for m in sys.modules)))
+"""
+
+SQLITE_LARGE_FILE = r"""
+import sys, time
+from jobstore import FileJobStore
+store = FileJobStore(sys.argv[1])
+store.resume()
+t = time.perf_counter()
+file_id = store.write_file(sys.argv[2])
+write = (time.perf_counter() - t) * 1000
+t = time.perf_counter()
+with store.read_file_stream(file_id) as stream:
+    while stream.read(1 << 20):
+        pass
+read = (time.perf_counter() - t) * 1000
+print(write, read)
 """
 
 POSTGRES = r"""
@@ -110,6 +128,8 @@ def main() -> None:
             def record(name: str, metric: str, value: float) -> None:
                 results[name].setdefault(metric, []).append(value)
 
+            large_file = Path(scratch, "large.bin")
+            large_file.write_bytes(os.urandom(16 << 20))
             for run_number in range(args.runs):
                 for name, tree in trees.items() if run_number % 2 == 0 else reversed(list(trees.items())):
                     store = str(Path(tempfile.mkdtemp(dir=scratch)) / "store")
@@ -121,6 +141,9 @@ def main() -> None:
                     batch, loaded_sqlalchemy = run(tree, SQLITE_WORKER, store)
                     record(name, "SQLite: worker's first batch() of 50 creations (ms)", batch)
                     record(name, "SQLite: worker imported SQLAlchemy (1 = yes)", loaded_sqlalchemy)
+                    write, read = run(tree, SQLITE_LARGE_FILE, store, str(large_file))
+                    record(name, "SQLite: worker's first write_file, 16 MiB (ms)", write)
+                    record(name, "SQLite: then read_file_stream of it (ms)", read)
             if not args.no_postgres:
                 from tests.services.postgres import PostgresServer
 
