@@ -189,8 +189,7 @@ class JobStore(AbstractJobStore):
 
         catalog = Catalog(catalog_url, durability=config.durability, pool_size=config.poolSize)
         try:
-            catalog.create_schema_if_fresh(self.locator)
-            if self._find_store_row(catalog, location.store_name) is not None:
+            if catalog.create_schema_if_fresh(self.locator, location.store_name) is not None:
                 raise JobStoreExistsException(self.locator)
             blobs = open_blob_store(blob_url, config)
             blobs.create()

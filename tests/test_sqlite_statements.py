@@ -241,6 +241,37 @@ def test_a_workers_resume_on_postgres_is_one_statement(
         create_job_store(f"{locator}-missing").resume()
 
 
+def test_the_next_store_of_a_shared_postgres_catalog_takes_two_statements(
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``initialize`` on a catalog already at the head revision: one statement checks the revision
+    and looks for the store, one inserts its row (the lookup used to be sent twice: once for the
+    revision alone, once with the store). A second initialize of the same locator still raises."""
+    from jobstore import Config, JobStoreExistsException, create_job_store
+
+    server = request.getfixturevalue("postgres_server")
+    create_job_store(f"sql:{server.url}#first-{tmp_path.name[-20:]}").initialize(
+        Config(blobStore=f"file://{tmp_path / 'blobs-first'}")
+    )  # the catalog is at head from here on
+    opened: list[_CountingConnection] = []
+    connect = direct.DirectPostgres._connect
+
+    def counting_connect(self: direct.DirectPostgres) -> _CountingConnection:
+        opened.append(_CountingConnection(connect(self)))
+        return opened[-1]
+
+    monkeypatch.setattr(direct.DirectPostgres, "_connect", counting_connect)
+    locator = f"sql:{server.url}#next-{tmp_path.name[-20:]}"
+    store = create_job_store(locator)
+    store.initialize(Config(blobStore=f"file://{tmp_path / 'blobs-next'}"))
+    sent = [statement for connection in opened for statement in connection.sent]
+    assert len(sent) == 2, sent
+    assert "jobstore_alembic_version" in sent[0] and sent[1].lstrip().upper().startswith("INSERT INTO STORES")
+    store.close()
+    with pytest.raises(JobStoreExistsException):
+        create_job_store(locator).initialize(Config(blobStore=f"file://{tmp_path / 'blobs-again'}"))
+
+
 def _logs(store: object) -> list[bytes]:
     messages: list[bytes] = []
     store.read_logs(lambda handle: messages.append(handle.read()))  # type: ignore[attr-defined]

@@ -120,12 +120,14 @@ class Catalog:
         with self._read_engine.connect() as connection:
             return schema_state(connection, where)
 
-    def create_schema_if_fresh(self, where: str) -> None:
+    def create_schema_if_fresh(self, where: str, store_name: str = "") -> StoreRow | None:
         """Create the schema of a new catalog through the migrations; refuse an outdated one.
+        Returns the row of the store named ``store_name`` if the catalog holds one already.
 
         A new SQLite file gets the migrations' result replayed from a snapshot instead (the same
         objects, checked by tests/test_sqlite_schema.py), without loading Alembic; a catalog
-        already at the head revision is recognised by one fast-path query."""
+        already at the head revision is recognised, and the store looked up, by one fast-path
+        query (one round trip for the next store of a shared PostgreSQL database)."""
         direct = self.direct
         if isinstance(direct, DirectSQLite):
             directory = os.path.dirname(os.path.abspath(direct.path))
@@ -136,18 +138,20 @@ class Catalog:
                 )
             prepare_sqlite_file(direct.path)  # as the engine would: no network file system, mode 0600
             if self.run_direct(direct.create_schema_if_empty, describe="create the catalog's schema"):
-                return
-        # A catalog at this code's revision (a shared database's next store): one query, no
-        # SQLAlchemy. Anything else takes the full check, which raises the right error.
-        found = self.run_direct(lambda: direct.revision_and_store("")[0], describe="check the catalog's schema")
-        if found == HEAD_REVISION:
-            return
+                return None  # it held nothing, so no store
+        # Anything not at this code's revision takes the full check, which raises the right error.
+        revision, found = self.run_direct(
+            lambda: direct.revision_and_store(store_name), describe="check the catalog's schema"
+        )
+        if revision == HEAD_REVISION:
+            return found
         if self.schema_state(where) == "fresh":
             from jobstore.catalog.migrate import upgrade
 
             upgrade(self.engine)
         # Another process may have created it concurrently, or it may be outdated: check again.
         self.schema_state(where)
+        return self.run_direct(lambda: direct.revision_and_store(store_name)[1], describe="look up the store")
 
     # --- transactions ------------------------------------------------------------------------
 
