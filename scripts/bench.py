@@ -38,6 +38,7 @@ for _path in (REPO, SCRIPTS):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
+from benchlib.goals import assess, goals_markdown, render_goals  # noqa: E402
 from benchlib.model import Params  # noqa: E402
 from benchlib.report import render_comparison, render_markdown, render_table, summarise  # noqa: E402
 from benchlib.scratch import mark_top_directory  # noqa: E402
@@ -381,6 +382,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = summarise(results, baseline)
     console.print()
     render_table(rows, baseline, runs, console)
+    goals = assess(rows, baseline=baseline or "toil") if any(t.name == "jobstore" for t in targets) else []
+    if goals:
+        render_goals(goals, console)
     for note in notes:
         console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
     for failure in failures:
@@ -415,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
                     "failures": failures,
                     "problems": problems,
                     "summary": [r.to_json() for r in rows],
+                    "goals": [g.to_json() for g in goals],
                     "runs": results,
                 },
                 indent=1,
@@ -422,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         console.print(f"results written to {args.json}")
     if args.markdown:
-        args.markdown.write_text(render_markdown(rows, baseline))
+        args.markdown.write_text(render_markdown(rows, baseline) + (f"\n{goals_markdown(goals)}" if goals else ""))
         console.print(f"markdown table written to {args.markdown}")
     if args.compare:
         render_comparison(rows, args.compare, console)

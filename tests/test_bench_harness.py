@@ -17,6 +17,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
+from benchlib.goals import assess  # noqa: E402
+from benchlib.report import Row  # noqa: E402
 from benchlib.scratch import _FS_IOC_GETFLAGS, _FS_TOPDIR_FL, mark_top_directory  # noqa: E402
 
 
@@ -56,7 +58,41 @@ def test_a_quick_run_measures_and_leaves_nothing_behind(isolation: str, tmp_path
     assert ("W8", "read_file_stream + crc32c", "raw-copy") in measured
     w7_floors = {row["floor"] for row in report["summary"] if row["workload"] == "W7" and row["target"] == "jobstore"}
     assert w7_floors == {"raw-sqlite"}
+    goals = {(g["workload"], g["operation"]): g["verdict"] for g in report["goals"]}
+    assert goals[("W7", "write_file")] == "not run (toil missing)"  # no Toil in this run: no ratio
+    assert goals[("W8", "")] == "met"  # peak RSS < 150 MiB
     assert list(scratch.iterdir()) == []  # work directories, trash and all: removed at the end
+
+
+def _row(workload: str, operation: str, target: str, seconds: float, floor: str | None = None) -> Row:
+    row = Row(workload, workload, "", operation, target, "ops", 1, seconds=[seconds], rss_kib=[1024])
+    row.floor = floor
+    return row
+
+
+def test_targets_are_met_missed_or_out_of_reach_of_the_same_runs_floor() -> None:
+    """Toil's time / ours against the target; a target above Toil's time / the floor's (the
+    ceiling) is "out of reach" rather than "missed"; a named floor operation sets the ceiling."""
+    rows = [
+        _row("W2", "load", "jobstore", 1.0, "raw-sqlite"),
+        _row("W2", "load", "toil", 1.5),
+        _row("W2", "load", "raw-sqlite", 0.5),
+        _row("W3", "load+update", "jobstore", 1.0, "raw-sqlite"),
+        _row("W3", "load+update", "toil", 4.0),
+        _row("W3", "load+update", "raw-sqlite", 0.5),
+        _row("W1", "create", "jobstore", 1.0, "raw-sqlite"),
+        _row("W1", "create", "toil", 4.0),
+        _row("W1", "create", "raw-sqlite", 0.5),
+        _row("W8", "read_file_stream", "jobstore", 1.0, "raw-copy"),
+        _row("W8", "read_file_stream", "toil", 0.7),
+        _row("W8", "read_file_stream", "raw-copy", 0.5),
+        _row("W8", "read_file_stream + crc32c", "raw-copy", 1.0),
+    ]
+    verdicts = {(a.goal.workload, a.goal.operation): (a.measured, a.ceiling, a.verdict) for a in assess(rows)}
+    assert verdicts[("W2", "load")] == ("1.50x", "3.00x", "met")  # >= 1x
+    assert verdicts[("W3", "load+update")] == ("4.00x", "8.00x", "missed")  # >= 5x, reachable
+    assert verdicts[("W1", "create")] == ("4.00x", "8.00x", "out of reach")  # >= 10x above 8x
+    assert verdicts[("W8", "read_file_stream")] == ("0.70x", "0.70x", "out of reach")  # crc floor, not plain
 
 
 def _flags(path: Path) -> int:
