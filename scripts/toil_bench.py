@@ -1,15 +1,15 @@
 """Time one real Toil workflow of many small jobs on Toil's FileJobStore and on jobstore.
 
-    python scripts/toil_bench.py [--jobs 500] [--max-cores 2] [--runs 1]
+    python scripts/toil_bench.py [--jobs 500] [--max-cores 2] [--runs 1] [--file-size 16M]
 
-The workflow: a root job with N children, each writing a small file with ``writeGlobalFile``, and a
-follow-on that reads them all back. It runs on both stores in the same invocation, with the
-single-machine batch system: on ``file:DIR`` (Toil's FileJobStore) and on ``jobstore:file:DIR``
-(SQLite catalog + local blobs), and prints the wall-clock times and the ratio of the medians. With
-``--runs N`` the order alternates (Toil first, then jobstore first, ...), since this machine's disk
-slows down as a run goes on and would otherwise always favour whichever store runs first. From a
-source checkout the ``.pth`` hook is activated for the Toil processes through a temporary
-``sitecustomize``.
+The workflow: a root job with N children, each writing a file with ``writeGlobalFile`` (a line of
+text, or ``--file-size`` bytes), and a follow-on that reads them all back as streams. It runs on
+both stores in the same invocation, with the single-machine batch system: on ``file:DIR`` (Toil's
+FileJobStore) and on ``jobstore:file:DIR`` (SQLite catalog + local blobs), and prints the
+wall-clock times and the ratio of the medians. With ``--runs N`` the order alternates (Toil first,
+then jobstore first, ...), since this machine's disk slows down as a run goes on and would
+otherwise always favour whichever store runs first. From a source checkout the ``.pth`` hook is
+activated for the Toil processes through a temporary ``sitecustomize``.
 """
 
 from __future__ import annotations
@@ -28,10 +28,16 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 
 
-def small_file(job: Any, number: int) -> Any:
+def small_file(job: Any, number: int, size: int = 0) -> Any:
     path = os.path.join(job.tempDir, "small.txt")
+    line = f"job {number}\n"
     with open(path, "w") as handle:
-        handle.write(f"job {number}\n")
+        if size:
+            block = line * (1024 * 1024 // len(line) + 1)
+            for start in range(0, size, len(block)):
+                handle.write(block[: min(len(block), size - start)])
+        else:
+            handle.write(line)
     return job.fileStore.writeGlobalFile(path)
 
 
@@ -43,12 +49,13 @@ def gather(job: Any, file_ids: list[Any]) -> int:
     return total
 
 
-def fan_out(job: Any, count: int) -> Any:
-    children = [job.addChildJobFn(small_file, n, memory="50M", cores=0.1, disk="10M") for n in range(count)]
+def fan_out(job: Any, count: int, size: int = 0) -> Any:
+    disk = f"{max(10, 3 * size // 2**20)}M"
+    children = [job.addChildJobFn(small_file, n, size, memory="50M", cores=0.1, disk=disk) for n in range(count)]
     return job.addFollowOnJobFn(gather, [child.rv() for child in children]).rv()
 
 
-def run_workflow(locator: str, count: int, max_cores: int) -> None:
+def run_workflow(locator: str, count: int, max_cores: int, size: int) -> None:
     """The Toil leader (run in a subprocess by ``main``)."""
     from toil.common import Toil
     from toil.job import Job
@@ -60,16 +67,26 @@ def run_workflow(locator: str, count: int, max_cores: int) -> None:
     options.logLevel = "WARNING"
     options.clean = "always"
     with Toil(options) as toil:
-        result = toil.start(Job.wrapJobFn(fan_out, count))
+        result = toil.start(Job.wrapJobFn(fan_out, count, size))
     if result <= 0:
         raise SystemExit("the workflow produced nothing")
 
 
-def timed(locator: str, count: int, max_cores: int, env: dict[str, str]) -> float:
+def timed(locator: str, count: int, max_cores: int, size: int, env: dict[str, str]) -> float:
     command = [sys.executable, __file__, "--leader", locator, "--jobs", str(count), "--max-cores", str(max_cores)]
+    command += ["--file-size", str(size)]
     start = time.perf_counter()
     subprocess.run(command, env=env, check=True)
     return time.perf_counter() - start
+
+
+def _size(text: str) -> int:
+    """``16M``, ``512K``, ``1G`` or a plain number of bytes."""
+    units = {"K": 2**10, "M": 2**20, "G": 2**30}
+    text = text.strip().upper().removesuffix("B").removesuffix("I")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
 
 
 def main() -> None:
@@ -77,10 +94,13 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=500)
     parser.add_argument("--max-cores", type=int, default=2)
     parser.add_argument("--runs", type=int, default=1, help="runs per store, in alternating order")
+    parser.add_argument(
+        "--file-size", type=_size, default=0, help="bytes each job writes, e.g. 16M (default: one line of text)"
+    )
     parser.add_argument("--leader", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.leader:
-        run_workflow(args.leader, args.jobs, args.max_cores)
+        run_workflow(args.leader, args.jobs, args.max_cores, args.file_size)
         return
 
     # An installed jobstore (pip install .) has byte-compiled modules, as Toil does; a source
@@ -99,10 +119,11 @@ def main() -> None:
         seconds: dict[str, list[float]] = {"toil": [], "jobstore": []}
         for run in range(args.runs):
             for name in ("toil", "jobstore") if run % 2 == 0 else ("jobstore", "toil"):
-                seconds[name].append(timed(f"{locators[name]}-{run}", args.jobs, args.max_cores, env))
+                seconds[name].append(timed(f"{locators[name]}-{run}", args.jobs, args.max_cores, args.file_size, env))
     toil_seconds, ours_seconds = statistics.median(seconds["toil"]), statistics.median(seconds["jobstore"])
     each = lambda name: ", ".join(f"{value:.1f}" for value in seconds[name])  # noqa: E731
-    print(f"{args.jobs} jobs each writing a small file, single_machine, maxCores={args.max_cores}, {args.runs} run(s)")
+    written = f"a {args.file_size:,}-byte file" if args.file_size else "a small file"
+    print(f"{args.jobs} jobs each writing {written}, single_machine, maxCores={args.max_cores}, {args.runs} run(s)")
     print(f"  Toil FileJobStore        {toil_seconds:8.1f} s  (runs: {each('toil')})")
     print(f"  jobstore (SQLite+local)  {ours_seconds:8.1f} s  (runs: {each('jobstore')})")
     print(f"  ratio jobstore / Toil    {ours_seconds / toil_seconds:8.2f}  (medians)")
