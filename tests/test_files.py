@@ -326,6 +326,30 @@ def test_file_workflow_across_instances(backend: Backend, tmp_path: Path) -> Non
         assert handle.read() == b"from worker"
 
 
+@pytest.mark.parametrize("damage", [None, "changed", "truncated", "grown"])
+@pytest.mark.parametrize("peek_first", [False, True])
+def test_reading_a_stream_whole_verifies_it(
+    store: FileJobStore, tmp_path: Path, damage: str | None, peek_first: bool
+) -> None:
+    """``read()`` with no size takes the whole rest at once (one buffer, on a local store): the
+    bytes come back whole, after a ``peek`` too, and damage is caught as in chunked reads."""
+    content = os.urandom(3 * 1024 * 1024 + 5)
+    file_id = store.write_file(write_source(tmp_path, content))
+    if damage is not None:
+        damaged = {"changed": b"X" + content[1:], "truncated": content[:-1], "grown": content + b"!"}[damage]
+        if damaged[:1] == content[:1] and damage == "changed":
+            damaged = b"Y" + content[1:]
+        damage_blob(store, file_id, damaged)
+    with store.read_file_stream(file_id) as handle:
+        start = handle.peek(10)[:10] if peek_first else b""  # type: ignore[attr-defined]
+        if damage is None:
+            assert handle.read() == content
+            assert start == content[: len(start)]
+        else:
+            with pytest.raises(ChecksumMismatchError):
+                handle.read()
+
+
 @pytest.mark.parametrize("damage", ["changed", "truncated"])
 def test_bulk_checksummed_stream_detects_damage(
     store: FileJobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
