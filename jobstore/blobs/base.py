@@ -34,6 +34,8 @@ from jobstore.errors import UnsafeLocationError
 #: Read/write chunk size for streaming copies: large enough for throughput, small enough that
 #: memory stays flat whatever the file size.
 CHUNK_SIZE = 1024 * 1024
+#: Reads smaller than this are served from a read-ahead buffer of this size.
+READ_AHEAD = 64 * 1024
 
 _KEY_SEGMENT = re.compile(r"^[A-Za-z0-9_.-]+$")
 MAX_KEY_LENGTH = 512
@@ -150,10 +152,12 @@ class HashingWriter(io.BufferedIOBase):
 class VerifyingReader(io.BufferedIOBase):
     """A buffered binary reader over a provider stream that checks size and checksum at the end.
 
-    ``read(n)`` hands the provider's bytes straight to the caller (checksummed on the way): no
-    intermediate buffer, no copy. A ``BufferedReader`` over a raw reader copied every chunk into a
-    fresh result and ran at ~1 GB/s; this runs at the speed of read plus CRC32C. ``peek`` keeps
-    ``readline``, iteration and text wrappers efficient.
+    Reads of ``READ_AHEAD`` bytes or more go straight from the provider to the caller (checksummed
+    on the way, no intermediate copy: a ``BufferedReader`` over a raw reader copied every chunk
+    once more and ran at ~1 GB/s). Smaller reads, ``readline`` and iteration are served from a
+    read-ahead buffer, consumed by an offset (slicing the rest off after each line copied the
+    buffer once per line: iterating over the lines of a 6 MiB file took 17 times as long as
+    ``open()``'s). ``read()`` of everything takes a local blob in one buffer.
     """
 
     def __init__(self, source: BinaryIO, expected: BlobInfo | None, what: str) -> None:
@@ -164,7 +168,9 @@ class VerifyingReader(io.BufferedIOBase):
         # Each chunk is checksummed as it passes, while it is still in the cache.
         self._checksum = RunningChecksum()
         self._verified = expected is None
-        self._pending = b""  # bytes already checksummed, not yet returned (from peek)
+        # Bytes already checksummed and not yet returned: self._buffer[self._offset:].
+        self._buffer = b""
+        self._offset = 0
 
     def readable(self) -> bool:
         return True
@@ -191,38 +197,65 @@ class VerifyingReader(io.BufferedIOBase):
         self._verified = True
         verify(self._expected.size, self._expected.checksum, self._checksum, self._what)
 
+    def _buffered(self) -> int:
+        return len(self._buffer) - self._offset
+
+    def _take(self, size: int) -> bytes:
+        """Up to ``size`` buffered bytes (all of them if ``size`` < 0)."""
+        start, stop = self._offset, len(self._buffer)
+        if size >= 0:
+            stop = min(stop, start + size)
+        if start == 0 and stop == len(self._buffer):
+            data = self._buffer  # all of it: no copy
+        else:
+            data = self._buffer[start:stop]
+        if stop == len(self._buffer):
+            self._buffer, self._offset = b"", 0
+        else:
+            self._offset = stop
+        return data
+
+    def _refill(self, size: int) -> bool:
+        """Read ahead into the (empty) buffer; False at the end of the blob."""
+        self._buffer, self._offset = self._pull(max(size, READ_AHEAD)), 0
+        return bool(self._buffer)
+
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
-            pending, self._pending = self._pending, b""
+            buffered = self._take(-1)
             if _has_own_readall(self._source):
                 # One buffer of the whole rest, as open().read() makes. Chunks joined at the end
                 # cost fresh pages for every chunk and again for the join: 16 MiB took 23-25 ms
                 # that way against 1.4-1.8 ms for a plain read (page faults on this VM).
                 rest = self._passed(self._source.readall())  # type: ignore[attr-defined]
                 self._passed(b"")  # the end: verify
-                return pending + rest if pending else rest
-            parts = [pending]
+                return buffered + rest if buffered else rest
+            parts = [buffered]
             while chunk := self._pull(CHUNK_SIZE):
                 parts.append(chunk)
             return b"".join(parts)
-        if self._pending:
-            data, self._pending = self._pending[:size], self._pending[size:]
-            return data
-        if size == 0:
-            return b""
-        data = self._pull(size)
-        if len(data) == size or not data:
-            return data
-        parts = [data]
-        missing = size - len(data)
-        while missing and (chunk := self._pull(missing)):
+        parts = [self._take(size)] if self._buffered() else []
+        missing = size - (len(parts[0]) if parts else 0)
+        while missing > 0:  # the buffer is empty here
+            if missing >= READ_AHEAD:
+                chunk = self._pull(missing)  # large: straight through, no copy
+            else:
+                chunk = self._take(missing) if self._refill(missing) else b""
+            if not chunk:
+                break
             parts.append(chunk)
             missing -= len(chunk)
+        if len(parts) == 1:
+            return parts[0]
         return b"".join(parts)
 
     def read1(self, size: int = -1) -> bytes:
-        if self._pending:
-            return self.read(size if size >= 0 else len(self._pending))
+        if self._buffered():
+            return self._take(size)
+        if size == 0:
+            return b""
+        if 0 < size < READ_AHEAD:
+            return self._take(size) if self._refill(size) else b""
         return self._pull(size if size > 0 else CHUNK_SIZE)
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
@@ -232,9 +265,47 @@ class VerifyingReader(io.BufferedIOBase):
         return len(data)
 
     def peek(self, size: int = 0) -> bytes:
-        if not self._pending:
-            self._pending = self._pull(max(size, 64 * 1024))
-        return self._pending
+        if not self._buffered():
+            self._refill(size)
+        return self._buffer[self._offset :] if self._offset else self._buffer
+
+    def __iter__(self) -> Iterator[bytes]:
+        self._checkClosed()
+        return self._lines()
+
+    def _lines(self) -> Iterator[bytes]:
+        """The lines, found in the read-ahead buffer without a method call each (``readline`` per
+        line cost ~1.2 us); the reader's position follows every line handed out, so reads may be
+        mixed with iteration."""
+        while self._buffered() or self._refill(0):
+            buffer, start = self._buffer, self._offset
+            newline = buffer.find(b"\n", start)
+            if newline < 0:
+                yield self.readline()  # a line that continues past the buffer
+                continue
+            if newline + 1 == len(buffer):
+                self._buffer, self._offset = b"", 0
+            else:
+                self._offset = newline + 1
+            yield buffer[start : newline + 1]
+
+    def readline(self, size: int | None = -1) -> bytes:
+        limit = -1 if size is None else size
+        parts: list[bytes] = []
+        total = 0
+        while limit < 0 or total < limit:
+            if not self._buffered() and not self._refill(0):
+                break
+            newline = self._buffer.find(b"\n", self._offset)
+            through = len(self._buffer) if newline < 0 else newline + 1
+            want = through - self._offset
+            if limit >= 0:
+                want = min(want, limit - total)  # a cut line ends the loop by its limit
+            parts.append(self._take(want))
+            total += want
+            if newline >= 0:
+                break
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def close(self) -> None:
         if self.closed:
