@@ -214,6 +214,20 @@ def test_a_workers_writes_on_postgres_are_one_statement_each(tmp_path: Path, req
     store.close()
 
 
+def _count_new_postgres_connections(monkeypatch: pytest.MonkeyPatch) -> list[_CountingConnection]:
+    """From now on, every fast-path PostgreSQL connection records what it sends; the list fills
+    as they open."""
+    opened: list[_CountingConnection] = []
+    connect = direct.DirectPostgres._connect
+
+    def counting_connect(self: direct.DirectPostgres) -> _CountingConnection:
+        opened.append(_CountingConnection(connect(self)))
+        return opened[-1]
+
+    monkeypatch.setattr(direct.DirectPostgres, "_connect", counting_connect)
+    return opened
+
+
 def test_a_workers_resume_on_postgres_is_one_statement(
     tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -224,14 +238,7 @@ def test_a_workers_resume_on_postgres_is_one_statement(
     server = request.getfixturevalue("postgres_server")
     locator = f"sql:{server.url}#resume-{tmp_path.name[-20:]}"
     create_job_store(locator).initialize(Config(blobStore=f"file://{tmp_path / 'blobs'}"))
-    opened: list[_CountingConnection] = []
-    connect = direct.DirectPostgres._connect
-
-    def counting_connect(self: direct.DirectPostgres) -> _CountingConnection:
-        opened.append(_CountingConnection(connect(self)))
-        return opened[-1]
-
-    monkeypatch.setattr(direct.DirectPostgres, "_connect", counting_connect)
+    opened = _count_new_postgres_connections(monkeypatch)
     store = create_job_store(locator)
     store.resume()
     assert len(opened) == 1 and len(opened[0].sent) == 1, [c.sent for c in opened]
@@ -253,14 +260,7 @@ def test_the_next_store_of_a_shared_postgres_catalog_takes_two_statements(
     create_job_store(f"sql:{server.url}#first-{tmp_path.name[-20:]}").initialize(
         Config(blobStore=f"file://{tmp_path / 'blobs-first'}")
     )  # the catalog is at head from here on
-    opened: list[_CountingConnection] = []
-    connect = direct.DirectPostgres._connect
-
-    def counting_connect(self: direct.DirectPostgres) -> _CountingConnection:
-        opened.append(_CountingConnection(connect(self)))
-        return opened[-1]
-
-    monkeypatch.setattr(direct.DirectPostgres, "_connect", counting_connect)
+    opened = _count_new_postgres_connections(monkeypatch)
     locator = f"sql:{server.url}#next-{tmp_path.name[-20:]}"
     store = create_job_store(locator)
     store.initialize(Config(blobStore=f"file://{tmp_path / 'blobs-next'}"))
