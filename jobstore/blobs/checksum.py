@@ -120,7 +120,7 @@ class RunningChecksum:
         self.size += len(data)
         if self._renting:
             self._extend = _RENTAL.engine_after(len(data))
-            self._renting = self._extend is DEFAULT_EXTEND
+            self._renting = _RENTAL.bulk is None  # decided (awscrt, or its absence): stop counting
 
     @property
     def value(self) -> int:
