@@ -132,10 +132,27 @@ def test_cli_db_commands(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
 
 
+def _site_dirs_of_this_interpreter() -> list[str]:
+    """The site directories the running interpreter imports from (a venv's own, or the base's)."""
+    import site
+
+    dirs = list(site.getsitepackages())
+    if site.ENABLE_USER_SITE and os.path.isdir(site.getusersitepackages()):
+        dirs.append(site.getusersitepackages())
+    return [d for d in dirs if os.path.isdir(d)]
+
+
 @pytest.mark.slow
 def test_wheel_install_can_run_migrations(tmp_path: Path) -> None:
     """Build a wheel, install it (not editable) into a fresh venv, and create a store with it:
-    proves migrations/ ships inside the wheel."""
+    proves migrations/ ships inside the wheel.
+
+    The fresh venv's dependencies are the ones the running interpreter has: a ``.pth`` file adds
+    its site directories (processing their ``.pth`` files too) after the venv's own. The venv is
+    made from the base interpreter, so ``system_site_packages`` alone would give the base's
+    packages, not those of a venv the suite runs in. ``--ignore-installed`` installs the wheel
+    without touching the running environment's jobstore, which stays importable later on the path.
+    """
     wheel_dir = tmp_path / "wheel"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(wheel_dir), str(REPO)],
@@ -145,18 +162,31 @@ def test_wheel_install_can_run_migrations(tmp_path: Path) -> None:
     )
     wheel = next(wheel_dir.glob("jobstore-*.whl"))
     env_dir = tmp_path / "venv"
-    venv.create(env_dir, with_pip=False, system_site_packages=True)
+    venv.create(env_dir, with_pip=False, system_site_packages=False)
     python = env_dir / "bin" / "python"
+    venv_site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.strip()
+    lines = [f"import site; site.addsitedir({d!r})\n" for d in _site_dirs_of_this_interpreter()]
+    (Path(venv_site) / "00-running-interpreter.pth").write_text("".join(lines))
+    env = {**os.environ, "PYTHONPATH": "", "PIP_NO_INDEX": "1"}
     subprocess.run(
-        [str(python), "-m", "pip", "install", "--no-deps", "--no-index", "--force-reinstall", str(wheel)],
+        [str(python), "-m", "pip", "install", "--no-deps", "--ignore-installed", str(wheel)],
         check=True,
         capture_output=True,
         timeout=300,
+        cwd=str(tmp_path),
+        env=env,
     )
     script = (
         "import jobstore, jobstore.catalog.migrate as m, sys\n"
+        "assert jobstore.__file__.startswith(sys.prefix), (jobstore.__file__, sys.prefix)\n"
         "assert 'site-packages' in jobstore.__file__, jobstore.__file__\n"
-        "assert 'site-packages' in m.migrations_directory(), m.migrations_directory()\n"
+        "assert m.migrations_directory().startswith(sys.prefix), m.migrations_directory()\n"
         f"s = jobstore.FileJobStore('file:{tmp_path}/wheel-store'); s.initialize(jobstore.Config())\n"
         "print(s.stats()['schema_revision'])\n"
     )
@@ -166,7 +196,7 @@ def test_wheel_install_can_run_migrations(tmp_path: Path) -> None:
         text=True,
         timeout=120,
         cwd=str(tmp_path),
-        env={**os.environ, "PYTHONPATH": ""},
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == head_revision()
