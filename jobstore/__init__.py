@@ -4,6 +4,7 @@ Public names only; see DESIGN.md section 4 for the contract.
 """
 
 from jobstore.abstract import AbstractJobStore, TransferProgress, TransferResult
+from jobstore.abstract import register_store_factory as _register_store_factory
 from jobstore.config import Config
 from jobstore.errors import (
     BlobAccessDeniedError,
@@ -42,6 +43,10 @@ from jobstore.errors import (
 )
 from jobstore.job import JobDescription
 from jobstore.store import AWSJobStore, FileJobStore, GoogleJobStore, JobStore, create_job_store
+
+# AbstractJobStore.createJobStore builds concrete stores, which live above it: the facade, which
+# may import every layer, connects the two, so jobstore.abstract never imports jobstore.store.
+_register_store_factory(create_job_store)
 
 __version__ = "0.1.0"
 

@@ -25,6 +25,18 @@ from jobstore.job import JobDescription
 #: ``progress(bytes_done, total)`` of one transfer (``total`` None when the source does not say).
 ByteProgress = Callable[[int, int | None], None]
 
+#: What :meth:`AbstractJobStore.createJobStore` calls. The concrete stores live in
+#: ``jobstore.store``, which imports this module, so this module never imports it back (the layers
+#: point one way, tests/test_layers.py): the package's ``__init__``, which every import of a
+#: ``jobstore`` module runs first, registers ``jobstore.store.create_job_store`` here.
+_store_factory: Callable[[str], AbstractJobStore] | None = None
+
+
+def register_store_factory(factory: Callable[[str], AbstractJobStore]) -> None:
+    """Make ``factory(locator)`` what :meth:`AbstractJobStore.createJobStore` returns."""
+    global _store_factory
+    _store_factory = factory
+
 
 @dataclass(frozen=True)
 class TransferResult:
@@ -89,9 +101,12 @@ class AbstractJobStore(ABC):
     @classmethod
     def createJobStore(cls, locator: str) -> AbstractJobStore:
         """A store object for ``locator`` (not yet initialized or resumed)."""
-        from jobstore.store import create_job_store
-
-        return create_job_store(locator)
+        if _store_factory is None:
+            raise RuntimeError(
+                "No job store factory is registered: import the jobstore package (its __init__ "
+                "registers jobstore.store.create_job_store) or call register_store_factory()."
+            )
+        return _store_factory(locator)
 
     # --- life cycle --------------------------------------------------------------------------
 

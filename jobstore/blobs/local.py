@@ -32,6 +32,7 @@ from jobstore.errors import (
     TransferIntegrityError,
     UnsafeLocationError,
 )
+from jobstore.providers.local import local_path_of
 from jobstore.redact import redact_url
 
 if TYPE_CHECKING:
@@ -358,8 +359,6 @@ class LocalBlobStore(BlobStore):
         """
         if not (url.startswith("/") or url.lower().startswith("file:")):
             return None
-        from jobstore.urls.local import local_path_of  # a pure function: parses, does no I/O
-
         try:
             path = local_path_of(url)
             source_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)

@@ -19,11 +19,10 @@ import os
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from jobstore.catalog.location import sqlite_path
+from jobstore.catalog.location import parse_catalog_url, sqlite_path
 from jobstore.catalog.retry import SQLITE_BUSY_TIMEOUT_MS, is_transient, run_with_retries
 from jobstore.catalog.sqlite_file import prepare_sqlite_file
 from jobstore.catalog.sqlite_pragmas import connection_pragmas
@@ -50,16 +49,6 @@ T = TypeVar("T")
 
 #: Execution option that marks a connection as read-only, so its transactions begin deferred.
 READ_ONLY = "jobstore_read_only"
-
-
-def parse_catalog_url(url: str) -> URL:
-    try:
-        return make_url(url)
-    except ArgumentError:
-        raise InvalidLocatorError(
-            f"{redact_url(url)!r} is not a valid SQLAlchemy database URL; use sqlite:///path or "
-            "postgresql+psycopg://user@host:port/database."
-        ) from None
 
 
 def make_engine(url: str, *, durability: str = "normal", pool_size: int = 5) -> Engine:

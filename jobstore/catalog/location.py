@@ -1,13 +1,24 @@
 """Which database a catalog URL names, answered without importing SQLAlchemy for the common
 spellings: a plain SQLite file (the embedded default) and a plain PostgreSQL URL. Toil starts a
-process per job, and SQLAlchemy's import is ~130 ms of each one's start-up."""
+process per job, and SQLAlchemy's import is ~130 ms of each one's start-up.
+
+This module sits below :mod:`jobstore.catalog.engine` (which imports it and re-exports
+:func:`sqlite_path` and :func:`parse_catalog_url`) and never imports it back; SQLAlchemy itself is
+imported only inside :func:`parse_catalog_url`, for the spellings the plain parsers leave alone.
+"""
 
 from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
+
+from jobstore.errors import InvalidLocatorError
+from jobstore.redact import redact_url
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 _SQLITE_PREFIXES = ("sqlite:///", "sqlite+pysqlite:///")
 
@@ -20,12 +31,27 @@ def sqlite_path(url: str) -> str | None:
             return None if path in ("", ":memory:") else os.path.abspath(path)
     if not url.lower().startswith("sqlite"):
         return None
-    from jobstore.catalog.engine import parse_catalog_url  # other spellings: SQLAlchemy's parser
-
-    parsed = parse_catalog_url(url)
+    parsed = parse_catalog_url(url)  # other spellings: SQLAlchemy's parser
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     return os.path.abspath(str(parsed.database))
+
+
+def parse_catalog_url(url: str) -> URL:
+    """SQLAlchemy's parse of a catalog URL; a malformed one is an :class:`InvalidLocatorError`.
+
+    SQLAlchemy is imported here, on first use, never by importing this module.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url)
+    except ArgumentError:
+        raise InvalidLocatorError(
+            f"{redact_url(url)!r} is not a valid SQLAlchemy database URL; use sqlite:///path or "
+            "postgresql+psycopg://user@host:port/database."
+        ) from None
 
 
 def dialect_name(url: str) -> str:

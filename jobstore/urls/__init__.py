@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
+from jobstore.providers.local import local_path_of
 from jobstore.urls.base import CHUNK_SIZE, ChecksumHint, UrlHandler, UrlSource, basename_of
 from jobstore.urls.registry import handler_for, register_scheme, scheme_of, supported_schemes
 
@@ -49,8 +50,6 @@ def url_basename(url: str) -> str | None:
     """
     scheme = scheme_of(url)
     if scheme == "file":
-        from jobstore.urls.local import local_path_of
-
         path = local_path_of(url)
     elif scheme in ("s3", "gs"):
         path = url.split("://", 1)[1].partition("/")[2]

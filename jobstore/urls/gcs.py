@@ -1,7 +1,7 @@
 """``gs://BUCKET/NAME`` URLs, through google-cloud-storage, with the store's GCS settings.
 
 The client is built from the store's Config as the GCS blob store builds its own
-(:func:`jobstore.blobs.gcs.client_for`: the emulator named by ``STORAGE_EMULATOR_HOST``,
+(:func:`jobstore.providers.gcs.client_for`: the emulator named by ``STORAGE_EMULATOR_HOST``,
 ``Config.googleCredentials``, or application-default credentials), with the same retry policy
 (google-api-core ``Retry``, bounded by ``Config.googleRetryTimeout``) and chunk size
 (``Config.googleChunkSize``). Names are taken literally, as gsutil takes them.
@@ -12,20 +12,18 @@ it is checked against the bytes received, along with the size. Writes are a resu
 chunk by chunk that only a complete transfer finalizes, so the object appears whole or not at all
 (and may replace an existing one). GCS has no executable bit.
 
-Errors are translated by :func:`jobstore.blobs.gcs.translate_gcs_error` and re-typed as URL errors.
+Errors are translated by :func:`jobstore.providers.gcs.translate_gcs_error` and re-typed as URL errors.
 """
 
 from __future__ import annotations
 
 import base64
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any, NoReturn
 
 from google.cloud.storage.fileio import BlobReader
 
-from jobstore.blobs import gcs as gcs_blobs
 from jobstore.config import Config
 from jobstore.errors import (
     BlobAccessDeniedError,
@@ -39,6 +37,7 @@ from jobstore.errors import (
     URLForbiddenError,
     URLNotFoundError,
 )
+from jobstore.providers import gcs as gcs_provider
 from jobstore.redact import redact_url
 from jobstore.urls.base import (
     CHUNK_SIZE,
@@ -74,7 +73,7 @@ class GcsHandler(UrlHandler):
 
     def _settings(self) -> tuple[Any, Any, int]:
         config = self.config or Config()
-        return gcs_blobs.client_for(config), gcs_blobs.retry_for(config), gcs_blobs.chunk_size_for(config)
+        return gcs_provider.client_for(config), gcs_provider.retry_for(config), gcs_provider.chunk_size_for(config)
 
     @contextmanager
     def open_source(self, url: str) -> Iterator[UrlSource]:
@@ -126,7 +125,7 @@ class GcsHandler(UrlHandler):
         client, retry, chunk_size = self._settings()
         blob = client.bucket(bucket_name).blob(name, chunk_size=chunk_size)
         body = ExactReader(reader, size, redact_url(url))
-        writer = gcs_blobs.FinalizeOnlyWriter(
+        writer = gcs_provider.FinalizeOnlyWriter(
             blob, chunk_size=chunk_size, retry=retry, content_type=_CONTENT_TYPE, checksum="crc32c"
         )
         # Errors of the data to send (the caller's stream) propagate as they are; an abandoned
@@ -142,7 +141,7 @@ class GcsHandler(UrlHandler):
 
 
 def _endpoint() -> str:
-    return os.environ.get(gcs_blobs.EMULATOR_ENV_VAR) or "https://storage.googleapis.com"
+    return gcs_provider.endpoint_in_use()
 
 
 @contextmanager
@@ -153,7 +152,7 @@ def _translated(url: str, action: str) -> Iterator[None]:
     except JobStoreError:
         raise
     except Exception as error:
-        translated = gcs_blobs.translate_gcs_error(
+        translated = gcs_provider.translate_gcs_error(
             error, action, redact_url(url), _endpoint(), missing="check the bucket and object name."
         )
         if translated is None:

@@ -2,7 +2,7 @@
 
 The endpoint, region, credentials and retry policy come from the Config the store was opened with
 (``awsEndpointURL``, ``awsRegion``, ``awsCredentials``, ``awsMaxAttempts``), through the same client
-construction as the S3 blob store (:func:`jobstore.blobs.s3.client_for`), so importing from a bucket
+construction as the S3 blob store (:func:`jobstore.providers.s3.client_for`), so importing from a bucket
 needs nothing a store on that server does not already have. Keys are taken literally, as the AWS
 CLI takes them: ``s3://b/a%20b`` names the key ``a%20b``.
 
@@ -14,7 +14,7 @@ PutObject, or a multipart upload of parts of ``s3PartSize`` that is aborted on f
 object appears complete or not at all, and may replace an existing one. S3 has no executable bit.
 
 Retries are botocore's (``standard`` mode: throttling, 5xx and connection errors, with backoff).
-Errors are translated by :func:`jobstore.blobs.s3.translate_s3_error` and re-typed as URL errors
+Errors are translated by :func:`jobstore.providers.s3.translate_s3_error` and re-typed as URL errors
 here; 404 and 403 get messages in terms of the URL.
 """
 
@@ -28,7 +28,6 @@ from typing import IO, Any, NoReturn
 from boto3.s3.transfer import TransferConfig
 from botocore import exceptions as botocore_errors
 
-from jobstore.blobs import s3 as s3_blobs
 from jobstore.config import Config
 from jobstore.errors import (
     BlobAccessDeniedError,
@@ -42,6 +41,7 @@ from jobstore.errors import (
     URLForbiddenError,
     URLNotFoundError,
 )
+from jobstore.providers import s3 as s3_provider
 from jobstore.redact import redact_url
 from jobstore.urls.base import ChecksumHint, ExactReader, UrlHandler, UrlSource, VerifyingReader, basename_of
 
@@ -77,7 +77,7 @@ class S3Handler(UrlHandler):
     schemes = ("s3",)
 
     def _client(self) -> tuple[Any, str | None]:
-        return s3_blobs.client_for(self.config or Config())
+        return s3_provider.client_for(self.config or Config())
 
     @contextmanager
     def open_source(self, url: str) -> Iterator[UrlSource]:
@@ -85,7 +85,7 @@ class S3Handler(UrlHandler):
         client, endpoint = self._client()
         try:
             response = client.get_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
-        except s3_blobs.PROVIDER_ERRORS as error:
+        except s3_provider.PROVIDER_ERRORS as error:
             if _status_of(error) == 404 and _is_prefix(client, bucket, key):
                 raise URLAccessError(
                     f"{redact_url(url)} is a prefix (a directory) in the bucket; import its objects one by one."
@@ -98,7 +98,7 @@ class S3Handler(UrlHandler):
         def read(n: int) -> bytes:
             try:
                 data: bytes = body.read(n)
-            except s3_blobs.PROVIDER_ERRORS as error:
+            except s3_provider.PROVIDER_ERRORS as error:
                 _raise_url_error(url, "read it", error, endpoint)
             return data
 
@@ -138,10 +138,10 @@ class S3Handler(UrlHandler):
 
     def _transfer_config(self, size: int | None) -> TransferConfig:
         config = self.config or Config()
-        part = int(getattr(config, "s3PartSize", None) or s3_blobs.DEFAULT_PART_SIZE)
+        part = int(getattr(config, "s3PartSize", None) or s3_provider.DEFAULT_PART_SIZE)
         if size is not None:  # room for the file within S3's 10,000 parts
-            part = min(s3_blobs.MAX_PART_SIZE, max(part, -(-size // (s3_blobs.MAX_PARTS - 100))))
-        concurrency = max(1, int(getattr(config, "s3Concurrency", None) or s3_blobs.DEFAULT_CONCURRENCY))
+            part = min(s3_provider.MAX_PART_SIZE, max(part, -(-size // (s3_provider.MAX_PARTS - 100))))
+        concurrency = max(1, int(getattr(config, "s3Concurrency", None) or s3_provider.DEFAULT_CONCURRENCY))
         transfer = TransferConfig(
             multipart_threshold=part,
             multipart_chunksize=part,
@@ -165,7 +165,7 @@ def declared_checksum(response: dict[str, Any]) -> ChecksumHint | None:
     for field, algorithm in (("ChecksumCRC32C", "crc32c"), ("ChecksumCRC32", "crc32")):
         value = response.get(field)
         if value and "-" not in value and response.get("ChecksumType") != "COMPOSITE":
-            return ChecksumHint(algorithm, f"{s3_blobs.crc_from_base64(value):08x}", f"S3 {field}", enforced=True)
+            return ChecksumHint(algorithm, f"{s3_provider.crc_from_base64(value):08x}", f"S3 {field}", enforced=True)
     match = _MD5_ETAG.match(str(response.get("ETag", "")))
     plain = response.get("ServerSideEncryption") in (None, "AES256") and not response.get("SSECustomerAlgorithm")
     if match and plain:
@@ -184,13 +184,13 @@ def _is_prefix(client: Any, bucket: str, key: str) -> bool:
     """True if objects exist under ``key/`` (the URL names a "directory")."""
     try:
         listing = client.list_objects_v2(Bucket=bucket, Prefix=key.rstrip("/") + "/", MaxKeys=1)
-    except s3_blobs.PROVIDER_ERRORS:
+    except s3_provider.PROVIDER_ERRORS:
         return False
     return bool(listing.get("KeyCount") or listing.get("Contents"))
 
 
 def _raise_url_error(url: str, action: str, error: BaseException, endpoint: str | None) -> NoReturn:
-    """Re-type the S3 blob store's translation of ``error`` as a URL error naming ``url``."""
+    """Re-type the shared S3 translation of ``error`` (the blob store's too) as a URL error naming ``url``."""
     where = redact_url(url)
     if isinstance(error, _BROKEN_BODY):
         raise TransferIntegrityError(
@@ -203,7 +203,7 @@ def _raise_url_error(url: str, action: str, error: BaseException, endpoint: str 
         said = f" (S3 said {info.get('Code') or _status_of(error)}: {info.get('Message') or 'no message'})"
         if str(info.get("Code")) in ("PreconditionFailed", "412"):
             raise TransferIntegrityError(f"{where} changed during the transfer{said}; retry it.") from error
-    translated = s3_blobs.translate_s3_error(
+    translated = s3_provider.translate_s3_error(
         error, action=action, location=where, endpoint=endpoint, customer_key=False
     )
     if isinstance(translated, BlobNotFoundError):

@@ -36,7 +36,7 @@ from google.api_core import exceptions as api_exceptions
 from jobstore.blobs import open_blob_store
 from jobstore.blobs.base import BlobInfo, BlobStore
 from jobstore.blobs.checksum import checksum_of_bytes, crc32c_base64
-from jobstore.blobs.gcs import GCSBlobStore, translate_gcs_error
+from jobstore.blobs.gcs import GCSBlobStore
 from jobstore.errors import (
     BlobAccessDeniedError,
     BlobExistsError,
@@ -47,6 +47,7 @@ from jobstore.errors import (
     InvalidLocatorError,
     PublicURLError,
 )
+from jobstore.providers.gcs import translate_gcs_error
 from tests.services.gcs import TEST_CHUNK_SIZE, GCSServer
 
 CHUNK = TEST_CHUNK_SIZE
@@ -620,7 +621,7 @@ def test_invalid_urls_rejected_before_any_network_call(
     def no_client(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("a client was built before the name was validated")
 
-    monkeypatch.setattr("jobstore.blobs.gcs.storage.Client", no_client)
+    monkeypatch.setattr("google.cloud.storage.Client", no_client)
     with pytest.raises(InvalidLocatorError):
         GCSBlobStore.from_url(url, server.config())
 
