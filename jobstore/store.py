@@ -25,15 +25,15 @@ import stat
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
-from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
+from contextlib import contextmanager
+from typing import IO, Any, cast
 
 from jobstore.abstract import AbstractJobStore, ByteProgress, check_shared_file_name
 from jobstore.blobs import BlobInfo, BlobStore, new_key, open_blob_store
 from jobstore.blobs.base import wrap_text
-from jobstore.catalog import Catalog, FileRow, JobFields, NewFile, StoreRow
-from jobstore.catalog.direct import DirectCatalog
+from jobstore.catalog import Catalog, FileRow, JobFields, NewFile
 from jobstore.catalog.location import sqlite_path
+from jobstore.catalog.operations import CatalogOperations
 from jobstore.catalog.rows import HEAD_REVISION
 from jobstore.config import Config
 from jobstore.errors import (
@@ -51,18 +51,12 @@ from jobstore.errors import (
     NoSuchJobException,
     NoSuchJobStoreException,
     UnsafeLocationError,
-    batch_id_taken,
 )
 from jobstore.job import JobDescription, deserialise_description, serialise_description
 from jobstore.locator import LOCAL_BLOB_DIR, SQLITE_CATALOG_NAME, StoreLocation, parse_locator
 from jobstore.redact import redact_url
 
-if TYPE_CHECKING:
-    from jobstore.catalog.queries import CatalogTx
-
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 #: Job and file IDs: generated IDs are 32 hex digits; IDs chosen by callers must be plain tokens.
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -193,30 +187,15 @@ class JobStore(AbstractJobStore):
                 raise JobStoreExistsException(self.locator)
             blobs = open_blob_store(blob_url, config)
             blobs.create()
-            store_id = self._create_store_row(catalog, location.store_name, blob_url, config)
+            store_id = catalog.operations.create_store(
+                location.store_name, blob_url, config.workflowID or "", config.to_json()
+            )
             if store_id is None:
                 raise JobStoreExistsException(self.locator)
         except BaseException:
             catalog.dispose()
             raise
         self._config, self._catalog, self._blobs, self._store_id = config, catalog, blobs, store_id
-
-    @classmethod
-    def _create_store_row(cls, catalog: Catalog, name: str, blob_url: str, config: Config) -> int | None:
-        """The new store's ID, or None if the name is taken (by another store: a retried insert
-        whose first commit went through finds its own workflow ID, which is fresh per store)."""
-        workflow_id, config_json = config.workflowID or "", config.to_json()
-        direct = catalog.direct
-
-        def insert() -> int | None:
-            store_id = direct.insert_store(name, blob_url, workflow_id, config_json)
-            if store_id is None:
-                existing = direct.revision_and_store(name)[1]
-                if existing is not None and existing.workflow_id == workflow_id and existing.blob_url == blob_url:
-                    store_id = existing.id
-            return store_id
-
-        return catalog.run_direct(insert, describe="create the store")
 
     def resume(self, config: Config | None = None) -> None:
         """Open an existing store from its locator alone (plus secrets, which are never stored:
@@ -238,7 +217,7 @@ class JobStore(AbstractJobStore):
             raise NoSuchJobStoreException(self.locator, detail)
         catalog = Catalog(catalog_url, pool_size=config.poolSize if config else 5)
         try:
-            row = self._find_store_row(catalog, location.store_name)
+            row = catalog.find_store(self.locator, location.store_name)
             if row is None:
                 raise NoSuchJobStoreException(self.locator)
             stored = Config.from_json(row.config_json)
@@ -256,24 +235,6 @@ class JobStore(AbstractJobStore):
         stored.jobStore = self.locator
         self._config, self._catalog, self._blobs, self._store_id = stored, catalog, blobs, row.id
 
-    def _find_store_row(self, catalog: Catalog, name: str) -> StoreRow | None:
-        """The store's row, after checking the catalog's schema revision. On a catalog at the
-        current revision this is one fast-path query (on SQLite without SQLAlchemy; on PostgreSQL
-        one round trip); a fresh, outdated or newer catalog takes the full path, which raises the
-        right error."""
-        direct = catalog.direct
-        revision, found = catalog.run_direct(lambda: direct.revision_and_store(name), describe="look up the store")
-        if revision == HEAD_REVISION:
-            return found
-        from jobstore.catalog.queries import CatalogTx
-
-        if catalog.schema_state(self.locator) == "fresh":
-            raise NoSuchJobStoreException(self.locator, "Its catalog holds no jobstore schema.")
-        row: StoreRow | None = catalog.run_raw(
-            lambda c: CatalogTx.find_store(c, name), describe="look up the store", write=False
-        )
-        return row
-
     def destroy(self) -> None:
         """Delete this store's rows and blobs, and nothing else. Idempotent."""
         if self._store_id is None:
@@ -286,7 +247,7 @@ class JobStore(AbstractJobStore):
         blobs.destroy()
         database = sqlite_path(catalog.url)
         if database is None or os.path.exists(database):  # else another handle destroyed it already
-            catalog.run_direct(lambda: catalog.direct.delete_store(store_id), describe="delete the store's rows")
+            catalog.operations.delete_store(store_id)
         catalog.dispose()
         self._catalog = self._blobs = self._store_id = None
         self._remove_store_directory()
@@ -352,42 +313,9 @@ class JobStore(AbstractJobStore):
     def store_id(self) -> int:
         return self._require()[2]
 
-    def _direct(self) -> tuple[DirectCatalog, Catalog, int] | None:
-        """The fast path (SQLite or PostgreSQL driver) for single-row operations, unless this
-        thread is inside ``batch()`` (whose operations share its transaction)."""
-        if getattr(self._batch, "creates", None) is not None:
-            return None
+    def _operations(self) -> tuple[CatalogOperations, int]:
         catalog, _, store_id = self._require()
-        return catalog.direct, catalog, store_id
-
-    def _route(
-        self,
-        fast: Callable[[DirectCatalog, int], T],
-        slow: Callable[[CatalogTx], T],
-        describe: str,
-        *,
-        write: bool = False,
-    ) -> T:
-        """Run one catalog operation on the fast path when it applies, else through SQLAlchemy."""
-        route = self._direct()
-        if route is not None:
-            direct, catalog, store_id = route
-            return catalog.run_direct(lambda: fast(direct, store_id), describe=describe)
-        return self._write(slow, describe) if write else self._read(slow, describe)
-
-    def _read(self, work: Callable[[CatalogTx], T], describe: str) -> T:
-        active = self._batch_transaction()
-        if active is not None:
-            return work(active)
-        catalog, _, store_id = self._require()
-        return catalog.read(store_id, work, describe=describe)
-
-    def _write(self, work: Callable[[CatalogTx], T], describe: str) -> T:
-        active = self._batch_transaction()
-        if active is not None:
-            return work(active)
-        catalog, _, store_id = self._require()
-        return catalog.write(store_id, work, describe=describe)
+        return catalog.operations, store_id
 
     def _discard_blobs(self, keys: list[str]) -> None:
         """Delete blobs no row references any more, after the commit that released them."""
@@ -417,76 +345,30 @@ class JobStore(AbstractJobStore):
         catalog operation of the batch or at its end, so a duplicate ID is reported there rather
         than by the ``create_job`` call itself; the whole batch is then rolled back. The
         transaction opens at the block's first other catalog operation: a block that only creates
-        jobs (what a workflow engine does with a job's new children) is one insert on the fast
-        path at its end, and a process that runs nothing else never loads SQLAlchemy.
+        jobs (what a workflow engine does with a job's new children) is one insert at its end.
         """
-        if getattr(self._batch, "creates", None) is not None:
+        catalog, blobs, store_id = self._require()
+        if catalog.operations.in_batch():
             yield
             return
-        catalog, blobs, store_id = self._require()
         self._batch.doomed = []
         written: list[str] = []
         self._batch.written = written
         committed = False
         try:
-            with ExitStack() as transaction:
-                self._batch.transaction = transaction
-                self._batch.tx = None
-                self._batch.creates = []
-                try:
-                    yield
-                    creates, self._batch.creates = self._batch.creates, []
-                    if self._batch.tx is not None:
-                        if creates:
-                            self._batch.tx.insert_jobs(creates)
-                    elif creates:
-                        self._insert_new_jobs(catalog, store_id, creates)
-                finally:
-                    self._batch.tx = None
-                    self._batch.creates = None
-                    self._batch.transaction = None
+            with catalog.operations.batch(store_id):
+                yield
             committed = True
         finally:
-            doomed = self._batch.doomed
-            self._batch.doomed = None
-            self._batch.written = None
-            if not committed:
-                # The rows never committed: the blobs written for them are unreferenced.
-                doomed = written
+            # Released blobs go after the commit; if the rows never committed, the blobs written
+            # for them are the unreferenced ones.
+            doomed = self._batch.doomed if committed else written
+            self._batch.doomed = self._batch.written = None
             for key in doomed:
                 try:
                     blobs.delete(key)
                 except JobStoreError as error:
                     log.warning("could not delete unreferenced blob %s (gc will retry): %s", key, error)
-
-    def _batch_transaction(self) -> CatalogTx | None:
-        """This thread's ``batch()`` transaction, opened on first use, with the job creations
-        collected so far inserted into it; None outside a batch."""
-        creates = getattr(self._batch, "creates", None)
-        if creates is None:
-            return None
-        tx: CatalogTx | None = self._batch.tx
-        if tx is None:
-            catalog, _, store_id = self._require()
-            tx = self._batch.tx = self._batch.transaction.enter_context(catalog.open_transaction(store_id))
-        if creates:
-            self._batch.creates = []
-            tx.insert_jobs(creates)
-        return tx
-
-    def _insert_new_jobs(self, catalog: Catalog, store_id: int, many: list[JobFields]) -> None:
-        """A batch's creations, in one transaction of their own (the batch did nothing else)."""
-        direct = catalog.direct
-
-        def insert() -> bool:
-            # A retried transaction whose first commit went through finds its own token: success
-            # (the tokens are random per write, and the batch committed whole or not at all).
-            return direct.insert_jobs(store_id, many) or (
-                direct.job_write_token(store_id, many[0].id) == many[0].write_token
-            )
-
-        if not catalog.run_direct(insert, describe="create the batch's jobs"):
-            raise batch_id_taken()
 
     def _note_written(self, key: str) -> None:
         written = getattr(self._batch, "written", None)
@@ -509,30 +391,8 @@ class JobStore(AbstractJobStore):
                 f"{job_description.jobStoreID!r} is not a valid job ID: use 1-128 letters, digits, '.', '_' or '-', "
                 "starting with a letter or digit (or leave jobStoreID None to have one assigned)."
             )
-        fields = _job_fields(job_description)
-        batched = getattr(self._batch, "creates", None)
-        if batched is not None:
-            batched.append(fields)
-            job_description.version = 1
-            return job_description
-
-        def insert(tx: CatalogTx) -> bool:
-            # A retried transaction whose first commit went through finds its own token: success.
-            return tx.insert_job(fields) or tx.job_write_token(fields.id) == fields.write_token
-
-        fast = self._direct()
-        if fast is not None:
-            direct, catalog, store_id = fast
-            created = catalog.run_direct(
-                lambda: (
-                    direct.insert_job(store_id, fields)
-                    or direct.job_write_token(store_id, fields.id) == fields.write_token
-                ),
-                describe="create a job",
-            )
-        else:
-            created = self._write(insert, "create a job")
-        if not created:
+        operations, store_id = self._operations()
+        if not operations.create_job(store_id, _job_fields(job_description)):
             raise JobStoreError(
                 f"A job with ID {job_description.jobStoreID!r} already exists in this store; "
                 "use update_job to change it, or create the new job without a jobStoreID."
@@ -543,12 +403,14 @@ class JobStore(AbstractJobStore):
     def job_exists(self, job_id: str) -> bool:
         if not _is_valid_id(job_id):
             return False
-        return self._route(lambda d, sid: d.job_exists(sid, job_id), lambda tx: tx.job_exists(job_id), "check a job")
+        operations, store_id = self._operations()
+        return operations.job_exists(store_id, job_id)
 
     def load_job(self, job_id: str) -> JobDescription:
         if not _is_valid_id(job_id):
             raise NoSuchJobException(job_id, "That is not a job ID this store could have issued.")
-        found = self._route(lambda d, sid: d.get_job(sid, job_id), lambda tx: tx.get_job(job_id), "load a job")
+        operations, store_id = self._operations()
+        found = operations.get_job(store_id, job_id)
         if found is None:
             raise NoSuchJobException(job_id)
         version, text = found
@@ -566,45 +428,17 @@ class JobStore(AbstractJobStore):
         job_id = job_description.jobStoreID
         if job_id is None or not _is_valid_id(job_id):
             raise NoSuchJobException(job_id, "The description has no valid jobStoreID; create_job it first.")
-        fields = _job_fields(job_description)
         expected = job_description.version
-
-        def unchanged_because(token: int | None) -> int | bool:
-            """Why the compare-and-set changed nothing, from the row's write token: our own token
-            means an earlier attempt of this call committed and its reply was lost (success: the
-            version it made); another means a newer version (True); no row, no job (False)."""
-            if token is None:
-                return False
-            return expected + 1 if expected is not None and token == fields.write_token else True
-
-        def attempt(tx: CatalogTx) -> int | bool | None:
-            new_version = tx.update_job(fields, expected)
-            if new_version is not None:
-                return new_version
-            return unchanged_because(tx.job_write_token(job_id))
-
-        fast = self._direct()
-        outcome: int | bool | None
-        if expected is None:  # overwrite: the new version, or None if there is no such job
-            outcome = self._route(lambda d, sid: d.overwrite_job(sid, fields), attempt, "update a job", write=True)
-        elif fast is not None:
-            direct, catalog, store_id = fast
-            updated = catalog.run_direct(lambda: direct.update_job(store_id, fields, expected), describe="update a job")
-            if updated:
-                outcome = expected + 1
-            else:
-                token = catalog.run_direct(lambda: direct.job_write_token(store_id, job_id), describe="update a job")
-                outcome = unchanged_because(token)
-        else:
-            outcome = self._write(attempt, "update a job")
+        operations, store_id = self._operations()
+        outcome = operations.update_job(store_id, _job_fields(job_description), expected)
         if outcome is True:
             raise ConcurrentFileModificationException(
                 job_id,
                 f"The stored job is newer than version {expected} that this description was loaded at.",
             )
-        if outcome is False or outcome is None:
+        if outcome is False:
             raise NoSuchJobException(job_id)
-        job_description.version = int(outcome)
+        job_description.version = outcome
 
     def save_jobs(self, job_descriptions: list[JobDescription]) -> None:
         """Store each description, creating the job or overwriting it whatever its version, all
@@ -624,9 +458,8 @@ class JobStore(AbstractJobStore):
         many = [_job_fields(description) for description in job_descriptions]
         if not many:
             return
-        versions = self._route(
-            lambda d, sid: d.save_jobs(sid, many), lambda tx: tx.save_jobs(many), "save jobs", write=True
-        )
+        operations, store_id = self._operations()
+        versions = operations.save_jobs(store_id, many)
         for description, version in zip(job_descriptions, versions, strict=True):
             description.version = version
 
@@ -634,21 +467,17 @@ class JobStore(AbstractJobStore):
         """Delete a job and the files written with ``cleanup=True`` for it. Idempotent."""
         if not _is_valid_id(job_id):
             return
-        _, doomed = self._route(
-            lambda d, sid: d.delete_job(sid, job_id), lambda tx: tx.delete_job(job_id), "delete a job", write=True
-        )
+        operations, store_id = self._operations()
+        _, doomed = operations.delete_job(store_id, job_id)
         self._discard_blobs(doomed)
 
     def jobs(self) -> Iterator[JobDescription]:
         """Every job of the store, in ID order, fetched a page at a time (short transactions), so
         the caller may update or delete jobs while iterating."""
+        operations, store_id = self._operations()
         after = ""
         while True:
-            page = self._route(
-                lambda d, sid, start=after: d.job_page(sid, start, JOBS_PAGE_SIZE),  # type: ignore[misc]
-                lambda tx, start=after: tx.job_page(start, JOBS_PAGE_SIZE),  # type: ignore[misc]
-                "list jobs",
-            )
+            page = operations.job_page(store_id, after, JOBS_PAGE_SIZE)
             for _, version, text in page:
                 yield deserialise_description(text, version)
             if len(page) < JOBS_PAGE_SIZE:
@@ -717,18 +546,10 @@ class JobStore(AbstractJobStore):
     def _commit_new_file(self, new: NewFile) -> None:
         """Commit the row of a freshly written blob; delete the blob if the row cannot be added."""
 
-        def insert(tx: CatalogTx) -> str | None:
-            if new.job_id is not None and not tx.job_exists(new.job_id):
-                return "no job"
-            if tx.insert_file(new):
-                return None
-            existing = tx.get_file(new.id)
-            # A retried transaction whose first commit went through finds its own row: success.
-            return None if existing is not None and existing.blob_key == new.blob_key else "taken"
-
         # If the commit itself fails we cannot know whether it happened, so the blob is left alone:
         # garbage collection removes it later if, and only if, no row references it.
-        problem = self._route(lambda d, sid: d.insert_file(sid, new), insert, "record a new file", write=True)
+        operations, store_id = self._operations()
+        problem = operations.insert_file(store_id, new)
         if problem is not None:
             self._discard_now(new.blob_key)
             if problem == "no job":
@@ -830,7 +651,8 @@ class JobStore(AbstractJobStore):
     def _file_row(self, file_id: str) -> FileRow:
         if not _is_valid_id(file_id):
             raise NoSuchFileException(file_id, "That is not a file ID this store could have issued.")
-        row = self._route(lambda d, sid: d.get_file(sid, file_id), lambda tx: tx.get_file(file_id), "look up a file")
+        operations, store_id = self._operations()
+        row = operations.get_file(store_id, file_id)
         if row is None:
             raise NoSuchFileException(file_id)
         return row
@@ -874,34 +696,11 @@ class JobStore(AbstractJobStore):
 
     def _replace_content(self, file_id: str, key: str, info: BlobInfo, expected_version: int, **extra: Any) -> None:
         """Point a file at a freshly written blob if nobody else changed it meanwhile."""
-        encrypted = self._require()[1].encrypted
-
-        def attempt(tx: CatalogTx) -> str | bool | None:
-            current = tx.get_file(file_id)
-            if current is None:
-                return False
-            if current.blob_key == key:
-                return None  # our own update, committed by an attempt whose reply was lost
-            if not tx.replace_file_content(
-                file_id,
-                expected_version,
-                size=info.size,
-                checksum=info.checksum,
-                blob_key=key,
-                encrypted=encrypted,
-                **extra,
-            ):
-                return True
-            return current.blob_key
-
-        values = dict(size=info.size, checksum=info.checksum, blob_key=key, encrypted=encrypted, **extra)
-        # On failure the new blob is left for gc.
-        outcome = self._route(
-            lambda d, sid: d.replace_file_content(sid, file_id, expected_version, values),
-            attempt,
-            "update a file",
-            write=True,
-        )
+        values = dict(size=info.size, checksum=info.checksum, blob_key=key, encrypted=self._require()[1].encrypted)
+        operations, store_id = self._operations()
+        outcome = operations.replace_file_content(
+            store_id, file_id, expected_version, {**values, **extra}
+        )  # on failure the new blob is left for gc
         if outcome is False:
             self._discard_now(key)
             raise NoSuchFileException(file_id, "It was deleted while the update was being written.")
@@ -944,26 +743,23 @@ class JobStore(AbstractJobStore):
         """Delete a file. Idempotent: a missing file is not an error (Toil's semantics)."""
         if not _is_valid_id(file_id):
             return
-        key = self._route(
-            lambda d, sid: d.delete_file(sid, file_id), lambda tx: tx.delete_file(file_id), "delete a file", write=True
-        )
+        operations, store_id = self._operations()
+        key = operations.delete_file(store_id, file_id)
         if key is not None:
             self._discard_blobs([key])
 
     def file_exists(self, file_id: str) -> bool:
         if not _is_valid_id(file_id):
             return False
-        return self._route(
-            lambda d, sid: d.file_exists(sid, file_id), lambda tx: tx.file_exists(file_id), "check a file"
-        )
+        operations, store_id = self._operations()
+        return operations.file_exists(store_id, file_id)
 
     def get_file_size(self, file_id: str) -> int:
         """The file's size in bytes, or 0 if it does not exist (Toil's semantics)."""
         if not _is_valid_id(file_id):
             return 0
-        size = self._route(
-            lambda d, sid: d.file_size(sid, file_id), lambda tx: tx.file_size(file_id), "look up a file size"
-        )
+        operations, store_id = self._operations()
+        size = operations.file_size(store_id, file_id)
         return 0 if size is None else size
 
     def file_info(self, file_id: str) -> FileRow:
@@ -1000,9 +796,8 @@ class JobStore(AbstractJobStore):
 
     def _shared_row(self, shared_file_name: str) -> FileRow:
         name = check_shared_file_name(shared_file_name)
-        row = self._route(
-            lambda d, sid: d.get_shared_file(sid, name), lambda tx: tx.get_shared_file(name), "look up a shared file"
-        )
+        operations, store_id = self._operations()
+        row = operations.get_shared_file(store_id, name)
         if row is None:
             raise NoSuchFileException(name, "No shared file has that name.")
         return row
@@ -1017,10 +812,8 @@ class JobStore(AbstractJobStore):
 
     def shared_file_exists(self, shared_file_name: str) -> bool:
         name = check_shared_file_name(shared_file_name)
-        found = self._route(
-            lambda d, sid: d.get_shared_file(sid, name), lambda tx: tx.get_shared_file(name), "look up a shared file"
-        )
-        return found is not None
+        operations, store_id = self._operations()
+        return operations.get_shared_file(store_id, name) is not None
 
     # --- logs --------------------------------------------------------------------------------
 
@@ -1032,7 +825,8 @@ class JobStore(AbstractJobStore):
             data = bytes(msg)
         else:
             raise TypeError(f"write_logs takes str or bytes, not {type(msg).__name__}.")
-        self._route(lambda d, sid: d.append_log(sid, data), lambda tx: tx.append_log(data), "write a log", write=True)
+        operations, store_id = self._operations()
+        operations.append_log(store_id, data)
 
     def read_logs(self, callback: Callable[..., Any], read_all: bool = False) -> int:
         """Call ``callback`` with a binary file object per log message (as Toil does); return the count.
@@ -1041,33 +835,24 @@ class JobStore(AbstractJobStore):
         If the callback raises, the messages not yet delivered become unread again.
         ``read_all`` first replays the messages already read.
         """
+        operations, store_id = self._operations()
         replayed = 0
         if read_all:
-            for _, message in self._route(lambda d, sid: d.read_logs(sid), lambda tx: tx.read_logs(), "read logs"):
+            for _, message in operations.read_logs(store_id):
                 callback(io.BytesIO(message))
                 replayed += 1
         # Most polls find nothing: a read, without the write transaction (and the write lock every
         # writer waits for) that claiming takes. A message appended meanwhile waits for the next poll.
-        if not self._route(
-            lambda d, sid: d.has_unread_logs(sid), lambda tx: tx.has_unread_logs(), "check for unread logs"
-        ):
+        if not operations.has_unread_logs(store_id):
             return replayed
-        claimed = self._route(
-            lambda d, sid: d.claim_unread_logs(sid), lambda tx: tx.claim_unread_logs(), "claim unread logs", write=True
-        )
+        claimed = operations.claim_unread_logs(store_id)
         delivered = 0
         try:
             for _, message in claimed:
                 callback(io.BytesIO(message))
                 delivered += 1
         except BaseException:
-            undelivered = [seq for seq, _ in claimed[delivered:]]
-            self._route(
-                lambda d, sid: d.unclaim_logs(sid, undelivered),
-                lambda tx: tx.unclaim_logs(undelivered),
-                "return undelivered logs",
-                write=True,
-            )
+            operations.unclaim_logs(store_id, [seq for seq, _ in claimed[delivered:]])
             raise
         return replayed + delivered
 
@@ -1139,58 +924,22 @@ class JobStore(AbstractJobStore):
         executable bit). Last writer wins, as Toil's shared files do; a concurrent first creation
         is retried as a replacement. A failed commit leaves the blob for garbage collection.
         """
-        encrypted = self._require()[1].encrypted
-        content: dict[str, Any] = {
-            "size": info.size,
-            "checksum": info.checksum,
-            "blob_key": key,
-            "encrypted": encrypted,
-            "executable": executable,
-            "source_url": source_url,
-        }
-
-        def new_row() -> NewFile:
-            return NewFile(
-                id=new_id(),
-                job_id=None,
-                cleanup=False,
-                shared_name=name,
-                basename=name,
-                size=info.size,
-                checksum=info.checksum,
-                blob_key=key,
-                executable=executable,
-                encrypted=encrypted,
-                source_url=source_url,
-            )
-
-        # Each returns None when the new row points at the new blob (inserted, or ours already),
-        # the replaced blob's key when an existing row now points at it, and True to try again (a
-        # concurrent writer got there first).
-        def upsert(tx: CatalogTx) -> str | bool | None:
-            current = tx.get_shared_file(name)
-            if current is None:
-                return None if tx.insert_file(new_row()) else True
-            if current.blob_key == key:
-                return None  # a retried transaction whose first commit went through
-            return current.blob_key if tx.replace_file_content(current.id, current.version, **content) else True
-
-        def upsert_direct(direct: DirectCatalog, store_id: int) -> str | bool | None:
-            # The same steps as statements of their own: each is atomic, and the compare-and-set
-            # catches whatever happens between them (on PostgreSQL two round trips, not four).
-            current = direct.get_shared_file(store_id, name)
-            if current is None:
-                return None if direct.insert_file(store_id, new_row()) is None else True
-            if current.blob_key == key:
-                return None
-            replaced = direct.replace_file_content(store_id, current.id, current.version, content)
-            return True if replaced is False else replaced
-
-        for _ in range(20):
-            outcome = self._route(upsert_direct, upsert, "write a shared file", write=True)
-            if outcome is not True:
-                break
-        else:
+        new = NewFile(
+            id=new_id(),
+            job_id=None,
+            cleanup=False,
+            shared_name=name,
+            basename=name,
+            size=info.size,
+            checksum=info.checksum,
+            blob_key=key,
+            executable=executable,
+            encrypted=self._require()[1].encrypted,
+            source_url=source_url,
+        )
+        operations, store_id = self._operations()
+        outcome = operations.put_shared_file(store_id, new)
+        if outcome is True:
             self._discard_now(key)
             raise ConcurrentFileModificationException(name, "Too many concurrent writers of this shared file.")
         self._note_written(key)
@@ -1236,7 +985,8 @@ class JobStore(AbstractJobStore):
 
     def get_all_file_ids(self) -> list[str]:
         """IDs of every file of the store, shared files included."""
-        return self._read(lambda tx: tx.all_file_ids(), "list files")
+        operations, store_id = self._operations()
+        return operations.all_file_ids(store_id)
 
     def get_file_job_association(self, file_id: str) -> str | None:
         """The ID of the job a file was written for (which may no longer exist), or None."""
@@ -1244,11 +994,13 @@ class JobStore(AbstractJobStore):
 
     def orphaned_file_ids(self) -> list[str]:
         """Files whose owning job no longer exists (one SQL anti-join)."""
-        return self._read(lambda tx: tx.orphaned_file_ids(), "find orphaned files")
+        operations, store_id = self._operations()
+        return operations.orphaned_file_ids(store_id)
 
     def job_file_summary(self) -> list[tuple[str, str, str, int, int]]:
         """Per job (id, name, state, files, bytes), largest first: one SQL join over the catalog."""
-        return self._read(lambda tx: tx.job_file_summary(), "summarise jobs")
+        operations, store_id = self._operations()
+        return operations.job_file_summary(store_id)
 
     def stats(self) -> dict[str, Any]:
         """Totals of this store, from the reporting views in one snapshot (JSON-serialisable):
@@ -1256,7 +1008,8 @@ class JobStore(AbstractJobStore):
         orphaned files and bytes, condemned blobs, catalog dialect and schema revision."""
         from jobstore.catalog.reports import store_stats
 
-        stats = self._read(lambda tx: store_stats(tx.connection, tx.store_id), "count the store")
+        catalog, _, store_id = self._require()
+        stats = catalog.read(store_id, lambda tx: store_stats(tx.connection, tx.store_id), describe="count the store")
         stats["schema_revision"] = stats["schema_revision"] or HEAD_REVISION
         return stats
 

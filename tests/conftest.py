@@ -1,4 +1,5 @@
-"""The behaviour suite's backends: every test that takes ``store`` or ``backend`` runs on each.
+"""The behaviour suite's backends: every test that takes ``store`` or ``backend`` runs on each,
+and every test that takes ``store`` runs both outside and inside ``batch()``.
 
 A backend is a catalog plus a blob store. Each one builds fresh, initialized stores and can open a
 second instance of the same store (the leader/worker view). Servers (PostgreSQL, S3, GCS) are
@@ -12,11 +13,12 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from jobstore import Config, JobStore, create_job_store
+from tests.in_batch import EveryCallInABatch
 
 #: The real servers, as session fixtures (each started once, on demand, on 127.0.0.1).
 pytest_plugins = [
@@ -138,7 +140,11 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     backend.close_all()
 
 
-@pytest.fixture
-def store(backend: Backend) -> JobStore:
-    """A fresh, initialized store on the current backend."""
-    return backend.new_store()
+@pytest.fixture(params=["direct", "in-batch"])
+def store(backend: Backend, request: pytest.FixtureRequest) -> JobStore:
+    """A fresh, initialized store on the current backend: as it is, and with every operation in
+    its own ``batch()`` (``tests/in_batch.py``), so each behaviour holds on both paths."""
+    store = backend.new_store()
+    if request.param == "in-batch":
+        return cast(JobStore, EveryCallInABatch(store))
+    return store

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 import pytest
 
 from jobstore import EncryptionKeyError, FileJobStore, InvalidNameError, NoSuchFileException
 from tests.conftest import Backend
+from tests.statement_log import record_statements, writes
 
 BAD_NAMES = [
     "",
@@ -131,30 +131,18 @@ def test_an_empty_log_poll_takes_no_write_transaction(backend: Backend, monkeypa
     other = backend.reopen(store)
     other.write_logs("first")
     assert store.read_logs(lambda stream: None) == 1
-    writes: list[str] = []
-    real_write, real_route = store._write, store._route  # test-only access: count write transactions
-
-    def counting_write(work: Any, describe: str, *args: Any, **kwargs: Any) -> Any:
-        writes.append(describe)
-        return real_write(work, describe, *args, **kwargs)
-
-    def counting_route(fast: Any, slow: Any, describe: str, *, write: bool = False) -> Any:
-        if write:
-            writes.append(describe)
-        return real_route(fast, slow, describe, write=write)
-
-    monkeypatch.setattr(store, "_write", counting_write)
-    monkeypatch.setattr(store, "_route", counting_route)
+    recording = record_statements(store)
     for _ in range(3):
         assert store.read_logs(lambda stream: None) == 0
-    assert writes == []
+    assert recording.sent and writes(recording.sent) == []
     replayed: list[bytes] = []
     assert store.read_logs(lambda stream: replayed.append(stream.read()), read_all=True) == 1
-    assert replayed == [b"first"] and writes == []
+    assert replayed == [b"first"] and writes(recording.sent) == []
     other.write_logs("second")
     received: list[bytes] = []
     assert store.read_logs(lambda stream: received.append(stream.read())) == 1
-    assert received == [b"second"] and writes == ["claim unread logs"]
+    assert received == [b"second"]
+    assert [sql.split(None, 1)[0] for sql in writes(recording.sent)] == ["UPDATE"]  # the claim, one statement
 
 
 def test_failed_log_callback_returns_undelivered_messages(store: FileJobStore) -> None:

@@ -15,15 +15,15 @@ from alembic.runtime.migration import MigrationContext
 from jobstore import Config, FileJobStore, JobDescription, create_job_store
 from jobstore.catalog import Catalog
 from jobstore.catalog.compile_sqlite_schema import dump, migrated_catalog, snapshot
-from jobstore.catalog.direct import DirectSQLite
 from jobstore.catalog.migrate import alembic_config, head_revision, upgrade
+from jobstore.catalog.operations import SQLiteOperations
 from jobstore.catalog.schema import VERSION_TABLE, metadata
 from jobstore.catalog.sqlite_schema import SNAPSHOT
 from tests.fresh_process import heavy_modules_imported_by
 
 
 def _from_snapshot(path: Path) -> bool:
-    direct = DirectSQLite(str(path), synchronous="NORMAL", busy_timeout_ms=10_000)
+    direct = SQLiteOperations(str(path), synchronous="NORMAL", busy_timeout_ms=10_000)
     try:
         return direct.create_schema_if_empty()
     finally:

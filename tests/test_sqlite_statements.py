@@ -1,6 +1,6 @@
-"""The fast path runs SQL compiled from queries.py (sqlite_statements.py and postgres_statements.py
-are generated) and converts values exactly as SQLAlchemy would; a store opened on the SQLite fast
-path never imports SQLAlchemy."""
+"""The catalog's operations run SQL compiled from queries.py (sqlite_statements.py and
+postgres_statements.py are generated) and convert values exactly as SQLAlchemy would; a worker's
+operations, batches included, never import SQLAlchemy."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import sys
 import textwrap
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import Boolean, DateTime, Float, LargeBinary
 from sqlalchemy.dialects import sqlite
 
-from jobstore.catalog import compile_fast_path, direct
+from jobstore.catalog import compile_fast_path, compiled, operations
 from jobstore.catalog.postgres_statements import STATEMENTS as POSTGRES_STATEMENTS
 from jobstore.catalog.sqlite_statements import STATEMENTS
+from tests.statement_log import RecordingConnection, record_statements
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -53,13 +53,15 @@ def test_conversions_equal_sqlalchemys_processors(kind: str) -> None:
     bind = impl.bind_processor(dialect) or (lambda value: value)
     result = impl.result_processor(dialect, None) or (lambda value: value)
     for value in bind_values:
-        assert direct.BIND_CONVERSIONS[kind](value) == bind(value), value
+        assert compiled.SQLITE_BIND_CONVERSIONS[kind](value) == bind(value), value
     for value in result_values:
-        assert direct.RESULT_CONVERSIONS[kind](value) == result(value), value
+        assert compiled.SQLITE_RESULT_CONVERSIONS[kind](value) == result(value), value
 
 
-@pytest.mark.parametrize("fast_path", [direct.DirectSQLite, direct.DirectPostgres], ids=["sqlite", "postgresql"])
-def test_every_recorded_kind_has_a_conversion(fast_path: type[direct.DirectCatalog]) -> None:
+@pytest.mark.parametrize(
+    "fast_path", [operations.SQLiteOperations, operations.PostgresOperations], ids=["sqlite", "postgresql"]
+)
+def test_every_recorded_kind_has_a_conversion(fast_path: type[operations.CatalogOperations]) -> None:
     kinds = {kind for spec in fast_path.STATEMENTS.values() for kind in spec["bind"] + spec["result"] if kind}
     assert kinds <= set(fast_path.BIND_CONVERSIONS) & set(fast_path.RESULT_CONVERSIONS)
 
@@ -72,7 +74,7 @@ def test_postgres_boolean_binds_stay_booleans() -> None:
     processor = Boolean().dialect_impl(dialect).bind_processor(dialect)
     assert processor is not None
     for value in (True, False):
-        assert direct.DirectPostgres.BIND_CONVERSIONS["boolean"](value) is processor(value)
+        assert operations.PostgresOperations.BIND_CONVERSIONS["boolean"](value) is processor(value)
 
 
 def test_offset_datetimes_are_stored_as_sqlalchemy_stores_them() -> None:
@@ -81,7 +83,7 @@ def test_offset_datetimes_are_stored_as_sqlalchemy_stores_them() -> None:
     dialect = sqlite.dialect()
     processor = DateTime(timezone=True).dialect_impl(dialect).bind_processor(dialect)
     assert processor is not None
-    assert direct.BIND_CONVERSIONS["datetime"](value) == processor(value) == "2026-01-01 12:00:00.000000"
+    assert compiled.SQLITE_BIND_CONVERSIONS["datetime"](value) == processor(value) == "2026-01-01 12:00:00.000000"
 
 
 WORKER = textwrap.dedent(
@@ -109,6 +111,12 @@ WORKER = textwrap.dedent(
     store.write_logs("done")
     store.delete_file(file_id)
     store.delete_job(child.jobStoreID)
+    with store.batch():  # a batch that does more than create jobs: a transaction of its own
+        batched = store.create_job(JobDescription(command="batched"))
+        store.delete_file(store.write_file(sys.argv[3], job_id=batched.jobStoreID))
+        store.write_logs("batched")
+        assert store.job_exists(batched.jobStoreID)
+    store.delete_job(batched.jobStoreID)
     loaded = [name for name in sys.modules if name.split(".")[0] in ("sqlalchemy", "alembic")]
     print("LOADED", loaded)
     """
@@ -151,26 +159,7 @@ def test_a_worker_on_the_fast_path_never_imports_sqlalchemy(
     store.resume()
     assert store.load_job(str(job.jobStoreID)).command == "again"
     assert sorted(j.command for j in store.jobs()) == ["again", "new"]
-    assert [message for message in _logs(store)] == [b"done"]
-
-
-class _CountingConnection:
-    """A driver connection that records what the fast path sends through it (test-only)."""
-
-    def __init__(self, connection: Any) -> None:
-        self._connection = connection
-        self.sent: list[str] = []
-
-    def execute(self, sql: str, *args: Any, **kwargs: Any) -> Any:
-        self.sent.append(sql)
-        return self._connection.execute(sql, *args, **kwargs)
-
-    def transaction(self, *args: Any, **kwargs: Any) -> Any:
-        self.sent.append("BEGIN")
-        return self._connection.transaction(*args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._connection, name)
+    assert [message for message in _logs(store)] == [b"done", b"batched"]
 
 
 def test_a_workers_writes_on_postgres_are_one_statement_each(tmp_path: Path, request: pytest.FixtureRequest) -> None:
@@ -186,10 +175,8 @@ def test_a_workers_writes_on_postgres_are_one_statement_each(tmp_path: Path, req
     job = store.create_job(JobDescription(command="doomed"))
     doomed = [store.write_file(str(source), job.jobStoreID, cleanup=True) for _ in range(2)]
     kept = store.write_file(str(source), job.jobStoreID)
-    route = store._direct()  # test-only access: the fast path's per-thread connection
-    assert route is not None and isinstance(route[0], direct.DirectPostgres)
-    counting = _CountingConnection(route[0]._connection())
-    route[0]._local.holder.connection = counting
+    assert isinstance(store.catalog.operations, operations.PostgresOperations)
+    counting = record_statements(store)
     store.delete_job(job.jobStoreID)
     assert len(counting.sent) == 1, counting.sent
     assert not store.job_exists(job.jobStoreID)
@@ -214,17 +201,17 @@ def test_a_workers_writes_on_postgres_are_one_statement_each(tmp_path: Path, req
     store.close()
 
 
-def _count_new_postgres_connections(monkeypatch: pytest.MonkeyPatch) -> list[_CountingConnection]:
-    """From now on, every fast-path PostgreSQL connection records what it sends; the list fills
-    as they open."""
-    opened: list[_CountingConnection] = []
-    connect = direct.DirectPostgres._connect
+def _count_new_postgres_connections(monkeypatch: pytest.MonkeyPatch) -> list[RecordingConnection]:
+    """From now on, every PostgreSQL connection of the catalog's operations records what it
+    sends; the list fills as they open."""
+    opened: list[RecordingConnection] = []
+    connect = operations.PostgresOperations._connect
 
-    def counting_connect(self: direct.DirectPostgres) -> _CountingConnection:
-        opened.append(_CountingConnection(connect(self)))
+    def counting_connect(self: operations.PostgresOperations) -> RecordingConnection:
+        opened.append(RecordingConnection(connect(self)))
         return opened[-1]
 
-    monkeypatch.setattr(direct.DirectPostgres, "_connect", counting_connect)
+    monkeypatch.setattr(operations.PostgresOperations, "_connect", counting_connect)
     return opened
 
 
@@ -344,8 +331,7 @@ def test_both_sqlite_paths_configure_their_connections_alike(tmp_path: Path, dur
 
     catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.sqlite'}", durability=durability)
     try:
-        assert catalog.direct is not None
-        fast = catalog.direct._connection()
+        fast = catalog.operations._connection()
         with catalog.engine.connect() as engine_connection:
             raw = engine_connection.connection.dbapi_connection
             assert raw is not None

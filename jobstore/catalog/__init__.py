@@ -1,23 +1,24 @@
-"""The SQL catalog: engine ownership, transactions with retries, the schema gate.
+"""The SQL catalog: its row operations, the schema gate, and the engine for reports and maintenance.
 
-``Catalog`` is the only object above this package that touches the database. The store asks it for
-a transaction (``read`` / ``write``) and gets a :class:`CatalogTx` whose methods are the queries.
+``Catalog`` is the only object above this package that touches the database. The store runs every
+row operation through ``Catalog.operations`` (``operations.py``: one implementation per operation,
+on the driver's own connection, inside and outside ``batch()``). Reports and maintenance run their
+queries through SQLAlchemy in ``read`` / ``write`` transactions, handed a :class:`CatalogTx`.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from jobstore.catalog.direct import DirectCatalog, DirectPostgres, DirectSQLite
 from jobstore.catalog.location import dialect_name, postgres_connect_args, sqlite_path
-from jobstore.catalog.retry import SQLITE_BUSY_TIMEOUT_MS, is_transient, run_with_retries
+from jobstore.catalog.operations import CatalogOperations, PostgresOperations, SQLiteOperations
+from jobstore.catalog.retry import SQLITE_BUSY_TIMEOUT_MS, run_with_retries
 from jobstore.catalog.rows import HEAD_REVISION, FileRow, JobFields, NewFile, StoreRow
 from jobstore.catalog.sqlite_file import prepare_sqlite_file
-from jobstore.errors import CatalogError, CatalogUnavailableError
+from jobstore.errors import CatalogError, NoSuchJobStoreException
 from jobstore.redact import redact_url
 
 if TYPE_CHECKING:
@@ -25,21 +26,18 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from jobstore.catalog.migrate import SchemaState
-    from jobstore.catalog.queries import CatalogTx
-
-
-def __getattr__(name: str) -> Any:
-    # CatalogTx lives with the queries, which import SQLAlchemy: loaded on first use only.
-    if name == "CatalogTx":
-        from jobstore.catalog.queries import CatalogTx
-
-        return CatalogTx
-    raise AttributeError(name)
 
 
 __all__ = ["Catalog", "CatalogTx", "FileRow", "JobFields", "NewFile", "StoreRow"]
 
 T = TypeVar("T")
+
+
+class CatalogTx(NamedTuple):
+    """One SQLAlchemy transaction of a report or a maintenance task, and the store it is about."""
+
+    connection: Connection
+    store_id: int
 
 
 class Catalog:
@@ -53,12 +51,12 @@ class Catalog:
         self._read_engine_: Engine | None = None
         #: The catalog named in messages (password masked).
         self.where = redact_url(url)
-        #: The fast path for single-row operations (DirectSQLite or DirectPostgres). On SQLite it
-        #: needs no SQLAlchemy: the engine is only made when an operation off the fast path needs it.
-        self.direct: DirectCatalog
+        #: Every row operation (SQLiteOperations or PostgresOperations). On SQLite it needs no
+        #: SQLAlchemy: the engine is only made when a migration, a report or maintenance needs it.
+        self.operations: CatalogOperations
         database = sqlite_path(url)
         if database is not None:
-            self.direct = DirectSQLite(
+            self.operations = SQLiteOperations(
                 database,
                 synchronous="FULL" if durability == "full" else "NORMAL",
                 busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS,
@@ -69,7 +67,7 @@ class Catalog:
             arguments = postgres_connect_args(url) if importlib.util.find_spec("psycopg") else None
             if arguments is None:
                 arguments = _psycopg_connect_args(self._make_engines())
-            self.direct = DirectPostgres(arguments)
+            self.operations = PostgresOperations(arguments, self.where)
 
     def _make_engines(self) -> Engine:
         if self._engine is None:
@@ -104,13 +102,9 @@ class Catalog:
         return f"Catalog({self.where!r})"
 
     def dispose(self) -> None:
-        self.direct.close()
+        self.operations.close()
         if self._engine is not None:
             self._engine.dispose()
-
-    def run_direct(self, work: Callable[[], T], *, describe: str) -> T:
-        """Run a fast-path operation with the catalog's one retry policy."""
-        return run_with_retries(self.where, work, describe=describe)
 
     # --- schema ------------------------------------------------------------------------------
 
@@ -126,23 +120,21 @@ class Catalog:
 
         A new SQLite file gets the migrations' result replayed from a snapshot instead (the same
         objects, checked by tests/test_sqlite_schema.py), without loading Alembic; a catalog
-        already at the head revision is recognised, and the store looked up, by one fast-path
-        query (one round trip for the next store of a shared PostgreSQL database)."""
-        direct = self.direct
-        if isinstance(direct, DirectSQLite):
-            directory = os.path.dirname(os.path.abspath(direct.path))
+        already at the head revision is recognised, and the store looked up, by one query (one
+        round trip for the next store of a shared PostgreSQL database)."""
+        operations = self.operations
+        if isinstance(operations, SQLiteOperations):
+            directory = os.path.dirname(os.path.abspath(operations.path))
             if not os.path.isdir(directory):
                 raise CatalogError(
-                    f"The SQLite catalog {direct.path!r} cannot be created: its directory {directory!r} does not "
-                    "exist. Create the directory first (a file: locator creates its own)."
+                    f"The SQLite catalog {operations.path!r} cannot be created: its directory {directory!r} does "
+                    "not exist. Create the directory first (a file: locator creates its own)."
                 )
-            prepare_sqlite_file(direct.path)  # as the engine would: no network file system, mode 0600
-            if self.run_direct(direct.create_schema_if_empty, describe="create the catalog's schema"):
+            prepare_sqlite_file(operations.path)  # as the engine would: no network file system, mode 0600
+            if operations.create_schema_if_empty():
                 return None  # it held nothing, so no store
         # Anything not at this code's revision takes the full check, which raises the right error.
-        revision, found = self.run_direct(
-            lambda: direct.revision_and_store(store_name), describe="check the catalog's schema"
-        )
+        revision, found = operations.revision_and_store(store_name)
         if revision == HEAD_REVISION:
             return found
         if self.schema_state(where) == "fresh":
@@ -151,14 +143,23 @@ class Catalog:
             upgrade(self.engine)
         # Another process may have created it concurrently, or it may be outdated: check again.
         self.schema_state(where)
-        return self.run_direct(lambda: direct.revision_and_store(store_name)[1], describe="look up the store")
+        return operations.revision_and_store(store_name)[1]
+
+    def find_store(self, where: str, name: str) -> StoreRow | None:
+        """The row of the store named ``name``, after checking the catalog's schema revision: on
+        a catalog at this code's revision one query; a fresh, outdated or newer catalog takes the
+        full check, which raises the right error."""
+        revision, found = self.operations.revision_and_store(name)
+        if revision == HEAD_REVISION:
+            return found
+        if self.schema_state(where) == "fresh":
+            raise NoSuchJobStoreException(where, "Its catalog holds no jobstore schema.")
+        return self.operations.revision_and_store(name)[1]
 
     # --- transactions ------------------------------------------------------------------------
 
     def read(self, store_id: int, work: Callable[[CatalogTx], T], *, describe: str) -> T:
         """Run ``work`` in a read transaction (a consistent snapshot), retrying transient failures."""
-
-        from jobstore.catalog.queries import CatalogTx
 
         def attempt() -> T:
             with self._read_engine.connect() as connection, connection.begin():
@@ -168,8 +169,6 @@ class Catalog:
 
     def write(self, store_id: int, work: Callable[[CatalogTx], T], *, describe: str) -> T:
         """Run ``work`` in a write transaction, committed on return, retrying transient failures."""
-
-        from jobstore.catalog.queries import CatalogTx
 
         def attempt() -> T:
             with self.engine.begin() as connection:
@@ -186,26 +185,6 @@ class Catalog:
                 return work(connection)
 
         return run_with_retries(self.where, attempt, describe=describe)
-
-    @contextmanager
-    def open_transaction(self, store_id: int) -> Iterator[CatalogTx]:
-        """One explicit write transaction spanning many operations (``batch()``). Not retried:
-        the caller's whole batch either commits or raises (a CatalogError for database failures,
-        never the driver's exception)."""
-        from sqlalchemy.exc import DBAPIError
-
-        from jobstore.catalog.queries import CatalogTx
-
-        try:
-            with self.engine.begin() as connection:
-                yield CatalogTx(connection, store_id)
-        except DBAPIError as error:
-            kind = CatalogUnavailableError if is_transient(error) else CatalogError
-            raise kind(
-                f"The catalog ({redact_url(self.engine.url.render_as_string(hide_password=True))}) failed during "
-                f"a batch: {type(error.orig).__name__}: {redact_url(str(error.orig)).strip()[:300]}. Nothing "
-                "of the batch was committed; run it again (once the database is reachable)."
-            ) from error
 
 
 def _psycopg_connect_args(engine: Engine) -> dict[str, Any]:

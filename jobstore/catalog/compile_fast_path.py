@@ -1,16 +1,16 @@
-"""Compile the fast path's statements from the SQLAlchemy constructs in ``queries``.
+"""Compile the catalog's row statements from the SQLAlchemy constructs in ``queries``.
 
-The fast path (``direct.py``) runs single-row operations on the database driver directly: on
-SQLite without importing SQLAlchemy at all (a Toil worker is a new process per job, and the import
-costs it ~130 ms), on PostgreSQL without SQLAlchemy's per-call machinery (half of a ~0.45 ms
-load). Its SQL must never be written twice, so the statements are compiled here, from the same
-constructs the SQLAlchemy path executes, into the generated modules ``sqlite_statements.py`` and
-``postgres_statements.py``; a test recompiles them and fails if either is stale. Regenerate with::
+``operations.py`` runs every row operation on the database driver directly: on SQLite without
+importing SQLAlchemy at all (a Toil worker is a new process per job, and the import is a large
+part of its start-up), on PostgreSQL without SQLAlchemy's per-call machinery. The SQL is defined
+once, with SQLAlchemy Core, and compiled here into the generated modules ``sqlite_statements.py``
+and ``postgres_statements.py``; a test recompiles them and fails if either is stale. Regenerate
+with::
 
     python -m jobstore.catalog.compile_fast_path
 
 Bind and result conversions are recorded as kinds (``datetime``, ``boolean``, ``float``,
-``binary``) that ``direct.py`` implements per driver; compiling fails on a column type whose
+``binary``) that ``compiled.py`` implements per driver; compiling fails on a column type whose
 processor is not one of them, and a test checks the implementations against SQLAlchemy's own.
 """
 
@@ -26,6 +26,7 @@ from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 from sqlalchemy.types import TypeEngine
 
 from jobstore.catalog import queries
+from jobstore.catalog.rows import JOB_FIELD_NAMES
 from jobstore.catalog.schema import files, jobs
 
 #: dialect name -> (the dialect compiled for, positional parameters; the generated module)
@@ -35,7 +36,7 @@ DIALECTS: dict[str, tuple[Any, Path]] = {
     "postgresql": (_POSTGRES, Path(__file__).with_name("postgres_statements.py")),
 }
 
-JOB_INSERT_COLUMNS = list(queries._JOB_ROW_COLUMNS)  # the same order as batch()'s executemany
+JOB_INSERT_COLUMNS = ["store_id", "version", "created_at", "updated_at", *JOB_FIELD_NAMES]
 FILE_INSERT_COLUMNS = [c.key for c in files.columns]
 LOG_INSERT_COLUMNS = ["store_id", "message", "is_read", "created_at"]
 STORE_INSERT_COLUMNS = ["name", "blob_url", "workflow_id", "config_json", "created_at"]
@@ -68,6 +69,9 @@ def _constructs(dialect: str) -> dict[str, tuple[Any, list[str] | None]]:
         "read_logs": (queries._READ_LOGS, None),
         "unclaim_log": (queries._UNCLAIM_LOG, None),
         **{name: (statement, None) for name, statement in queries.DELETE_STORE_ROWS.items()},
+        "all_file_ids": (queries._ALL_FILE_IDS, None),
+        "orphaned_file_ids": (queries._ORPHANED_FILE_IDS, None),
+        "job_file_summary": (queries._JOB_FILE_SUMMARY, None),
         "revision_and_store": (queries.revision_and_store(), None),
         "insert_store": (queries.insert_store_ignoring_conflicts(dialect), STORE_INSERT_COLUMNS),
     }
@@ -80,13 +84,13 @@ def _constructs(dialect: str) -> dict[str, tuple[Any, list[str] | None]]:
 
 
 def kind_of(type_: TypeEngine[Any], processor: Any) -> str | None:
-    """The conversion a dialect's processor performs, as a kind direct.py implements."""
+    """The conversion a dialect's processor performs, as a kind compiled.py implements."""
     if processor is None:
         return None
     for kind, cls in (("datetime", DateTime), ("boolean", Boolean), ("float", Float), ("binary", LargeBinary)):
         if isinstance(type_, cls):
             return kind
-    raise TypeError(f"No fast-path conversion for {type_!r}: teach direct.py and this module about it.")
+    raise TypeError(f"No fast-path conversion for {type_!r}: teach compiled.py and this module about it.")
 
 
 def _is_literal(bind: Any) -> bool:

@@ -4,6 +4,13 @@
 from typing import Any
 
 STATEMENTS: dict[str, dict[str, Any]] = {
+    "all_file_ids": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [None],
+        "sql": "SELECT files.id \nFROM files \nWHERE files.store_id = %s::INTEGER",
+    },
     "claim_unread_logs": {
         "bind": ["boolean", None],
         "defaults": {"is_read": True},
@@ -353,6 +360,18 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "result": [None],
         "sql": "SELECT %s::INTEGER AS anon_1 \nFROM jobs \nWHERE jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR",
     },
+    "job_file_summary": {
+        "bind": [None, None, None],
+        "defaults": {"coalesce_2": 0},
+        "names": ["coalesce_2", "sid", "coalesce_2"],
+        "result": [None, None, None, None, None],
+        "sql": "SELECT jobs.id, jobs.name, jobs.state, count(files.id) AS count_1, "
+        "coalesce(sum(files.size), %s::INTEGER) AS coalesce_1 \n"
+        "FROM jobs LEFT OUTER JOIN files ON files.store_id = jobs.store_id AND "
+        "files.job_id = jobs.id \n"
+        "WHERE jobs.store_id = %s::INTEGER GROUP BY jobs.id, jobs.name, jobs.state "
+        "ORDER BY coalesce(sum(files.size), %s::INTEGER) DESC, jobs.name",
+    },
     "job_page": {
         "bind": [None, None, None],
         "defaults": {},
@@ -371,6 +390,18 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "sql": "SELECT coalesce(jobs.write_token, %s::INTEGER) AS coalesce_1 \n"
         "FROM jobs \n"
         "WHERE jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR",
+    },
+    "orphaned_file_ids": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [None],
+        "sql": "SELECT files.id \n"
+        "FROM files \n"
+        "WHERE files.store_id = %s::INTEGER AND files.job_id IS NOT NULL AND NOT "
+        "(EXISTS (SELECT * \n"
+        "FROM jobs \n"
+        "WHERE jobs.store_id = files.store_id AND jobs.id = files.job_id))",
     },
     "read_logs": {
         "bind": [None],

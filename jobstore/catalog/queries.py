@@ -1,12 +1,13 @@
-"""Every query the store makes, dialect-generic, on one connection inside one transaction.
+"""Every row statement of the store, defined once with SQLAlchemy Core.
 
-Statements are built once at import time with bound parameters, so SQLAlchemy's compiled cache
-serves every call and no SQL is ever assembled from strings.
+``compile_fast_path.py`` compiles these constructs per dialect into the generated
+``sqlite_statements.py`` and ``postgres_statements.py``, which ``operations.py`` executes on the
+driver's connection; nothing else runs them, and no SQL is assembled from strings. Reports and
+maintenance have their own queries in ``reports.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -28,16 +29,10 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import BindParameter
 
-from jobstore.catalog.rows import JOB_FIELD_NAMES, FileRow, JobFields, JobRow, NewFile, StoreRow, utc_now
+from jobstore.catalog.rows import JOB_FIELD_NAMES
 from jobstore.catalog.schema import VERSION_TABLE, condemned_blobs, files, jobs, logs, stores
-from jobstore.errors import JobStoreError, batch_id_taken
-
-__all__ = ["JOB_FIELD_NAMES", "CatalogTx", "FileRow", "JobFields", "JobRow", "NewFile", "StoreRow", "utc_now"]
-
 
 _FILE_COLUMNS = (
     files.c.id,
@@ -109,7 +104,6 @@ _UPDATE_JOB_CAS = (
 _UPDATE_JOB_ANY = (
     update(jobs).where(jobs.c.store_id == _store_id, jobs.c.id == bindparam("match_id")).values(_JOB_VALUES)
 )
-_SELECT_JOB_VERSION = select(jobs.c.version).where(jobs.c.store_id == _store_id, jobs.c.id == _job_id)
 _DELETE_JOB = delete(jobs).where(jobs.c.store_id == _store_id, jobs.c.id == _job_id)
 _SELECT_JOB_PAGE = (
     select(jobs.c.id, jobs.c.version, jobs.c.description)
@@ -124,7 +118,6 @@ _SELECT_SHARED = select(*_FILE_COLUMNS).where(
 )
 _FILE_EXISTS = select(literal(1)).where(files.c.store_id == _store_id, files.c.id == bindparam("id"))
 _FILE_SIZE = select(files.c.size).where(files.c.store_id == _store_id, files.c.id == bindparam("id"))
-_DELETE_FILE = delete(files).where(files.c.store_id == _store_id, files.c.id == bindparam("id"))
 _DELETE_CLEANUP_FILES_RETURNING_KEYS = (
     delete(files)
     .where(files.c.store_id == _store_id, files.c.job_id == bindparam("job_id"), files.c.cleanup.is_(True))
@@ -213,7 +206,6 @@ def delete_job_with_cleanup_files() -> Any:
     ).select_from(one_row.outerjoin(gone_files, true()))
 
 
-_SELECT_FILE_KEY = select(files.c.blob_key).where(files.c.store_id == _store_id, files.c.id == bindparam("id"))
 _UPDATE_FILE_CAS = (
     update(files)
     .where(
@@ -232,13 +224,6 @@ _UPDATE_FILE_CAS = (
         updated_at=bindparam("new_updated_at"),
     )
 )
-_CLEANUP_FILES = select(files.c.id, files.c.blob_key).where(
-    files.c.store_id == _store_id, files.c.job_id == bindparam("job_id"), files.c.cleanup.is_(True)
-)
-_DELETE_FILES_BY_ID = delete(files).where(
-    files.c.store_id == _store_id, files.c.id.in_(bindparam("ids", expanding=True))
-)
-
 _INSERT_LOG = insert(logs)
 _SELECT_STORE_BY_NAME = select(
     stores.c.id, stores.c.name, stores.c.blob_url, stores.c.workflow_id, stores.c.config_json, stores.c.created_at
@@ -268,28 +253,8 @@ def insert_store_ignoring_conflicts(dialect: str) -> Any:
 _INSERTS_IGNORING_CONFLICTS: dict[tuple[str, str], Any] = {}
 
 
-#: Columns of a job row, in the order of ``_plain_job_insert``'s rows.
-_JOB_ROW_COLUMNS = ("store_id", "version", "created_at", "updated_at", *JOB_FIELD_NAMES)
-#: A job insert that fails on a taken ID (batch()'s executemany, here and on the fast path).
+#: A job insert that fails on a taken ID (``batch()``'s executemany).
 _INSERT_JOB = insert(jobs)
-_PLAIN_JOB_INSERTS: dict[str, tuple[str, bool, tuple[str, ...], tuple[Any, ...]]] = {}
-
-
-def _plain_job_insert(dialect: Any) -> tuple[str, bool, tuple[str, ...], tuple[Any, ...]]:
-    """``INSERT INTO jobs`` compiled once per dialect, for ``insert_jobs``' executemany on the
-    driver: (SQL, positional?, parameter names in order, each one's bind processor or None).
-
-    SQLAlchemy's own executemany processes every row's parameters through its compiled-statement
-    machinery (~8 us a row, a third of a 2,000-job ``batch()``); the driver needs only the values,
-    converted once by the same bind processors."""
-    found = _PLAIN_JOB_INSERTS.get(dialect.name)
-    if found is None:
-        compiled = _INSERT_JOB.compile(dialect=dialect, column_keys=list(_JOB_ROW_COLUMNS))
-        names = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else _JOB_ROW_COLUMNS
-        processors = tuple(jobs.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names)
-        found = (compiled.string, bool(compiled.positional), names, processors)
-        _PLAIN_JOB_INSERTS[dialect.name] = found
-    return found
 
 
 def _insert_ignoring_conflicts(table: Table, dialect: str) -> Any:
@@ -336,274 +301,19 @@ def insert_file_of_existing_job(dialect: str) -> Any:
     )
 
 
-class CatalogTx:
-    """The queries of one store, run on one connection inside one open transaction."""
-
-    __slots__ = ("connection", "store_id")
-
-    def __init__(self, connection: Connection, store_id: int) -> None:
-        self.connection = connection
-        self.store_id = store_id
-
-    # --- stores ------------------------------------------------------------------------------
-
-    @staticmethod
-    def find_store(connection: Connection, name: str) -> StoreRow | None:
-        row = connection.execute(_SELECT_STORE_BY_NAME, {"name": name}).first()
-        if row is None:
-            return None
-        return StoreRow(row.id, row.name, row.blob_url, row.workflow_id, row.config_json, row.created_at)
-
-    def update_store_config(self, config_json: str) -> None:
-        self.connection.execute(update(stores).where(stores.c.id == self.store_id).values(config_json=config_json))
-
-    # --- jobs --------------------------------------------------------------------------------
-
-    def insert_job(self, fields: JobFields) -> bool:
-        """Insert version 1 of a job; False if the ID is taken."""
-        now = utc_now()
-        params = fields.as_params()
-        params.update(store_id=self.store_id, version=1, created_at=now, updated_at=now)
-        result = self.connection.execute(_insert_ignoring_conflicts(jobs, self.connection.dialect.name), params)
-        return result.first() is not None
-
-    def insert_jobs(self, many: Sequence[JobFields]) -> None:
-        """Insert version 1 of many jobs in one executemany (batch()); a taken ID raises
-        JobStoreError and, the exception propagating, aborts the whole transaction."""
-        sql, positional, names, processors = _plain_job_insert(self.connection.dialect)
-        now = utc_now()
-        converters = {name: processor for name, processor in zip(names, processors, strict=True) if processor}
-        common = {"store_id": self.store_id, "version": 1, "created_at": now, "updated_at": now}
-        common = {name: converters[name](value) if name in converters else value for name, value in common.items()}
-        per_row = [(name, convert) for name, convert in converters.items() if name not in common]
-        rows: list[Any] = []
-        for fields in many:
-            params = fields.as_params()
-            for name, convert in per_row:
-                if params[name] is not None:
-                    params[name] = convert(params[name])
-            params.update(common)
-            rows.append(tuple([params[name] for name in names]) if positional else params)
-        try:
-            self.connection.exec_driver_sql(sql, rows)
-        except IntegrityError:
-            raise batch_id_taken() from None
-
-    def get_job(self, job_id: str) -> tuple[int, str] | None:
-        row = self.connection.execute(_SELECT_JOB, {"sid": self.store_id, "id": job_id}).first()
-        return None if row is None else (row[0], row[1])
-
-    def job_exists(self, job_id: str) -> bool:
-        return self.connection.execute(_JOB_EXISTS, {"sid": self.store_id, "id": job_id}).first() is not None
-
-    def job_write_token(self, job_id: str) -> int | None:
-        """The token of the write that produced the job's row (0 if none); None if no such job."""
-        row = self.connection.execute(_JOB_WRITE_TOKEN, {"sid": self.store_id, "id": job_id}).first()
-        return None if row is None else int(row[0])
-
-    def update_job(self, fields: JobFields, expected_version: int | None) -> int | None:
-        """Compare-and-set update. Returns the new version, or None if the version moved on or the
-        job is gone (the caller tells which, and whether it was its own committed write, with
-        ``job_write_token``)."""
-        params = {f"new_{name}": value for name, value in fields.as_params().items()}
-        params.update(sid=self.store_id, match_id=fields.id, expected=expected_version, new_updated_at=utc_now())
-        statement = _UPDATE_JOB_ANY if expected_version is None else _UPDATE_JOB_CAS
-        result = self.connection.execute(statement, params)
-        if result.rowcount != 1:
-            return None
-        if expected_version is not None:
-            return expected_version + 1
-        row = self.connection.execute(_SELECT_JOB_VERSION, {"sid": self.store_id, "id": fields.id}).first()
-        return None if row is None else int(row[0])
-
-    def save_jobs(self, many: Sequence[JobFields]) -> list[int]:
-        """Overwrite each job, or create it if it does not exist; the version each job now has."""
-        versions = []
-        for fields in many:
-            version = self.update_job(fields, None)
-            if version is None:
-                if not self.insert_job(fields):
-                    raise JobStoreError(f"Job {fields.id!r} appeared while it was being saved; save it again.")
-                version = 1
-            versions.append(version)
-        return versions
-
-    def delete_job(self, job_id: str) -> tuple[bool, list[str]]:
-        """Delete a job and its cleanup files. Returns (whether it existed, blob keys to delete)."""
-        params = {"sid": self.store_id, "id": job_id}
-        existed = self.connection.execute(_DELETE_JOB, params).rowcount > 0
-        doomed = self.connection.execute(_CLEANUP_FILES, {"sid": self.store_id, "job_id": job_id}).all()
-        if doomed:
-            self.connection.execute(_DELETE_FILES_BY_ID, {"sid": self.store_id, "ids": [row[0] for row in doomed]})
-        return existed, [row[1] for row in doomed]
-
-    def job_page(self, after: str, page_size: int) -> Sequence[Any]:
-        return self.connection.execute(
-            _SELECT_JOB_PAGE, {"sid": self.store_id, "after": after, "page_size": page_size}
-        ).all()
-
-    # --- files -------------------------------------------------------------------------------
-
-    def insert_file(self, new: NewFile) -> bool:
-        """Insert version 1 of a file; False if the ID (or shared name) is taken."""
-        now = utc_now()
-        result = self.connection.execute(
-            _insert_ignoring_conflicts(files, self.connection.dialect.name),
-            {
-                "store_id": self.store_id,
-                "id": new.id,
-                "version": 1,
-                "job_id": new.job_id,
-                "cleanup": new.cleanup,
-                "shared_name": new.shared_name,
-                "basename": new.basename,
-                "size": new.size,
-                "checksum": new.checksum,
-                "blob_key": new.blob_key,
-                "executable": new.executable,
-                "encrypted": new.encrypted,
-                "source_url": new.source_url,
-                "created_at": now,
-                "updated_at": now,
-            },
-        )
-        return result.first() is not None
-
-    def get_file(self, file_id: str) -> FileRow | None:
-        row = self.connection.execute(_SELECT_FILE, {"sid": self.store_id, "id": file_id}).first()
-        return None if row is None else FileRow(**row._asdict())
-
-    def get_shared_file(self, shared_name: str) -> FileRow | None:
-        row = self.connection.execute(_SELECT_SHARED, {"sid": self.store_id, "shared_name": shared_name}).first()
-        return None if row is None else FileRow(**row._asdict())
-
-    def file_exists(self, file_id: str) -> bool:
-        return self.connection.execute(_FILE_EXISTS, {"sid": self.store_id, "id": file_id}).first() is not None
-
-    def file_size(self, file_id: str) -> int | None:
-        row = self.connection.execute(_FILE_SIZE, {"sid": self.store_id, "id": file_id}).first()
-        return None if row is None else int(row[0])
-
-    def replace_file_content(
-        self,
-        file_id: str,
-        expected_version: int,
-        *,
-        size: int,
-        checksum: str,
-        blob_key: str,
-        encrypted: bool,
-        executable: bool | None = None,
-        source_url: str | None = None,
-    ) -> bool:
-        """Point a file at new bytes if its version is still ``expected_version`` (compare-and-set)."""
-        result = self.connection.execute(
-            _UPDATE_FILE_CAS,
-            {
-                "sid": self.store_id,
-                "match_id": file_id,
-                "expected": expected_version,
-                "new_size": size,
-                "new_checksum": checksum,
-                "new_blob_key": blob_key,
-                "new_encrypted": encrypted,
-                "new_executable": executable,
-                "new_source_url": source_url,
-                "new_updated_at": utc_now(),
-            },
-        )
-        return result.rowcount == 1
-
-    def delete_file(self, file_id: str) -> str | None:
-        """Delete a file row; return its blob key, or None if there was no such file."""
-        params = {"sid": self.store_id, "id": file_id}
-        row = self.connection.execute(_SELECT_FILE_KEY, params).first()
-        if row is None:
-            return None
-        self.connection.execute(_DELETE_FILE, params)
-        return str(row[0])
-
-    def all_file_ids(self) -> list[str]:
-        return list(self.connection.execute(select(files.c.id).where(files.c.store_id == self.store_id)).scalars())
-
-    def orphaned_file_ids(self) -> list[str]:
-        """Files whose owning job no longer exists: one anti-join."""
-        no_job = ~exists().where(and_(jobs.c.store_id == files.c.store_id, jobs.c.id == files.c.job_id))
-        query = select(files.c.id).where(files.c.store_id == self.store_id, files.c.job_id.is_not(None), no_job)
-        return list(self.connection.execute(query).scalars())
-
-    # --- logs --------------------------------------------------------------------------------
-
-    def append_log(self, message: bytes) -> None:
-        self.connection.execute(
-            _INSERT_LOG,
-            {"store_id": self.store_id, "message": message, "is_read": False, "created_at": utc_now()},
-        )
-
-    def has_unread_logs(self) -> bool:
-        return self.connection.execute(_HAS_UNREAD_LOGS, {"sid": self.store_id}).first() is not None
-
-    def claim_unread_logs(self) -> list[tuple[int, bytes]]:
-        """Mark every unread log read and return them (seq, message) in order. Atomic, so two
-        concurrent readers never receive the same message."""
-        rows = self.connection.execute(_CLAIM_UNREAD_LOGS, {"sid": self.store_id}).all()
-        return sorted((int(row[0]), bytes(row[1])) for row in rows)
-
-    def read_logs(self) -> list[tuple[int, bytes]]:
-        """Logs already marked read, in order."""
-        return [(int(row[0]), bytes(row[1])) for row in self.connection.execute(_READ_LOGS, {"sid": self.store_id})]
-
-    def unclaim_logs(self, seqs: Sequence[int]) -> None:
-        """Return logs to the unread state (their callback failed before they were delivered)."""
-        if seqs:
-            self.connection.execute(_UNCLAIM_LOG, [{"sid": self.store_id, "seq": seq} for seq in seqs])
-
-    def job_file_summary(self) -> list[tuple[str, str, str, int, int]]:
-        """Per job: (id, name, state, files owned, bytes owned), largest first (one join)."""
-        query = (
-            select(
-                jobs.c.id,
-                jobs.c.name,
-                jobs.c.state,
-                func.count(files.c.id),
-                func.coalesce(func.sum(files.c.size), 0),
-            )
-            .select_from(jobs.outerjoin(files, and_(files.c.store_id == jobs.c.store_id, files.c.job_id == jobs.c.id)))
-            .where(jobs.c.store_id == self.store_id)
-            .group_by(jobs.c.id, jobs.c.name, jobs.c.state)
-            .order_by(func.coalesce(func.sum(files.c.size), 0).desc(), jobs.c.name)
-        )
-        return [(str(r[0]), str(r[1]), str(r[2]), int(r[3]), int(r[4])) for r in self.connection.execute(query)]
-
-    # --- counts ------------------------------------------------------------------------------
-
-    def counts(self) -> dict[str, Any]:
-        """Basic totals of this store (the maintenance layer builds richer reports)."""
-        sid = self.store_id
-        job_count = self.connection.execute(select(func.count()).where(jobs.c.store_id == sid)).scalar_one()
-        by_state: dict[Any, Any] = dict(
-            self.connection.execute(
-                select(jobs.c.state, func.count()).where(jobs.c.store_id == sid).group_by(jobs.c.state)
-            ).all()
-        )
-        failed = self.connection.execute(
-            select(func.count()).where(jobs.c.store_id == sid, jobs.c.remaining_tries <= 0)
-        ).scalar_one()
-        file_count, total_bytes = self.connection.execute(
-            select(func.count(), func.coalesce(func.sum(files.c.size), 0)).where(files.c.store_id == sid)
-        ).one()
-        shared = self.connection.execute(
-            select(func.count()).where(files.c.store_id == sid, files.c.shared_name.is_not(None))
-        ).scalar_one()
-        unread = self.connection.execute(
-            select(func.count()).where(logs.c.store_id == sid, logs.c.is_read.is_(False))
-        ).scalar_one()
-        return {
-            "jobs": int(job_count),
-            "jobs_by_state": {str(k): int(v) for k, v in by_state.items()},
-            "failed_jobs": int(failed),
-            "files": int(file_count),
-            "bytes": int(total_bytes),
-            "shared_files": int(shared),
-            "unread_logs": int(unread),
-        }
+_ALL_FILE_IDS = select(files.c.id).where(files.c.store_id == _store_id)
+#: Files whose owning job no longer exists: one anti-join.
+_ORPHANED_FILE_IDS = select(files.c.id).where(
+    files.c.store_id == _store_id,
+    files.c.job_id.is_not(None),
+    ~exists().where(and_(jobs.c.store_id == files.c.store_id, jobs.c.id == files.c.job_id)),
+)
+_BYTES_OWNED = func.coalesce(func.sum(files.c.size), 0)
+#: Per job: (id, name, state, files owned, bytes owned), largest first (one join).
+_JOB_FILE_SUMMARY = (
+    select(jobs.c.id, jobs.c.name, jobs.c.state, func.count(files.c.id), _BYTES_OWNED)
+    .select_from(jobs.outerjoin(files, and_(files.c.store_id == jobs.c.store_id, files.c.job_id == jobs.c.id)))
+    .where(jobs.c.store_id == _store_id)
+    .group_by(jobs.c.id, jobs.c.name, jobs.c.state)
+    .order_by(_BYTES_OWNED.desc(), jobs.c.name)
+)

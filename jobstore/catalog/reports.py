@@ -51,7 +51,7 @@ from sqlalchemy.sql import ColumnElement, CompoundSelect, Select
 from sqlalchemy.sql.elements import BindParameter
 
 from jobstore.catalog.migrate import current_revision
-from jobstore.catalog.queries import utc_now
+from jobstore.catalog.rows import utc_now
 from jobstore.catalog.schema import KEY_LENGTH, condemned_blobs, files, jobs, logs, stores
 
 #: Rows per executemany / IN list: large enough to be fast, small enough for any driver's limits.
@@ -669,11 +669,13 @@ def prune_read_logs(connection: Connection, store_id: int, cutoff: datetime, *, 
     return len(connection.execute(delete(logs).where(*condition).returning(logs.c.seq), params).all())
 
 
-def set_store_workflow_id(connection: Connection, store_id: int, workflow_id: str) -> None:
-    """Give a store the workflow ID of the store it is a copy of (its config JSON is updated by the caller)."""
+def set_store_workflow_id(connection: Connection, store_id: int, workflow_id: str, config_json: str) -> None:
+    """Give a store the workflow ID of the store it is a copy of, and the config that records it."""
     connection.execute(
-        update(stores).where(stores.c.id == bindparam("sid")).values(workflow_id=bindparam("wf")),
-        {"sid": store_id, "wf": workflow_id},
+        update(stores)
+        .where(stores.c.id == bindparam("sid"))
+        .values(workflow_id=bindparam("wf"), config_json=bindparam("config")),
+        {"sid": store_id, "wf": workflow_id, "config": config_json},
     )
 
 

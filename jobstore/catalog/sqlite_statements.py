@@ -4,6 +4,13 @@
 from typing import Any
 
 STATEMENTS: dict[str, dict[str, Any]] = {
+    "all_file_ids": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [None],
+        "sql": "SELECT files.id \nFROM files \nWHERE files.store_id = ?",
+    },
     "claim_unread_logs": {
         "bind": ["boolean", None],
         "defaults": {"is_read": True},
@@ -311,6 +318,18 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "result": [None],
         "sql": "SELECT ? AS anon_1 \nFROM jobs \nWHERE jobs.store_id = ? AND jobs.id = ?",
     },
+    "job_file_summary": {
+        "bind": [None, None, None],
+        "defaults": {"coalesce_2": 0},
+        "names": ["coalesce_2", "sid", "coalesce_2"],
+        "result": [None, None, None, None, None],
+        "sql": "SELECT jobs.id, jobs.name, jobs.state, count(files.id) AS count_1, "
+        "coalesce(sum(files.size), ?) AS coalesce_1 \n"
+        "FROM jobs LEFT OUTER JOIN files ON files.store_id = jobs.store_id AND "
+        "files.job_id = jobs.id \n"
+        "WHERE jobs.store_id = ? GROUP BY jobs.id, jobs.name, jobs.state ORDER BY "
+        "coalesce(sum(files.size), ?) DESC, jobs.name",
+    },
     "job_page": {
         "bind": [None, None, None, None],
         "defaults": {"param_1": 0},
@@ -329,6 +348,18 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "sql": "SELECT coalesce(jobs.write_token, ?) AS coalesce_1 \n"
         "FROM jobs \n"
         "WHERE jobs.store_id = ? AND jobs.id = ?",
+    },
+    "orphaned_file_ids": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [None],
+        "sql": "SELECT files.id \n"
+        "FROM files \n"
+        "WHERE files.store_id = ? AND files.job_id IS NOT NULL AND NOT (EXISTS (SELECT "
+        "* \n"
+        "FROM jobs \n"
+        "WHERE jobs.store_id = files.store_id AND jobs.id = files.job_id))",
     },
     "read_logs": {
         "bind": [None],

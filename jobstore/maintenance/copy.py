@@ -233,11 +233,11 @@ def _claim_destination(source: JobStore, destination: JobStore) -> None:
     destination.config.workflowID = source_workflow
     config_json = destination.config.to_json()
 
-    def claim(tx: CatalogTx) -> None:
-        reports.set_store_workflow_id(tx.connection, tx.store_id, source_workflow)
-        tx.update_store_config(config_json)
-
-    destination.catalog.write(destination.store_id, claim, describe="claim the destination")
+    destination.catalog.write(
+        destination.store_id,
+        lambda tx: reports.set_store_workflow_id(tx.connection, tx.store_id, source_workflow, config_json),
+        describe="claim the destination",
+    )
 
 
 def _copy_blob(source: JobStore, destination: JobStore, row: dict[str, Any]) -> None:

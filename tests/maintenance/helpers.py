@@ -66,7 +66,7 @@ def age_condemned(store: JobStore, seconds: float) -> None:
     """Pretend every condemned record was made ``seconds`` earlier."""
     from datetime import timedelta
 
-    from jobstore.catalog.queries import utc_now
+    from jobstore.catalog.rows import utc_now
 
     store.catalog.run_raw(
         lambda c: c.execute(

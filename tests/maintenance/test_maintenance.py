@@ -125,7 +125,7 @@ def test_gc_is_two_phase_and_idempotent(store: JobStore) -> None:
         executable=False,
         encrypted=store.blob_store.encrypted,
     )
-    assert store.catalog.write(store.store_id, lambda tx: tx.insert_file(new), describe="commit late")
+    assert store.catalog.operations.insert_file(store.store_id, new) is None  # the late commit
     age_condemned(store, 7200)  # the grace period is over for both
     second = collect_garbage(store, grace="1h")
     assert (second.released_blobs, second.deleted_blobs, second.waiting_blobs) == (1, 1, 0)

@@ -1,7 +1,7 @@
 """A commit whose acknowledgement is lost: the server committed, then the connection dropped before
 the reply arrived. The catalog's retry loop runs the operation again; the retry must recognise the
 store's own committed change instead of reporting a conflict, and must never discard what was
-committed (a file's new blob, here). PostgreSQL fast path, where a worker's operations run."""
+committed (a file's new blob, here). On PostgreSQL, where a reply can be lost."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from jobstore import Config, JobDescription, JobStore, create_job_store
-from jobstore.catalog import direct
+from jobstore.catalog.operations import PostgresOperations
 
 
 class _LosesTheReplyOnce:
@@ -44,10 +44,11 @@ def store(tmp_path: Path, request: pytest.FixtureRequest) -> JobStore:
 
 
 def _lose_the_reply(store: JobStore, prefix: str) -> _LosesTheReplyOnce:
-    route = store._direct()  # test-only access: the fast path's per-thread connection
-    assert route is not None and isinstance(route[0], direct.DirectPostgres)
-    proxy = _LosesTheReplyOnce(route[0]._connection(), prefix)
-    route[0]._local.holder.connection = proxy
+    operations = store.catalog.operations
+    assert isinstance(operations, PostgresOperations)
+    proxy = _LosesTheReplyOnce(operations._connection(), prefix)  # test-only access: this thread's connection
+    assert operations._state.holder is not None
+    operations._state.holder.connection = proxy
     return proxy
 
 
@@ -168,13 +169,13 @@ def test_creating_a_store_whose_reply_was_lost_succeeds(
     with this call's own (fresh) workflow ID, which is success, not JobStoreExistsException."""
     server = request.getfixturevalue("postgres_server")
     proxies: list[_LosesTheReplyOnce] = []
-    connect = direct.DirectPostgres._connect
+    connect = PostgresOperations._connect
 
-    def connect_losing_the_store_reply(self: direct.DirectPostgres) -> Any:
+    def connect_losing_the_store_reply(self: PostgresOperations) -> Any:
         proxies.append(_LosesTheReplyOnce(connect(self), "INSERT INTO stores"))
         return proxies[-1]
 
-    monkeypatch.setattr(direct.DirectPostgres, "_connect", connect_losing_the_store_reply)
+    monkeypatch.setattr(PostgresOperations, "_connect", connect_losing_the_store_reply)
     locator = f"sql:{server.url}#lost-store-reply-{tmp_path.name[-16:]}"
     store = create_job_store(locator)
     store.initialize(Config(blobStore=f"file://{tmp_path / 'blobs'}"))
