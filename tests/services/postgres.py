@@ -240,8 +240,9 @@ class PostgresServer:
         self.close()
 
     def __repr__(self) -> str:
+        # Not self.url: that checks the lifeline, and a repr must not raise for a dead server.
         state = "running" if self.running else "stopped"
-        return f"<PostgresServer {self.url} bindir={self.bindir} {state}>"
+        return f"<PostgresServer 127.0.0.1:{self.port} bindir={self.bindir} {state}>"
 
     # --- internals -------------------------------------------------------------------------
 
