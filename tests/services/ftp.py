@@ -23,6 +23,7 @@ from types import TracebackType
 
 import pytest
 
+from tests.services import SERVER_TMP
 from tests.services.health import fail_if_dead, thread_lifeline
 
 with warnings.catch_warnings():  # pyftpdlib still imports asyncore/asynchat on Python 3.11
@@ -79,7 +80,7 @@ class FtpServer:
 
     def start(self) -> FtpServer:
         config_logging(level=logging.WARNING)
-        self._tmp = tempfile.mkdtemp(prefix="jobstore-ftp-")
+        self._tmp = tempfile.mkdtemp(prefix="jobstore-ftp-", dir=SERVER_TMP)
         self.root = os.path.join(self._tmp, "root")
         os.mkdir(self.root)
         authorizer = DummyAuthorizer()

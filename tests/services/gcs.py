@@ -39,6 +39,7 @@ from typing import Any
 import pytest
 
 from jobstore.config import Config
+from tests.services import SERVER_TMP
 from tests.services.binaries import find_binary
 from tests.services.health import fail_if_dead, process_lifeline
 
@@ -214,7 +215,7 @@ def running_gcs_server() -> Iterator[GCSServer]:
         with running_gcs_server() as server:
             store = GCSBlobStore.from_url("gs://bench", server.config())
     """
-    workdir = Path(tempfile.mkdtemp(prefix="jobstore-gcs-"))
+    workdir = Path(tempfile.mkdtemp(prefix="jobstore-gcs-", dir=SERVER_TMP))
     previous = os.environ.get(EMULATOR_ENV_VAR)
     server = GCSServer(workdir)
     try:

@@ -46,6 +46,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
+from tests.services import SERVER_TMP
 from tests.services.health import fail_if_dead, thread_lifeline
 
 _BLOCK = bytes(range(256)) * 4096  # 1 MiB
@@ -362,7 +363,7 @@ class HttpServer:
             self.uploads[name] = upload
 
     def start(self) -> HttpServer:
-        self._tmp = tempfile.mkdtemp(prefix="jobstore-http-")
+        self._tmp = tempfile.mkdtemp(prefix="jobstore-http-", dir=SERVER_TMP)
         self.root = os.path.join(self._tmp, "root")
         self.upload_dir = os.path.join(self._tmp, "uploads")
         os.mkdir(self.root)

