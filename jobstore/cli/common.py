@@ -17,7 +17,9 @@ app = typer.Typer(help="Keep, inspect and maintain jobstore job stores.", no_arg
 
 #: Data goes to stdout, diagnostics to stderr.
 console = Console()
-errors = Console(stderr=True)
+#: soft_wrap: an error is one line however long (rich would otherwise break it at the width, 80
+#: columns when stderr is not a terminal), so that scripts and `2>&1 | tail -1` see all of it.
+errors = Console(stderr=True, soft_wrap=True)
 
 CatalogOption = Annotated[
     str | None,
