@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from jobstore.cli.common import CatalogOption, app, console
+from jobstore.cli.common import CatalogOption, LocatorArgument, app, console, preflight
 from jobstore.cli.interrupt import interrupted
 from jobstore.config import Config
 from jobstore.demo import DEFAULT_FAN_OUT, DEFAULT_PACE, MAX_FAN_OUT
@@ -19,13 +19,14 @@ from jobstore.redact import redact_url
 
 @app.command("status")
 def status(
-    locator: str,
+    locator: LocatorArgument,
     catalog: CatalogOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Totals of a store: jobs by state, failed jobs, files and bytes, shared files, logs, orphans."""
     from jobstore.store import create_job_store
 
+    preflight(locator, catalog)
     store = create_job_store(locator)
     store.resume(Config(catalog=catalog) if catalog else None)
     try:
