@@ -69,8 +69,10 @@ def test_concurrent_upgrades_serialise_on_the_advisory_lock(postgres_server: Any
 
 
 def test_upgrade_sql_prints_postgres_ddl(postgres_server: Any) -> None:
+    # A database of its own: `--sql` prints only what is pending, and the shared one is upgraded.
+    url = postgres_server.new_database("upgrade_sql_" + uuid.uuid4().hex[:8])
     result = subprocess.run(
-        [sys.executable, "-m", "jobstore", "db", "upgrade", "--sql", f"sql:{postgres_server.url}#x"],
+        [sys.executable, "-m", "jobstore", "db", "upgrade", "--sql", f"sql:{url}#x"],
         capture_output=True,
         text=True,
         timeout=120,

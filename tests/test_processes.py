@@ -5,12 +5,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from jobstore import ConcurrentFileModificationException, JobDescription, JobStoreError, create_job_store
+from jobstore import ConcurrentFileModificationException, JobDescription, create_job_store
 from tests.conftest import Backend
 
 PROCESSES = 8
@@ -118,44 +116,3 @@ def test_catalog_left_by_a_killed_writer(tmp_path: Path) -> None:
             int(handle.read())
         reopened.create(JobDescription(jobName="after-crash"))  # still writable
         reopened.close()
-
-
-def test_demo_resumes_after_kill_without_redoing_work(tmp_path: Path) -> None:
-    from jobstore.demo import open_or_create
-
-    env = {**os.environ, "JOBSTORE_DEMO_KILL_AFTER": "4"}
-    first = subprocess.run(
-        [sys.executable, "-m", "jobstore", "demo", str(tmp_path / "demo")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert first.returncode == -signal.SIGKILL, first.stderr
-    store, resumed = open_or_create(tmp_path / "demo" / "store")
-    assert resumed
-    finished_before = {j.jobStoreID for j in store.jobs() if j.jobName == "count" and j.state == "completed"}
-    assert 0 < len(finished_before) < 8
-    store.close()
-    second = subprocess.run(
-        [sys.executable, "-m", "jobstore", "demo", str(tmp_path / "demo")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert second.returncode == 0, second.stderr
-    assert "Resuming" in second.stdout
-    result = (tmp_path / "demo" / "word-counts.txt").read_text()
-    assert sum(int(line.split("\t")[1]) for line in result.splitlines()) > 3000
-    store, _ = open_or_create(tmp_path / "demo" / "store")
-    jobs = list(store.jobs())
-    assert all(j.state == "completed" for j in jobs)
-    for job in jobs:
-        if job.jobStoreID in finished_before:
-            assert job.attempts == 1  # committed work was not redone
-        elif job.jobName in ("count", "combine"):
-            assert job.attempts in (1, 2)  # at most the one step that was in flight is repeated
-    try:
-        store.close()
-    except JobStoreError:
-        pass

@@ -18,7 +18,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from jobstore.cli.common import CatalogOption, app, console, errors
+from jobstore.cli.common import CatalogOption, LocatorArgument, app, console, errors, preflight
 from jobstore.config import Config
 from jobstore.errors import InvalidLocatorError
 from jobstore.redact import redact_url
@@ -32,6 +32,7 @@ def open_store(locator: str, catalog: str | None) -> JobStore:
     """Resume an existing store (never create one): a typo must not make a new, empty store."""
     from jobstore.store import create_job_store
 
+    preflight(locator, catalog)
     store = create_job_store(locator)
     store.resume(Config(catalog=catalog) if catalog else None)
     return store
@@ -83,7 +84,7 @@ def _bytes(count: int) -> str:
 
 @app.command("gc")
 def gc_command(
-    locator: str,
+    locator: LocatorArgument,
     catalog: CatalogOption = None,
     dry_run: DryRunOption = False,
     grace: Annotated[
@@ -136,7 +137,7 @@ def gc_command(
 
 @app.command("fsck")
 def fsck_command(
-    locator: str,
+    locator: LocatorArgument,
     catalog: CatalogOption = None,
     verify_checksums: Annotated[
         bool, typer.Option("--verify-checksums", help="Read every blob and compare its checksum (slow).")
@@ -196,8 +197,10 @@ def _settings(pairs: list[str]) -> dict[str, Any]:
 
 @app.command("copy")
 def copy_command(
-    source: Annotated[str, typer.Argument(help="Locator of the store to copy.")],
-    destination: Annotated[str, typer.Argument(help="Locator of the copy (created, or resumed if interrupted).")],
+    source: Annotated[str, typer.Argument(metavar="SRC", help="LOCATOR of the store to copy (see `jobstore --help`).")],
+    destination: Annotated[
+        str, typer.Argument(metavar="DST", help="LOCATOR of the copy (created, or resumed if interrupted).")
+    ],
     catalog: CatalogOption = None,
     dst_catalog: Annotated[
         str | None, typer.Option("--dst-catalog", help="Catalog URL of the destination, if its locator implies none.")
@@ -221,6 +224,7 @@ def copy_command(
     src = open_store(source, catalog)
     try:
         config = destination_config(src, catalog=dst_catalog, blobStore=dst_blob_store, **settings)
+        preflight(destination, dst_catalog)
         dst = open_destination(destination, config)
         try:
             with progress_bars() as progress:
@@ -250,7 +254,7 @@ def copy_command(
 
 @app.command("prune")
 def prune_command(
-    locator: str,
+    locator: LocatorArgument,
     older_than: Annotated[
         str, typer.Option("--older-than", help="Prune jobs not updated for this long (30m, 12h, 7d, 2w).")
     ],
@@ -297,7 +301,7 @@ def prune_command(
 
 @app.command("destroy")
 def destroy_command(
-    locator: str,
+    locator: LocatorArgument,
     catalog: CatalogOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:

@@ -4,25 +4,29 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from jobstore.cli.common import CatalogOption, app, console
+from jobstore.cli.common import CatalogOption, LocatorArgument, app, console, preflight
+from jobstore.cli.interrupt import interrupted
 from jobstore.config import Config
+from jobstore.demo import DEFAULT_FAN_OUT, DEFAULT_PACE, MAX_FAN_OUT
 from jobstore.redact import redact_url
 
 
 @app.command("status")
 def status(
-    locator: str,
+    locator: LocatorArgument,
     catalog: CatalogOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Totals of a store: jobs by state, failed jobs, files and bytes, shared files, logs, orphans."""
     from jobstore.store import create_job_store
 
+    preflight(locator, catalog)
     store = create_job_store(locator)
     store.resume(Config(catalog=catalog) if catalog else None)
     try:
@@ -57,10 +61,36 @@ def _print_stats(locator: str, stats: dict[str, Any]) -> None:
 
 @app.command("demo")
 def demo(
-    directory: Annotated[str, typer.Argument(help="Where the demo's store and outputs go.")] = "./jobstore-demo",
-    fan_out: Annotated[int, typer.Option(help="Number of parallel jobs.")] = 8,
+    directory: Annotated[
+        Path,
+        typer.Argument(
+            help="Where the demo's store (DIR/store), input and result go; created if missing. "
+            "Run the command again on the same directory to resume an interrupted run.",
+            show_default=True,
+        ),
+    ] = Path("./jobstore-demo"),
+    fan_out: Annotated[
+        int | None,
+        typer.Option(
+            help=f"Number of counting jobs (1-{MAX_FAN_OUT}; default {DEFAULT_FAN_OUT}). A resume keeps the "
+            "fan-out the run was started with; a different one is refused.",
+            show_default=False,
+        ),
+    ] = None,
+    pace: Annotated[
+        float,
+        typer.Option(help="Seconds of simulated work per job, so that there is time to interrupt it; 0 for none."),
+    ] = DEFAULT_PACE,
 ) -> None:
-    """Run the example workflow (fan-out, combine, resume after interruption) on the embedded default."""
+    """Run the example workflow (fan-out, combine, resume after interruption) on the embedded default.
+
+    Interrupt it (Ctrl-C, or kill -9) and run it again: it resumes from the store without redoing
+    committed work, and its result and summary are those of an uninterrupted run.
+    """
     from jobstore.demo import run_demo
 
-    run_demo(directory, fan_out=fan_out, console=console)
+    try:
+        run_demo(directory, fan_out=fan_out, pace=pace, console=console)
+    except KeyboardInterrupt:
+        # Here, not in jobstore.cli.main: typer turns a KeyboardInterrupt into a silent exit 130.
+        interrupted(f"run `jobstore demo {directory}` again to resume")

@@ -31,7 +31,7 @@ from rich.progress import (
 from rich.text import Text
 
 from jobstore.abstract import TransferProgress, TransferResult
-from jobstore.cli.common import CatalogOption, app, errors
+from jobstore.cli.common import CatalogOption, LocatorArgument, app, as_url, errors, preflight
 from jobstore.config import Config
 from jobstore.store import JobStore
 
@@ -46,8 +46,11 @@ WorkersOption = Annotated[int, typer.Option("--workers", min=1, max=64, help="Tr
 
 @app.command("import")
 def import_command(
-    locator: str,
-    urls: Annotated[list[str], typer.Argument(help="file://, http(s)://, ftp://, s3:// or gs:// URLs (or paths).")],
+    locator: LocatorArgument,
+    urls: Annotated[
+        list[str],
+        typer.Argument(help="Local paths (relative or absolute) or file://, http(s)://, ftp://, s3:// or gs:// URLs."),
+    ],
     shared_name: Annotated[
         str | None, typer.Option("--shared-name", help="Store the (single) URL as this shared file instead.")
     ] = None,
@@ -58,33 +61,63 @@ def import_command(
     """Import files by URL; print each new file ID with its URL."""
     if shared_name is not None and len(urls) != 1:
         raise typer.BadParameter("--shared-name names one shared file: give exactly one URL with it.")
+    # Local paths, relative ones included, as the file: URLs the store takes.
+    given = {as_url(url): url for url in urls}  # results show each URL or path as it was given
+    urls = list(given) if len(given) == len(urls) else [as_url(url) for url in urls]
     items: list[str | tuple[str, str]] = [(urls[0], shared_name)] if shared_name is not None else list(urls)
     with _opened(locator, catalog) as store, _Bars(len(items), "imported", enabled=progress) as bars:
         results = store.import_files(items, max_workers=workers, progress=bars.report)
-    _finish(results, lambda result: f"shared:{result.shared_file_name}" if result.shared_file_name else result.file_id)
+    _finish(
+        results,
+        lambda result: f"shared:{result.shared_file_name}" if result.shared_file_name else result.file_id,
+        shown=lambda url: given.get(url, url),
+    )
 
 
 @app.command("export")
 def export_command(
-    locator: str,
-    file_id: str,
-    url: Annotated[str, typer.Argument(help="Destination: file://, ftp://, s3://, gs:// or http(s):// URL.")],
+    locator: LocatorArgument,
+    file_id: Annotated[
+        str, typer.Argument(metavar="FILE_ID", help="A file ID, or shared:NAME for a shared file (as import prints).")
+    ],
+    url: Annotated[
+        str,
+        typer.Argument(
+            help="Destination: a local path (relative or absolute) or a file://, ftp://, s3://, gs:// "
+            "or http(s):// URL."
+        ),
+    ],
     http_method: Annotated[
         str, typer.Option("--http-method", help="POST or PUT, for http(s):// destinations.", case_sensitive=False)
     ] = "POST",
     catalog: CatalogOption = None,
     progress: ProgressOption = True,
 ) -> None:
-    """Export a file to a URL."""
+    """Export a file (a FILE_ID as `jobstore import` prints it, shared:NAME included) to a URL or path."""
+    url = as_url(url)
     with _opened(locator, catalog) as store, _Bars(1, "exported", enabled=progress) as bars:
-        results = store.export_files([(file_id, url)], progress=bars.report, http_method=http_method.upper())
-    _finish(results, lambda result: result.file_id)
+        stored_id = _file_id(store, file_id)
+        results = store.export_files([(stored_id, url)], progress=bars.report, http_method=http_method.upper())
+    _finish(results, lambda result: file_id)  # the ID as the user gave it
+
+
+SHARED_PREFIX = "shared:"
+
+
+def _file_id(store: JobStore, given: str) -> str:
+    """The stored ID of ``given``: itself, or the ID of the shared file that ``shared:NAME`` names."""
+    if not given.startswith(SHARED_PREFIX):
+        return given
+    # The store has no public name -> ID lookup yet (store.py is being refactored; see the report
+    # of issue 21): its shared-row lookup raises NoSuchFileException / InvalidNameError as needed.
+    return str(store._shared_row(given[len(SHARED_PREFIX) :]).id)
 
 
 @contextmanager
 def _opened(locator: str, catalog: str | None) -> Iterator[JobStore]:
     from jobstore.store import create_job_store
 
+    preflight(locator, catalog)
     store = create_job_store(locator)
     store.resume(Config(catalog=catalog) if catalog else None)
     try:
@@ -93,18 +126,27 @@ def _opened(locator: str, catalog: str | None) -> Iterator[JobStore]:
         store.close()
 
 
-def _finish(results: list[TransferResult], label: Callable[[TransferResult], str | None]) -> None:
+def _finish(
+    results: list[TransferResult],
+    label: Callable[[TransferResult], str | None],
+    shown: Callable[[str], str] = lambda url: url,
+) -> None:
     failed = 0
     for result in results:
         if result.ok:
-            sys.stdout.write(f"{label(result)}\t{result.url}\n")  # tab-separated, for scripts
+            sys.stdout.write(f"{label(result)}\t{shown(result.url)}\n")  # tab-separated, for scripts
             continue
         failed += 1
         reason = str(result.error)
-        where = "" if result.url in reason else f"{result.url}: "
+        where = "" if result.url in reason else f"{shown(result.url)}: "
         errors.print(f"[red]failed:[/red] {escape(where + reason)}", highlight=False, soft_wrap=True)
     if failed:
-        errors.print(f"{failed} of {len(results)} transfers failed; the others were completed.")
+        if failed == len(results):
+            summary = "the transfer failed" if failed == 1 else f"all {failed} transfers failed"
+        else:
+            done = len(results) - failed
+            summary = f"{failed} of {len(results)} transfers failed; the other {done} completed"
+        errors.print(f"{summary}.")
         raise typer.Exit(1)
 
 

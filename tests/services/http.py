@@ -22,7 +22,9 @@ client:
 Ordinary files under ``root`` honour single ``Range: bytes=a-b`` requests (206), which the
 standard handler does not, so that a client's resume logic can be tested.
 
-Usable as a session fixture (``http_server``) or, outside pytest, as a context manager.
+Usable as a session fixture (``http_server``) or, outside pytest, as a context manager. If its
+thread stops during the session, the next test that needs it fails at once, and so does every later
+one (``health.py``).
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
+
+from tests.services import SERVER_TMP
+from tests.services.health import fail_if_dead, thread_lifeline
 
 _BLOCK = bytes(range(256)) * 4096  # 1 MiB
 
@@ -311,10 +316,14 @@ class HttpServer:
         self._base = ""
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._thread_error: BaseException | None = None
+        #: Raises ServerDied once the serving thread has stopped without ``close()`` (see health.py).
+        self.lifeline = thread_lifeline("HTTP", lambda: self._thread, lambda: self._thread_error)
 
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT`` (no trailing slash)."""
+        self.lifeline.check()
         return self._base
 
     @property
@@ -324,7 +333,7 @@ class HttpServer:
 
     def url(self, path: str) -> str:
         """The URL of ``path`` (relative to ``root``, or a ``_special/...`` path)."""
-        return f"{self._base}/{path.lstrip('/')}"
+        return f"{self.base_url}/{path.lstrip('/')}"
 
     def write_file(self, relative_path: str, data: bytes) -> str:
         """Put ``data`` at ``root/relative_path``; return its URL."""
@@ -354,30 +363,34 @@ class HttpServer:
             self.uploads[name] = upload
 
     def start(self) -> HttpServer:
-        self._tmp = tempfile.mkdtemp(prefix="jobstore-http-")
+        self._tmp = tempfile.mkdtemp(prefix="jobstore-http-", dir=SERVER_TMP)
         self.root = os.path.join(self._tmp, "root")
         self.upload_dir = os.path.join(self._tmp, "uploads")
         os.mkdir(self.root)
         os.mkdir(self.upload_dir)
         self._server = _Server(self)
         self._base = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name="test-http-server",
-            daemon=True,
-        )
+        self._thread_error = None
+        self._thread = threading.Thread(target=self._serve, name="test-http-server", daemon=True)
         self._thread.start()
         return self
 
+    def _serve(self) -> None:
+        assert self._server is not None
+        try:
+            self._server.serve_forever(poll_interval=0.1)
+        except BaseException as error:  # kept for the death message (health.py)
+            self._thread_error = error
+            raise
+
     def close(self) -> None:
+        thread, self._thread = self._thread, None  # from here on, the thread's end is no death
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
+        if thread is not None:
+            thread.join(10)
         if getattr(self, "_tmp", ""):
             shutil.rmtree(self._tmp, ignore_errors=True)
 
@@ -390,16 +403,29 @@ class HttpServer:
         self.close()
 
 
+#: The session fixture's server, once started (for the fail-fast hook below).
+_session_server: HttpServer | None = None
+
+
 @pytest.fixture(scope="session")
 def http_server() -> Iterator[HttpServer]:
-    """An HTTP server for the whole session. Fails (never skips) if it cannot start."""
+    """An HTTP server for the whole session. Fails (never skips) if it cannot start; if its thread
+    stops, every later test that needs it fails at once (it is not restarted: see health.py)."""
+    global _session_server
     server = HttpServer()
     try:
         server.start()
     except Exception as exc:
         server.close()
         pytest.fail(f"Could not start the test HTTP server: {exc}", pytrace=False)
+    _session_server = server
     try:
         yield server
     finally:
+        _session_server = None
         server.close()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    fail_if_dead(item, "http_server", _session_server)

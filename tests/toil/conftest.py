@@ -5,13 +5,26 @@ makes this checkout's ``jobstore`` importable and activates the ``.pth`` hook fr
 through a ``sitecustomize`` that calls ``site.addsitedir`` on the hook's directory, so the real
 ``jobstore-toil.pth`` line is what teaches every Toil process the ``jobstore:`` prefix, exactly as
 an installed ``jobstore[toil]`` does.
+
+rsync: importing ``toil.test`` runs ``rsync --version`` (``_has_rsync3()``, for Toil's own
+provisioner tests, none of which run here) and, on a machine without rsync, dies with
+``FileNotFoundError`` because the probe only expects ``CalledProcessError``: one collection error
+that stops the whole suite. This conftest imports ``toil.test`` first, before any test module
+does; when rsync is not on PATH, the probe is answered for what it is, "not installed" (a
+``CalledProcessError``), so Toil marks its rsync tests skipped and nothing else changes. No rsync
+is faked and nothing is installed: with rsync present the import runs untouched.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,9 +43,55 @@ TOIL_MARKERS = (
 )
 
 
+@contextlib.contextmanager
+def _rsync_probe_says_absent() -> Iterator[None]:
+    """While rsync is missing, ``subprocess.check_output(["rsync", ...])`` fails as Toil expects."""
+    if shutil.which("rsync") is not None:
+        yield
+        return
+    real = subprocess.check_output
+
+    def check_output(args: Any, *rest: Any, **kwargs: Any) -> Any:
+        if isinstance(args, list | tuple) and args[:1] == ["rsync"]:
+            raise subprocess.CalledProcessError(127, args, output=b"", stderr=b"rsync is not installed")
+        return real(args, *rest, **kwargs)
+
+    subprocess.check_output = check_output  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        subprocess.check_output = real
+
+
+def _import_toil_test() -> None:
+    if "toil.test" in sys.modules:
+        return
+    with _rsync_probe_says_absent(), contextlib.suppress(ImportError):  # no toil: the modules say so
+        import toil.test  # noqa: F401
+
+
+_import_toil_test()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     for name in TOIL_MARKERS:
         config.addinivalue_line("markers", f"{name}: set by toil.test decorators on Toil's own tests")
+
+
+@pytest.fixture(scope="package", autouse=True)
+def _toil_temporary_files() -> Iterator[None]:
+    """Toil's conformance tests leave ``mkstemp()`` files behind (one per test, never unlinked):
+    while this package's tests run, the temporary directory is one of ours, removed afterwards.
+    Package scope, not per test: Toil shares its external stores between tests of a class."""
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="jobstore-toil-tests-")
+    previous, tempfile.tempdir = tempfile.tempdir, directory
+    try:
+        yield
+    finally:
+        tempfile.tempdir = previous
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="class")

@@ -1,0 +1,134 @@
+"""Errors in the command line's words, and the cause of a catalog server that cannot be reached.
+
+The library's messages are written for programs (``Config.catalog``, ``initialize()``); a person
+at the command line sets ``--catalog`` or an environment variable and runs a command instead.
+:func:`in_cli_words` rewrites those phrases (the library's wording stays the library's).
+
+:func:`check_reachable` runs before a command opens a catalog on a network database: the catalog's
+own retries take ~10 s and end with the driver's class name only, while a DNS lookup and one TCP
+connect name the cause (unknown host, connection refused, timed out) and where, in milliseconds.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+import socket
+
+from jobstore.errors import JobStoreError
+
+#: Library phrases -> what a command-line user does instead. Longest first (some contain others).
+_PHRASES = (
+    (
+        "Check the locator, or call initialize() to create it.",
+        "Check the LOCATOR: commands other than `jobstore demo` open an existing store (for the demo's, "
+        "give DIR/store).",
+    ),
+    (
+        "set Config.catalog (or JOBSTORE_CATALOG) to the catalog's SQLAlchemy URL",
+        "pass --catalog with the catalog's SQLAlchemy URL, or set JOBSTORE_CATALOG to it",
+    ),
+    (
+        "set Config.catalog (or the JOBSTORE_CATALOG environment variable) to a SQLAlchemy URL",
+        "pass --catalog with a SQLAlchemy URL, or set JOBSTORE_CATALOG to one",
+    ),
+    ("set Config.blobStore to", "set JOBSTORE_BLOB_STORE to"),
+    ("Unset Config.catalog", "Drop --catalog (and unset JOBSTORE_CATALOG)"),
+    ("Unset Config.blobStore", "Unset JOBSTORE_BLOB_STORE"),
+    ("Config.catalog=", "--catalog="),
+    ("Config.blobStore=", "JOBSTORE_BLOB_STORE="),
+    ("Config.catalog", "--catalog (or JOBSTORE_CATALOG)"),
+    ("Config.blobStore", "JOBSTORE_BLOB_STORE"),
+    ("Config.awsRegion", "the REGION of the locator"),
+    ("call initialize() to create it", "create it first"),
+    ("(initialize())", "(a workflow's leader creates it)"),
+    ("initialize()", "creating the store"),
+    ("resume()", "opening the store"),
+)
+
+
+def in_cli_words(message: str) -> str:
+    """``message`` with the API's words replaced by the options and variables a CLI user sets."""
+    for api, cli in _PHRASES:
+        message = message.replace(api, cli)
+    return message
+
+
+class CatalogUnreachableError(JobStoreError):
+    """The catalog's database server cannot be reached (the cause and the address are in the message)."""
+
+
+#: How long the TCP probe waits; a server that does not answer this fast is reported as a timeout.
+PROBE_TIMEOUT = 5.0
+
+
+def check_reachable(catalog_url: str) -> None:
+    """Raise CatalogUnreachableError if a network catalog's host is unknown, refuses or times out."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(catalog_url)
+    except ArgumentError:
+        return  # not ours to judge here: the catalog says what is wrong with it
+    if not url.drivername.startswith("postgresql"):
+        return
+    host = url.host or "localhost"
+    port = url.port or 5432
+    if host.startswith("/"):
+        return  # a Unix socket directory: libpq's own message is precise
+    where = f"the PostgreSQL catalog at {host}:{port}"
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise CatalogUnreachableError(
+            f"cannot reach {where}: the host name {host!r} does not resolve (DNS: {error.strerror}); "
+            "check the host in LOCATOR or --catalog."
+        ) from None
+    family, kind, proto, _name, address = addresses[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.settimeout(PROBE_TIMEOUT)
+        try:
+            probe.connect(address)
+        except TimeoutError:
+            raise CatalogUnreachableError(
+                f"cannot reach {where}: the connection timed out after {PROBE_TIMEOUT:.0f} s (a firewall, "
+                "or a host that is down); check the host and port in LOCATOR or --catalog."
+            ) from None
+        except OSError as error:
+            if error.errno == errno.ECONNREFUSED:
+                cause = "connection refused (no server listens there: is PostgreSQL running, on that port?)"
+            else:
+                cause = f"{error.strerror or error}"
+            raise CatalogUnreachableError(f"cannot reach {where}: {cause}.") from None
+
+
+_UNAVAILABLE_TAIL = "Check that the database server is running and reachable."
+
+
+def explain_unavailable(message: str) -> str:
+    """A catalog that failed its retries after :func:`check_reachable` passed: say what is left.
+
+    The catalog's message names only the driver's exception class (the driver's own text is not
+    kept), and it retries authentication failures like outages. The server did accept a TCP
+    connection, so what remains is the login: user, password, database name, pg_hba.conf.
+    """
+    if _UNAVAILABLE_TAIL not in message:
+        return message
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    found = re.search(r"\((postgresql[^)\s]*)\)", message)
+    try:
+        url = make_url(found.group(1)) if found else None
+    except ArgumentError:
+        url = None
+    if url is None:
+        return message
+    where = f"{url.host or 'localhost'}:{url.port or 5432}"
+    return message.replace(
+        _UNAVAILABLE_TAIL,
+        f"The server at {where} accepts connections, so it refused the login: check the user "
+        f"({url.username or 'your login name'}), the password (PGPASSWORD or ~/.pgpass), the database name "
+        f"({url.database or 'the user name'}) and the server's pg_hba.conf.",
+    )
