@@ -99,6 +99,15 @@ class InvalidJobDescriptionError(JobStoreError, ValueError):
     """A JobDescription holds something that cannot be stored (too large, wrong types)."""
 
 
+class JobDescriptionTypeError(InvalidJobDescriptionError, TypeError):
+    """A JobDescription attribute has a type that cannot be stored (a TypeError, as Python's
+    convention and Toil's callers expect, and a JobStoreError like every refusal of bad input)."""
+
+
+class InvalidConfigError(JobStoreError, ValueError):
+    """A Config option is unknown or has a value jobstore cannot use."""
+
+
 class LocalFileError(JobStoreError, OSError):
     """A local file given to the store cannot be used (missing, a directory, unreadable)."""
 

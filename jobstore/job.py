@@ -3,7 +3,15 @@
 Descriptions are persisted as JSON, never pickled: a catalog shared by many machines must not be a
 way to run code on all of them. Any extra attribute set on a description round-trips as long as it
 is a JSON value (None, bool, int, float, str, and lists and string-keyed dicts of those); anything
-else is refused with ``TypeError`` naming the attribute.
+else is refused with ``TypeError`` (:class:`~jobstore.errors.JobDescriptionTypeError`, also a
+``JobStoreError``) naming the attribute. Attributes whose names start with ``_`` are persisted like
+any other (nothing set on a description is silently dropped).
+
+Values that fit JSON but not the catalog's columns are refused before anything is written, with
+:class:`~jobstore.errors.InvalidJobDescriptionError`: integers beyond the columns' range
+(``memory`` / ``disk`` 64-bit, ``remainingTryCount`` and ``version`` 32-bit), names longer than
+their columns, text that is not valid Unicode (lone surrogates) in the columns, and values nested
+deeper than :data:`MAX_NESTING`.
 """
 
 from __future__ import annotations
@@ -12,11 +20,23 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
-from jobstore.errors import InvalidJobDescriptionError
+from jobstore.errors import InvalidJobDescriptionError, JobDescriptionTypeError
 
 #: Largest serialised description accepted (bytes of JSON). Far above any real description;
 #: it exists so a runaway attribute fails loudly instead of bloating every catalog read.
 MAX_DESCRIPTION_BYTES = 16 * 1024 * 1024
+
+#: Deepest nesting of lists and dicts accepted in an attribute: far beyond any real description,
+#: well below Python's recursion limit (the JSON encoder and decoder recurse once per level).
+MAX_NESTING = 100
+
+#: Ranges of the catalog's integer columns (memory and disk are BIGINT; remaining_tries and
+#: version INTEGER, 32-bit on PostgreSQL), so an out-of-range value is refused here, not by SQL.
+INT64_MAX = 2**63 - 1
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+#: Lengths of the catalog's text columns.
+COLUMN_LENGTHS = {"jobName": 255, "unitName": 255, "state": 32}
 
 #: Attributes the store manages or stores in columns of their own.
 _CORE_FIELDS = ("jobStoreID", "requirements", "jobName", "unitName", "remainingTryCount", "state")
@@ -103,7 +123,7 @@ class JobDescription:
         return {
             name: value
             for name, value in vars(self).items()
-            if name not in _CORE_FIELDS and name not in _MANAGED_FIELDS and not name.startswith("_")
+            if name not in _CORE_FIELDS and name not in _MANAGED_FIELDS
         }
 
     def __eq__(self, other: object) -> bool:
@@ -142,57 +162,137 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 _JSON_SCALAR_TYPES = frozenset({str, int, bool, type(None)})
 
 
+def validate_version(version: object) -> None:
+    """Raise unless ``version`` is what the store can compare against: None or an int in the
+    catalog column's range. Called (through :func:`validate_description`) before any write, so a
+    bad version never follows a committed change."""
+    if version is None:
+        return
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise JobDescriptionTypeError(
+            f"JobDescription.version must be None or the int the store set, not {type(version).__name__} "
+            f"{_shown(version)}. Do not set it yourself: load_job returns it, update_job advances it."
+        )
+    if not 0 <= version <= INT32_MAX:
+        raise InvalidJobDescriptionError(
+            f"JobDescription.version {_shown(version)} is outside 0..{INT32_MAX}, so the store never issued it. "
+            "Load the job again (load_job) to get its current version."
+        )
+
+
 def validate_description(job: JobDescription, extra: dict[str, Any] | None = None) -> None:
-    """Raise TypeError / InvalidJobDescriptionError unless ``job`` can be stored faithfully
-    (``extra``: its ``extra_attributes()``, when the caller has them already)."""
+    """Raise JobDescriptionTypeError / InvalidJobDescriptionError unless ``job`` can be stored
+    faithfully (``extra``: its ``extra_attributes()``, when the caller has them already)."""
     if not isinstance(job, JobDescription):
-        raise TypeError(f"Expected a jobstore.JobDescription, got {type(job).__name__}.")
-    if not isinstance(job.requirements, dict):
-        raise TypeError(f"JobDescription.requirements must be a dict, not {type(job.requirements).__name__}.")
+        raise JobDescriptionTypeError(f"Expected a jobstore.JobDescription, got {type(job).__name__}.")
+    validate_version(job.version)
+    requirements = job.requirements
+    if not isinstance(requirements, dict):
+        raise JobDescriptionTypeError(f"JobDescription.requirements must be a dict, not {type(requirements).__name__}.")
     for key in ("memory", "disk"):
-        value = job.requirements.get(key)
+        value = requirements.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise TypeError(f"JobDescription.requirements[{key!r}] must be a non-negative int of bytes, got {value!r}.")
-    cores = job.requirements.get("cores")
+            raise JobDescriptionTypeError(
+                f"JobDescription.requirements[{key!r}] must be a non-negative int of bytes, got {_shown(value)}."
+            )
+        if value is not None and value > INT64_MAX:
+            raise InvalidJobDescriptionError(
+                f"JobDescription.requirements[{key!r}] is {_shown(value)}, more than the {INT64_MAX} "
+                "bytes the catalog can hold. Give the real requirement in bytes."
+            )
+    cores = requirements.get("cores")
     if cores is not None and (
         isinstance(cores, bool) or not isinstance(cores, int | float) or not math.isfinite(cores) or cores < 0
     ):
-        raise TypeError(f"JobDescription.requirements['cores'] must be a non-negative number, got {cores!r}.")
+        raise JobDescriptionTypeError(
+            f"JobDescription.requirements['cores'] must be a non-negative number, got {_shown(cores)}."
+        )
+    if cores is not None and cores > INT64_MAX:
+        raise InvalidJobDescriptionError(
+            f"JobDescription.requirements['cores'] is {_shown(cores)}, more than the {INT64_MAX} the catalog can hold."
+        )
     for name in ("jobName", "unitName", "state"):
-        if not isinstance(getattr(job, name), str):
-            raise TypeError(f"JobDescription.{name} must be a str, got {type(getattr(job, name)).__name__}.")
+        _check_column_text(name, getattr(job, name))
     tries = job.remainingTryCount
     if isinstance(tries, bool) or not isinstance(tries, int):
-        raise TypeError(f"JobDescription.remainingTryCount must be an int, got {tries!r}.")
-    for name, value in job.requirements.items():
+        raise JobDescriptionTypeError(f"JobDescription.remainingTryCount must be an int, got {_shown(tries)}.")
+    if not INT32_MIN <= tries <= INT32_MAX:
+        raise InvalidJobDescriptionError(
+            f"JobDescription.remainingTryCount {_shown(tries)} is outside {INT32_MIN}..{INT32_MAX}, "
+            "the range the catalog stores."
+        )
+    for name, value in requirements.items():
+        if not isinstance(name, str):
+            # Refused rather than converted: JSON would turn 1 into "1", and the key read back
+            # would not be the key written.
+            raise JobDescriptionTypeError(
+                f"JobDescription.requirements has a key {_shown(name)} of type {type(name).__name__}; "
+                "only str keys can be stored."
+            )
         if type(value) not in _JSON_SCALAR_TYPES:
-            _check_json_value(value, f"requirements[{name!r}]")
+            _check_json_value(value, f"requirements[{name!r}]", 1)
     for name, value in (job.extra_attributes() if extra is None else extra).items():
         if type(value) not in _JSON_SCALAR_TYPES:
-            _check_json_value(value, name)
+            _check_json_value(value, name, 1)
 
 
-def _check_json_value(value: Any, where: str) -> None:
+def _check_column_text(name: str, value: object) -> None:
+    if not isinstance(value, str):
+        raise JobDescriptionTypeError(f"JobDescription.{name} must be a str, got {type(value).__name__}.")
+    limit = COLUMN_LENGTHS[name]
+    if len(value) > limit:
+        raise InvalidJobDescriptionError(
+            f"JobDescription.{name} is {len(value)} characters long; the catalog holds at most {limit}. "
+            "Shorten it (keep long text in another attribute)."
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InvalidJobDescriptionError(
+            f"JobDescription.{name} holds {value[error.start]!r} at position {error.start}, which is not "
+            "valid Unicode text (a lone surrogate) and cannot be stored in the catalog. Decode names "
+            "from bytes with a real encoding (or errors='replace')."
+        ) from None
+
+
+def _shown(value: object) -> str:
+    """``repr(value)``, cut short: a huge int's repr alone would fail (str conversion limit) or
+    fill the message."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an int of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= 100 else text[:100] + "..."
+
+
+def _check_json_value(value: Any, where: str, depth: int) -> None:
     if value is None or isinstance(value, bool | int | str):
-        return
+        return  # an int too long for JSON text is caught where it is encoded
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise TypeError(f"JobDescription attribute {where} is {value!r}, which JSON cannot hold.")
+            raise JobDescriptionTypeError(f"JobDescription attribute {where} is {value!r}, which JSON cannot hold.")
         return
+    if depth > MAX_NESTING:
+        # Also how a list or dict that contains itself ends up: it is infinitely deep.
+        raise InvalidJobDescriptionError(
+            f"JobDescription attribute {where.split('[', 1)[0]} is nested more than {MAX_NESTING} levels deep "
+            "(or contains itself). Flatten it, or store it in a file (write_file)."
+        )
     if isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            _check_json_value(item, f"{where}[{index}]")
+            if type(item) not in _JSON_SCALAR_TYPES:
+                _check_json_value(item, f"{where}[{index}]", depth + 1)
         return
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
-                raise TypeError(
-                    f"JobDescription attribute {where} has a key {key!r} of type "
+                raise JobDescriptionTypeError(
+                    f"JobDescription attribute {where} has a key {_shown(key)} of type "
                     f"{type(key).__name__}; only str keys can be stored."
                 )
-            _check_json_value(item, f"{where}[{key!r}]")
+            if type(item) not in _JSON_SCALAR_TYPES:
+                _check_json_value(item, f"{where}[{key!r}]", depth + 1)
         return
-    raise TypeError(
+    raise JobDescriptionTypeError(
         f"JobDescription attribute {where} is a {type(value).__name__}, which cannot be stored: "
         "only JSON values (None, bool, int, float, str, list, dict with str keys) are persisted."
     )
@@ -202,7 +302,15 @@ def serialise_description(job: JobDescription) -> str:
     """The JSON text stored in the catalog for ``job`` (validated first)."""
     extra = job.extra_attributes()
     validate_description(job, extra)
-    text = _ENCODER.encode(description_fields(job, extra))
+    try:
+        text = _ENCODER.encode(description_fields(job, extra))
+    except (ValueError, RecursionError) as error:
+        # What validation cannot see cheaply (an int whose digits pass the bit bound but not the
+        # digit limit, a scalar requirement's huge int): still typed, nothing written.
+        raise InvalidJobDescriptionError(
+            f"JobDescription {job.jobStoreID!r} cannot be written as JSON ({type(error).__name__}: "
+            f"{str(error)[:200]}). Store large or deeply nested values in a file (write_file)."
+        ) from None
     if len(text) > MAX_DESCRIPTION_BYTES:
         raise InvalidJobDescriptionError(
             f"JobDescription {job.jobStoreID!r} serialises to {len(text)} bytes, more than the "
@@ -229,7 +337,7 @@ def deserialise_description(text: str, version: int) -> JobDescription:
             **fields["extra"],
         )
         job.jobStoreID = fields["jobStoreID"]
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
         raise InvalidJobDescriptionError(
             f"A stored job description is damaged ({type(error).__name__}: {str(error)[:200]}); it was "
             "not written by jobstore as it is. Restore the catalog from a backup or delete the job."

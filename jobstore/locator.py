@@ -19,10 +19,10 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote
 
 from jobstore.errors import InvalidLocatorError
-from jobstore.redact import redact_url
+from jobstore.redact import redact_url, unmaskable_url_problem
 
 #: Store names inside a catalog (the ``#NAME`` of ``sql:`` locators).
 STORE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -77,6 +77,15 @@ def parse_locator(locator: object) -> StoreLocation:
         )
     if "\x00" in locator:
         raise InvalidLocatorError("The job store locator contains a NUL character, which no path or URL may hold.")
+    try:
+        locator.encode("utf-8")
+    except UnicodeEncodeError as error:
+        # A lone surrogate (e.g. from a file name that is not UTF-8) can be neither a catalog URL
+        # nor a path SQLite opens; refused here rather than as UnicodeEncodeError deep inside.
+        raise InvalidLocatorError(
+            f"The job store locator holds {locator[error.start]!r} at position {error.start}, which is "
+            "not valid Unicode text (a lone surrogate). Use a locator that is valid UTF-8."
+        ) from None
     if locator[0] in "/." or ":" not in locator:
         return _parse_file(locator, locator)
     kind, rest = locator.split(":", 1)
@@ -99,24 +108,46 @@ def parse_locator(locator: object) -> StoreLocation:
 
 def _parse_file(path: str, locator: str) -> StoreLocation:
     if path.startswith("//"):
-        # file:///abs/path (URL form) is accepted as well as file:/abs/path.
-        parts = urlsplit("file:" + path)
-        if parts.netloc not in ("", "localhost"):
+        # file:///abs/path (URL form) is accepted as well as file:/abs/path. Only the host is
+        # parsed: the rest stays literal ('#', '?' and '%' are not URL syntax here, see below).
+        host, slash, rest = path[2:].partition("/")
+        if host not in ("", "localhost"):
             raise InvalidLocatorError(
-                f"File locator {locator!r} names the host {parts.netloc!r}; only local directories "
+                f"File locator {locator!r} names the host {host!r}; only local directories "
                 "can hold a file: store. Use file:/path."
             )
-        path = parts.path
+        path = slash + rest
     if not path:
         raise InvalidLocatorError(f"File locator {locator!r} has no directory. Use file:/path/to/store.")
     directory = os.path.abspath(os.path.expanduser(path))
+    _check_path_length(directory, locator)
+    # The path is literal: '#', '?' and '%' name themselves. The URLs derived from it are
+    # percent-encoded so that the parsers reading them (SQLAlchemy, urlsplit + unquote) give back
+    # exactly this directory; unencoded, 'D/run#1' and 'D/run#2' would share the blobs of 'D/run'.
     return StoreLocation(
         kind="file",
         locator=f"file:{directory}",
         store_name=DEFAULT_STORE_NAME,
-        catalog_url=f"sqlite:///{os.path.join(directory, SQLITE_CATALOG_NAME)}",
-        blob_url=f"file://{os.path.join(directory, LOCAL_BLOB_DIR)}",
+        catalog_url=f"sqlite:///{quote(os.path.join(directory, SQLITE_CATALOG_NAME))}",
+        blob_url=f"file://{quote(os.path.join(directory, LOCAL_BLOB_DIR))}",
     )
+
+
+#: Limits of Linux file systems (NAME_MAX, PATH_MAX), checked here so a long path is a typed
+#: error at parse time rather than an ENAMETOOLONG from whichever call first touches it.
+MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 4095 - len("/" + LOCAL_BLOB_DIR + "/f/ab/" + "x" * 64)
+
+
+def _check_path_length(directory: str, locator: str) -> None:
+    encoded = os.fsencode(directory)
+    longest = max((len(part) for part in encoded.split(b"/")), default=0)
+    if longest > MAX_NAME_BYTES or len(encoded) > MAX_PATH_BYTES:
+        raise InvalidLocatorError(
+            f"The directory of {locator[:80]!r}... is too long for the file system: a path component "
+            f"may have at most {MAX_NAME_BYTES} bytes and the whole path at most {MAX_PATH_BYTES} "
+            "(room is kept for the store's own files). Choose a shorter directory."
+        )
 
 
 def _split_cloud(rest: str, locator: str, form: str) -> tuple[str, str, str]:
@@ -213,8 +244,18 @@ def _parse_google(rest: str, locator: str) -> StoreLocation:
 
 
 def _parse_sql(rest: str, locator: str) -> StoreLocation:
-    url, _, name = rest.partition("#")
+    # The last '#' separates the store name, which cannot hold one; a '#' inside the URL (in a
+    # password, say) must be percent-encoded as %23, or it would be read as the separator.
+    url, separator, name = rest.rpartition("#")
+    if not separator:
+        url, name = rest, ""
     name = name or DEFAULT_STORE_NAME
+    problem = unmaskable_url_problem(url)
+    if problem is not None:
+        # Checked first and not echoed: such a URL's password cannot be masked reliably.
+        raise InvalidLocatorError(
+            f"The catalog URL of the sql: locator ({url.partition(':')[0][:40]}://...) {problem}."
+        )
     shown = redact_url(locator)
     if not url:
         raise InvalidLocatorError(
@@ -222,19 +263,16 @@ def _parse_sql(rest: str, locator: str) -> StoreLocation:
             "sql:postgresql+psycopg://user@host/db#my-workflow."
         )
     if not STORE_NAME_PATTERN.fullmatch(name):
+        # Not echoed when it holds URL syntax: it may be the tail of a password with a raw '#'.
+        quoted = repr(name) if re.fullmatch(r"[A-Za-z0-9._-]*", name) else "after the last '#'"
         raise InvalidLocatorError(
-            f"Store name {name!r} in {shown!r} is not allowed: 1-128 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit."
+            f"The store name {quoted} in {shown!r} is not allowed: 1-128 letters, digits, '.', '_' or "
+            "'-', starting with a letter or digit. A '#' inside the catalog URL must be written %23."
         )
     dialect = url.split(":", 1)[0].split("+", 1)[0]
     if "://" not in url or dialect not in _SQL_DIALECTS:
         raise InvalidLocatorError(
             f"{redact_url(url)!r} in {shown!r} is not a supported catalog URL; use a SQLAlchemy URL "
             "starting with sqlite:/// or postgresql+psycopg://."
-        )
-    if any(character in url for character in "'\";\n\r\t "):
-        raise InvalidLocatorError(
-            f"The catalog URL in {shown!r} contains quotes, semicolons or whitespace; "
-            "percent-encode such characters in passwords and names."
         )
     return StoreLocation("sql", locator, name, url, None)

@@ -195,11 +195,13 @@ class LocalBlobStore(BlobStore):
         if self.durable:
             self._fsync_dir(os.path.dirname(final))
 
-    def _make_directories(self, directory: str) -> None:
-        """Create ``directory`` and its missing parents below the root, each with ``dir_mode``
-        (``os.makedirs`` gives the mode to the last one only; the others would be world-readable)."""
+    def _make_directories(self, directory: str, base: str | None = None) -> None:
+        """Create ``directory`` and its missing parents below ``base`` (the root), each with
+        ``dir_mode`` (``os.makedirs`` gives the mode to the last one only; the others would be
+        world-readable)."""
+        stop = self.root if base is None else base
         missing = []
-        while directory != self.root and not os.path.isdir(directory):
+        while directory != stop and not os.path.isdir(directory):
             missing.append(directory)
             directory = os.path.dirname(directory)
         for path in reversed(missing):
@@ -227,7 +229,10 @@ class LocalBlobStore(BlobStore):
                     "choose an empty or new directory."
                 )
         try:
-            os.makedirs(self._temp_dir, mode=self.dir_mode, exist_ok=True)
+            # Each directory made here gets dir_mode exactly (os.makedirs would apply the umask
+            # to all of them and the mode to none but the last): the root, its missing parents
+            # and .tmp, as Config.dirMode documents.
+            self._make_directories(self._temp_dir, base="/")
             os.chmod(self.root, self.dir_mode)
             os.close(os.open(os.path.join(self.root, MARKER), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
         except OSError as error:

@@ -29,6 +29,7 @@ from jobstore.errors import (
     BlobNotFoundError,
     BlobStoreError,
     EncryptionKeyError,
+    InvalidConfigError,
     JobStoreError,
 )
 from jobstore.redact import redact_url
@@ -258,7 +259,7 @@ def part_size_setting(config: Config, part_size: int | None = None) -> int:
     """The part size: ``part_size``, else Config.s3PartSize, else the default; within S3's limits."""
     value = int(part_size or getattr(config, "s3PartSize", None) or DEFAULT_PART_SIZE)
     if not MIN_PART_SIZE <= value <= MAX_PART_SIZE:
-        raise ValueError(
+        raise InvalidConfigError(
             f"S3 part size {value} is outside S3's limits ({MIN_PART_SIZE} to {MAX_PART_SIZE} "
             "bytes); fix Config.s3PartSize."
         )
