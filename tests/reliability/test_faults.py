@@ -213,7 +213,7 @@ def test_disk_full_under_the_sqlite_catalog(small_disk: Path) -> None:
     errors = []
     for _ in range(20):  # until the catalog's pages are used up
         try:
-            store.create_job(JobDescription({}, "x" * 4000, payload="y" * 60_000))
+            store.create_job(JobDescription({}, "fill", padding="x" * 4000, payload="y" * 60_000))
         except JobStoreError as error:
             errors.append(error)
             break
