@@ -26,7 +26,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from jobstore.abstract import AbstractJobStore, ByteProgress, check_shared_file_name
 from jobstore.blobs import BlobInfo, BlobStore, new_key, open_blob_store
@@ -55,6 +55,9 @@ from jobstore.errors import (
 from jobstore.job import JobDescription, deserialise_description, serialise_description
 from jobstore.locator import LOCAL_BLOB_DIR, SQLITE_CATALOG_NAME, StoreLocation, parse_locator
 from jobstore.redact import redact_url
+
+if TYPE_CHECKING:
+    from jobstore.catalog.maintenance import MaintenanceCatalog
 
 log = logging.getLogger(__name__)
 
@@ -312,6 +315,15 @@ class JobStore(AbstractJobStore):
     @property
     def store_id(self) -> int:
         return self._require()[2]
+
+    @property
+    def maintenance_catalog(self) -> MaintenanceCatalog:
+        """This store's rows as maintenance tasks ask for them (docs/MAINTENANCE.md): one
+        transaction per call, plain values in and out."""
+        from jobstore.catalog.maintenance import MaintenanceCatalog  # imports SQLAlchemy: on demand
+
+        catalog, _, store_id = self._require()
+        return MaintenanceCatalog(catalog, store_id)
 
     def _operations(self) -> tuple[CatalogOperations, int]:
         catalog, _, store_id = self._require()
@@ -1006,10 +1018,7 @@ class JobStore(AbstractJobStore):
         """Totals of this store, from the reporting views in one snapshot (JSON-serialisable):
         jobs (total, by state, failed), files and bytes, shared files, logs and unread logs,
         orphaned files and bytes, condemned blobs, catalog dialect and schema revision."""
-        from jobstore.catalog.reports import store_stats
-
-        catalog, _, store_id = self._require()
-        stats = catalog.read(store_id, lambda tx: store_stats(tx.connection, tx.store_id), describe="count the store")
+        stats = self.maintenance_catalog.stats()
         stats["schema_revision"] = stats["schema_revision"] or HEAD_REVISION
         return stats
 

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from jobstore import Config, JobDescription, JobStore, create_job_store
 from jobstore.catalog import Catalog
 from jobstore.catalog.migrate import head_revision, upgrade
+from jobstore.errors import CatalogError, CatalogUnavailableError
 
 
 def _store(server: Any, tmp_path: Path, *, catalog_url: str | None = None, **config: Any) -> JobStore:
@@ -130,3 +131,16 @@ def test_many_stores_in_one_database_are_isolated(postgres_server: Any, tmp_path
     assert stores[0].locator.split("#")[1] in names and stores[1].locator.split("#")[1] not in names
     for store in (stores[0], stores[2]):
         store.close()
+
+
+def test_a_refused_login_is_reported_at_once_with_the_servers_words(postgres_server: Any, tmp_path: Path) -> None:
+    """A database that does not exist (like a wrong password) is not an outage: no retries, and the
+    message carries the server's own reason."""
+    url = postgres_server.url.rsplit("/", 1)[0] + "/no_such_database_here"
+    store = create_job_store(f"sql:{url}#wf")
+    with pytest.raises(CatalogError) as caught:
+        store.initialize(Config(blobStore=f"file://{tmp_path}/blobs"))
+    assert 'database "no_such_database_here" does not exist' in str(caught.value)
+    assert "refused the login" in str(caught.value)
+    # Retries that run out end as CatalogUnavailableError ("failed 8 times"); a refusal is not retried.
+    assert not isinstance(caught.value, CatalogUnavailableError)

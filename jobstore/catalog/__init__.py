@@ -3,7 +3,9 @@
 ``Catalog`` is the only object above this package that touches the database. The store runs every
 row operation through ``Catalog.operations`` (``operations.py``: one implementation per operation,
 on the driver's own connection, inside and outside ``batch()``). Reports and maintenance run their
-queries through SQLAlchemy in ``read`` / ``write`` transactions, handed a :class:`CatalogTx`.
+queries through SQLAlchemy in ``read`` / ``write`` transactions, handed a :class:`CatalogTx` that
+never leaves this package: maintenance asks ``maintenance.MaintenanceCatalog``, and ``jobstore db``
+asks ``admin``.
 """
 
 from __future__ import annotations
@@ -111,8 +113,11 @@ class Catalog:
     def schema_state(self, where: str) -> SchemaState:
         from jobstore.catalog.migrate import schema_state
 
-        with self._read_engine.connect() as connection:
-            return schema_state(connection, where)
+        def attempt() -> SchemaState:
+            with self._read_engine.connect() as connection:
+                return schema_state(connection, where)
+
+        return run_with_retries(self.where, attempt, describe="read the schema revision")
 
     def create_schema_if_fresh(self, where: str, store_name: str = "") -> StoreRow | None:
         """Create the schema of a new catalog through the migrations; refuse an outdated one.
@@ -140,7 +145,7 @@ class Catalog:
         if self.schema_state(where) == "fresh":
             from jobstore.catalog.migrate import upgrade
 
-            upgrade(self.engine)
+            run_with_retries(self.where, lambda: upgrade(self.engine), describe="create the schema")
         # Another process may have created it concurrently, or it may be outdated: check again.
         self.schema_state(where)
         return operations.revision_and_store(store_name)[1]

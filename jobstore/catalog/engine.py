@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from jobstore.catalog.location import parse_catalog_url, sqlite_path
@@ -54,10 +55,17 @@ READ_ONLY = "jobstore_read_only"
 def make_engine(url: str, *, durability: str = "normal", pool_size: int = 5) -> Engine:
     """Create the engine for a catalog URL, with our dialect policy applied."""
     parsed = parse_catalog_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return _make_sqlite_engine(parsed, durability)
-    if parsed.get_backend_name() == "postgresql":
-        return _make_postgres_engine(parsed, pool_size)
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            return _make_sqlite_engine(parsed, durability)
+        if parsed.get_backend_name() == "postgresql":
+            return _make_postgres_engine(parsed, pool_size)
+    except (SQLAlchemyError, ImportError) as error:
+        # An unknown driver ("postgresql+nosuch") or option: the URL is what is wrong.
+        raise InvalidLocatorError(
+            f"Catalog URL {redact_url(url)!r} cannot be used: {error}. Use sqlite:///path or "
+            "postgresql+psycopg://user@host:port/database (pip install 'jobstore[postgres]')."
+        ) from None
     raise InvalidLocatorError(
         f"Catalog URL {redact_url(url)!r} uses the {parsed.get_backend_name()!r} database; "
         "jobstore supports sqlite and postgresql."

@@ -40,6 +40,17 @@ _TRANSIENT_PHRASES = (
     "the database system is",
 )
 
+#: A server that answers but refuses the login or the database: the same attempt fails the same way
+#: (retrying would only add seconds of silence before the same answer).
+_REFUSAL_PHRASES = (
+    "password authentication failed",
+    "authentication failed",
+    "no pg_hba.conf entry",
+    "does not exist",
+    "permission denied",
+    "too many connections for role",
+)
+
 
 def is_catalog_error(error: BaseException) -> bool:
     """A database failure (as opposed to a bug or a failure of our own code)."""
@@ -57,6 +68,13 @@ def _driver_error(error: BaseException) -> BaseException:
     return getattr(error, "orig", None) or error
 
 
+def is_refusal(error: BaseException) -> bool:
+    """True when a PostgreSQL server answered but refused the login (user, password, database)."""
+    original = _driver_error(error)
+    text = str(original).lower()
+    return "psycopg" in type(original).__module__ and any(phrase in text for phrase in _REFUSAL_PHRASES)
+
+
 def is_transient(error: BaseException) -> bool:
     """True for failures that a fresh attempt of the same transaction can cure."""
     if getattr(error, "connection_invalidated", False):
@@ -66,6 +84,8 @@ def is_transient(error: BaseException) -> bool:
     original = _driver_error(error)
     if isinstance(original, sqlite3.Error) and not isinstance(original, sqlite3.OperationalError):
         return False  # integrity, programming and data errors do not cure themselves
+    if is_refusal(error):
+        return False
     if getattr(original, "broken", False) or type(original).__name__ in ("OperationalError", "InterfaceError"):
         if "psycopg" in type(original).__module__ and getattr(original, "sqlstate", None) is None:
             return True  # psycopg lost its connection (server restarted, network): a new one will do
@@ -89,6 +109,12 @@ def run_with_retries(where: str, work: Callable[[], T], *, describe: str) -> T:
             if not is_catalog_error(error):
                 raise
             original = _driver_error(error)
+            if is_refusal(error):
+                reason = " ".join(redact_url(str(original)).split())[:300]
+                raise CatalogError(
+                    f"The catalog ({where}) refused the login: {reason}. Check the user, the password "
+                    "(PGPASSWORD or ~/.pgpass), the database name and the server's pg_hba.conf."
+                ) from None
             if not is_transient(error):
                 # Callers see our errors, never a driver's: disk full, read-only database, a
                 # damaged file. Nothing was committed.

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from jobstore.catalog.engine import sqlite_path
+from jobstore.catalog.admin import sqlite_database
 from jobstore.cli.messages import check_reachable
 from jobstore.config import Config
 from jobstore.errors import NoSuchJobStoreException
@@ -90,7 +90,7 @@ def catalog_url_for(locator: str, catalog: str | None) -> str:
         raise typer.BadParameter(
             f"{locator!r} does not say where its catalog is; pass --catalog URL or set JOBSTORE_CATALOG."
         )
-    database = sqlite_path(url)
+    database = sqlite_database(url)
     if location.kind == "file" and database is not None and not os.path.isfile(database):
         # Never create an empty catalog file where a store was expected.
         raise NoSuchJobStoreException(locator, f"There is no catalog at {database}.")

@@ -6,12 +6,11 @@ import sys
 
 import typer
 from rich.markup import escape
-from sqlalchemy.exc import SQLAlchemyError
 
 from jobstore.cli import db, maintenance, status, transfer  # noqa: F401  (registers the subcommands)
 from jobstore.cli.common import app, errors
-from jobstore.cli.messages import explain_unavailable, in_cli_words
-from jobstore.errors import CatalogUnavailableError, JobStoreError
+from jobstore.cli.messages import in_cli_words
+from jobstore.errors import JobStoreError
 from jobstore.redact import redact_url
 
 __all__ = ["app", "run"]
@@ -38,15 +37,7 @@ def run() -> None:
         raise KeyboardInterrupt from None  # jobstore.cli.main prints the one line for it
     except JobStoreError as error:
         text = in_cli_words(redact_url(str(error)))
-        if isinstance(error, CatalogUnavailableError):  # every command checked the server answers TCP
-            text = explain_unavailable(text)
         errors.print(f"[red]error:[/red] {escape(text)}", highlight=False)
-        sys.exit(2)
-    except SQLAlchemyError as error:
-        # A catalog that cannot be opened or read: one line, never a traceback.
-        cause = getattr(error, "orig", None) or error
-        first_line = redact_url(str(cause)).splitlines()[0]
-        errors.print(f"[red]error:[/red] the catalog could not be used: {escape(first_line)}", highlight=False)
         sys.exit(2)
     except Exception as error:
         # Usage errors: click's ClickException, which typer vendors as typer._click since 0.29

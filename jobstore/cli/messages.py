@@ -12,7 +12,6 @@ connect name the cause (unknown host, connection refused, timed out) and where, 
 from __future__ import annotations
 
 import errno
-import re
 import socket
 
 from jobstore.errors import JobStoreError
@@ -101,34 +100,3 @@ def check_reachable(catalog_url: str) -> None:
             else:
                 cause = f"{error.strerror or error}"
             raise CatalogUnreachableError(f"cannot reach {where}: {cause}.") from None
-
-
-_UNAVAILABLE_TAIL = "Check that the database server is running and reachable."
-
-
-def explain_unavailable(message: str) -> str:
-    """A catalog that failed its retries after :func:`check_reachable` passed: say what is left.
-
-    The catalog's message names only the driver's exception class (the driver's own text is not
-    kept), and it retries authentication failures like outages. The server did accept a TCP
-    connection, so what remains is the login: user, password, database name, pg_hba.conf.
-    """
-    if _UNAVAILABLE_TAIL not in message:
-        return message
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    found = re.search(r"\((postgresql[^)\s]*)\)", message)
-    try:
-        url = make_url(found.group(1)) if found else None
-    except ArgumentError:
-        url = None
-    if url is None:
-        return message
-    where = f"{url.host or 'localhost'}:{url.port or 5432}"
-    return message.replace(
-        _UNAVAILABLE_TAIL,
-        f"The server at {where} accepts connections, so it refused the login: check the user "
-        f"({url.username or 'your login name'}), the password (PGPASSWORD or ~/.pgpass), the database name "
-        f"({url.database or 'the user name'}) and the server's pg_hba.conf.",
-    )

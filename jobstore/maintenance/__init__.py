@@ -1,7 +1,8 @@
 """Maintenance of stores: orphans, garbage collection, fsck, copying between backends, retention.
 
 Each function takes an open :class:`~jobstore.store.JobStore` (``initialize``-d or ``resume``-d);
-all SQL they need lives in :mod:`jobstore.catalog.reports`. ``JobStore.stats()`` is the store's
+they reach its rows through ``store.maintenance_catalog`` and its bytes through ``store.blob_store``
+(the maintenance interface of docs/MAINTENANCE.md). ``JobStore.stats()`` is the store's
 own; the ``jobstore`` command wraps everything here (``status``, ``gc``, ``fsck``, ``copy``,
 ``prune``, ``destroy``). See docs/MAINTENANCE.md.
 """

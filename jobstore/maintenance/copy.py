@@ -21,9 +21,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from jobstore.blobs import BlobInfo
-from jobstore.blobs.base import CHUNK_SIZE
-from jobstore.catalog import CatalogTx, reports
+from jobstore.blobs.maintenance import CHUNK_SIZE, BlobInfo, drain
+from jobstore.catalog.maintenance import FileCheckRow
 from jobstore.config import Config
 from jobstore.errors import (
     BlobExistsError,
@@ -97,26 +96,17 @@ def copy_store(
     """Copy every job, file, shared file and log of ``source`` into ``destination`` (both open)."""
     _check_distinct(source, destination)
     report = CopyReport()
-    totals = source.catalog.read(
-        source.store_id, lambda tx: reports.row_counts(tx.connection, tx.store_id), describe="count the source"
-    )
+    source_rows, destination_rows = source.maintenance_catalog, destination.maintenance_catalog
+    totals = source_rows.row_counts()
     _claim_destination(source, destination)
 
     # Jobs first, so every file's owner is there when the file arrives.
     after = ""
     while True:
-        page = source.catalog.read(
-            source.store_id,
-            lambda tx, start=after: reports.job_rows_page(tx.connection, tx.store_id, start, 1000),  # type: ignore[misc]
-            describe="read jobs",
-        )
+        page = source_rows.job_rows_page(after, 1000)
         if not page:
             break
-        destination.catalog.write(
-            destination.store_id,
-            lambda tx, rows=page: reports.insert_job_rows(tx.connection, tx.store_id, rows),  # type: ignore[misc]
-            describe="copy jobs",
-        )
+        destination_rows.insert_job_rows(page)
         report.jobs += len(page)
         after = str(page[-1]["id"])
         progress("jobs", report.jobs, totals["jobs"])
@@ -126,29 +116,17 @@ def copy_store(
     after = ""
     done = 0
     while True:
-        page = source.catalog.read(
-            source.store_id,
-            lambda tx, start=after: reports.file_rows_page(tx.connection, tx.store_id, start, PAGE),  # type: ignore[misc]
-            describe="read files",
-        )
+        page = source_rows.file_rows_page(after, PAGE)
         if not page:
             break
         after = str(page[-1]["id"])
         ids = [str(row["id"]) for row in page]
-        present = destination.catalog.read(
-            destination.store_id,
-            lambda tx, wanted=ids: reports.existing_file_ids(tx.connection, tx.store_id, wanted),  # type: ignore[misc]
-            describe="find copied files",
-        )
+        present = destination_rows.existing_file_ids(ids)
         todo = [row for row in page if row["id"] not in present]
         report.files_already_there += len(page) - len(todo)
         parallel_map(lambda row: _copy_blob(source, destination, row), todo, workers)
         rows = [{**row, "encrypted": encrypted} for row in todo]
-        destination.catalog.write(
-            destination.store_id,
-            lambda tx, batch=rows: reports.insert_file_rows(tx.connection, tx.store_id, batch),  # type: ignore[misc]
-            describe="copy files",
-        )
+        destination_rows.insert_file_rows(rows)
         report.files += len(todo)
         report.bytes += sum(int(row["size"]) for row in todo)
         done += len(page)
@@ -157,9 +135,7 @@ def copy_store(
     report.logs = _copy_logs(source, destination)
     progress("logs", report.logs, totals["logs"])
 
-    copied = destination.catalog.read(
-        destination.store_id, lambda tx: reports.row_counts(tx.connection, tx.store_id), describe="count the copy"
-    )
+    copied = destination_rows.row_counts()
     for what in ("jobs", "files", "logs"):
         if copied[what] != totals[what]:
             report.problems.append(f"the source has {totals[what]} {what}, the destination {copied[what]}")
@@ -177,22 +153,17 @@ def verify_blobs(
     verified = 0
     after = ""
     while True:
-        page = store.catalog.read(
-            store.store_id,
-            lambda tx, start=after: reports.file_check_page(tx.connection, tx.store_id, start, 1000),  # type: ignore[misc]
-            describe="list files",
-        )
+        page = store.maintenance_catalog.file_check_page(after, 1000)
         if not page:
             break
         after = page[-1].id
 
-        def check(row: reports.FileCheckRow) -> str | None:
+        def check(row: FileCheckRow) -> str | None:
             try:
                 with store.blob_store.open_read(
                     row.blob_key, BlobInfo(row.size, row.checksum), f"file {row.id}"
                 ) as reader:
-                    while reader.read(CHUNK_SIZE):
-                        pass
+                    drain(reader)
             except JobStoreError as error:
                 return str(error)
             return None
@@ -207,7 +178,7 @@ def verify_blobs(
 
 
 def _check_distinct(source: JobStore, destination: JobStore) -> None:
-    if source.catalog.url == destination.catalog.url and source.store_id == destination.store_id:
+    if source.maintenance_catalog.same_store_as(destination.maintenance_catalog):
         raise UnsafeLocationError("The source and the destination are the same store; copy to another locator.")
     if source.blob_store.url.rstrip("/") == destination.blob_store.url.rstrip("/"):
         raise UnsafeLocationError(
@@ -219,9 +190,7 @@ def _check_distinct(source: JobStore, destination: JobStore) -> None:
 def _claim_destination(source: JobStore, destination: JobStore) -> None:
     """An empty destination becomes a copy of the source (its workflow ID); a non-empty one must be
     a copy of the same workflow (an interrupted copy being resumed), never an unrelated store."""
-    counts = destination.catalog.read(
-        destination.store_id, lambda tx: reports.row_counts(tx.connection, tx.store_id), describe="count the copy"
-    )
+    counts = destination.maintenance_catalog.row_counts()
     source_workflow = source.config.workflowID or ""
     if any(counts.values()):
         if destination.config.workflowID != source_workflow:
@@ -232,12 +201,7 @@ def _claim_destination(source: JobStore, destination: JobStore) -> None:
         return
     destination.config.workflowID = source_workflow
     config_json = destination.config.to_json()
-
-    destination.catalog.write(
-        destination.store_id,
-        lambda tx: reports.set_store_workflow_id(tx.connection, tx.store_id, source_workflow, config_json),
-        describe="claim the destination",
-    )
+    destination.maintenance_catalog.set_workflow_id(source_workflow, config_json)
 
 
 def _copy_blob(source: JobStore, destination: JobStore, row: dict[str, Any]) -> None:
@@ -269,32 +233,10 @@ def _copy_blob(source: JobStore, destination: JobStore, row: dict[str, Any]) -> 
 
 def _copy_logs(source: JobStore, destination: JobStore) -> int:
     """All logs in one destination transaction: all or none, so a rerun knows where it stands."""
-    already = destination.catalog.read(
-        destination.store_id, lambda tx: reports.row_counts(tx.connection, tx.store_id), describe="count logs"
-    )["logs"]
+    already = destination.maintenance_catalog.row_counts()["logs"]
     if already:
         return already
-
-    def copy(tx: CatalogTx) -> int:
-        def read(source_tx: CatalogTx) -> int:
-            batch: list[dict[str, Any]] = []
-            count = 0
-            for row in reports.iter_log_rows(source_tx.connection, source_tx.store_id):
-                batch.append(row)
-                if len(batch) == 1000:
-                    count += _flush(tx, batch)
-            return count + _flush(tx, batch)
-
-        return source.catalog.read(source.store_id, read, describe="read logs")
-
-    return destination.catalog.write(destination.store_id, copy, describe="copy logs")
-
-
-def _flush(tx: CatalogTx, batch: list[dict[str, Any]]) -> int:
-    count = len(batch)
-    reports.insert_log_rows(tx.connection, tx.store_id, list(batch))
-    batch.clear()
-    return count
+    return destination.maintenance_catalog.copy_logs_from(source.maintenance_catalog)
 
 
 __all__: Sequence[str] = ["CopyReport", "copy_store", "destination_config", "open_destination", "verify_blobs"]

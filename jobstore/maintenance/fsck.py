@@ -23,14 +23,11 @@ protects it).
 
 from __future__ import annotations
 
-import io
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from jobstore.blobs import BlobInfo, check_key
-from jobstore.blobs.base import CHUNK_SIZE
-from jobstore.catalog import CatalogTx, reports
-from jobstore.catalog.reports import FileCheckRow
+from jobstore.blobs.maintenance import BlobInfo, check_key, drain
+from jobstore.catalog.maintenance import FileCheckRow, catalog_now
 from jobstore.errors import BlobNotFoundError, ChecksumMismatchError, JobStoreError, UnsafeLocationError
 from jobstore.maintenance.orphans import (
     DEFAULT_WORKERS,
@@ -98,7 +95,7 @@ def fsck(
     """Check a store's rows against its blobs; with ``repair``, fix what is safe to fix."""
     report = FsckReport(verified_checksums=verify_checksums, repair=repair)
     check_blobs_not_shared(store)
-    catalog, blobs, store_id = store.catalog, store.blob_store, store.store_id
+    catalog, blobs = store.maintenance_catalog, store.blob_store
 
     comparison = compare_blobs(store, progress)
     report.listed_blobs = comparison.listed
@@ -125,11 +122,7 @@ def fsck(
     # Walk every row: key syntax, then size (and checksum) of the blobs that are there.
     after = ""
     while True:
-        page = catalog.read(
-            store_id,
-            lambda tx, start=after: reports.file_check_page(tx.connection, tx.store_id, start, PAGE),  # type: ignore[misc]
-            describe="list files",
-        )
+        page = catalog.file_check_page(after, PAGE)
         if not page:
             break
         after = page[-1].id
@@ -157,9 +150,7 @@ def fsck(
 
     # Cleanup files whose job is gone; orphans kept by design are a note, not a problem.
     cleanup_orphans = orphaned_files(store, cleanup_only=True)
-    all_orphans = catalog.read(
-        store_id, lambda tx: reports.count_orphaned_files(tx.connection, tx.store_id), describe="count orphans"
-    )
+    all_orphans = catalog.count_orphaned_files()
     report.notes["orphaned_files_kept"] = all_orphans[0] - len(cleanup_orphans)
     for orphan in cleanup_orphans:
         report.problems.append(
@@ -171,9 +162,7 @@ def fsck(
             )
         )
 
-    condemned = catalog.read(
-        store_id, lambda tx: reports.condemned_keys(tx.connection, tx.store_id), describe="read condemned blobs"
-    )
+    condemned = catalog.condemned_keys()
     unreferenced = [key for key in comparison.unreferenced if key not in condemned]
     report.notes["blobs_awaiting_gc"] = len(comparison.unreferenced) - len(unreferenced)
     for key in unreferenced:
@@ -218,7 +207,7 @@ def _check_blob(store: JobStore, row: FileCheckRow, verify_checksum: bool) -> Pr
         return None
     try:
         with blobs.open_read(row.blob_key, BlobInfo(row.size, row.checksum), f"file {row.id}") as reader:
-            _drain(reader)
+            drain(reader)
     except ChecksumMismatchError as error:
         return Problem(
             "checksum_mismatch",
@@ -231,13 +220,8 @@ def _check_blob(store: JobStore, row: FileCheckRow, verify_checksum: bool) -> Pr
     return None
 
 
-def _drain(reader: io.BufferedIOBase) -> None:
-    while reader.read(CHUNK_SIZE):
-        pass
-
-
 def _repair(store: JobStore, report: FsckReport, unreferenced: list[str], workers: int) -> None:
-    catalog, blobs, store_id = store.catalog, store.blob_store, store.store_id
+    catalog, blobs = store.maintenance_catalog, store.blob_store
     by_kind: dict[str, list[Problem]] = {}
     for problem in report.problems:
         by_kind.setdefault(problem.kind, []).append(problem)
@@ -245,11 +229,7 @@ def _repair(store: JobStore, report: FsckReport, unreferenced: list[str], worker
     cleanup = by_kind.get("orphaned_cleanup_file", [])
     if cleanup:
         ids = [problem.subject for problem in cleanup]
-        deleted = catalog.write(
-            store_id,
-            lambda tx: reports.delete_orphaned_files(tx.connection, tx.store_id, ids),
-            describe="delete orphaned cleanup files",
-        )
+        deleted = catalog.delete_orphaned_files(ids)
         gone = {file_id for file_id, _, _ in deleted}
         parallel_map(_quiet_delete(store), [key for _, key, _ in deleted], workers)
         for problem in cleanup:
@@ -259,12 +239,7 @@ def _repair(store: JobStore, report: FsckReport, unreferenced: list[str], worker
 
     if unreferenced:
         sizes = parallel_map(blobs.size, unreferenced, workers)
-        now = reports.now()
-
-        def condemn(tx: CatalogTx) -> None:
-            reports.condemn(tx.connection, tx.store_id, list(zip(unreferenced, sizes, strict=True)), now)
-
-        catalog.write(store_id, condemn, describe="condemn unreferenced blobs")
+        catalog.condemn(list(zip(unreferenced, sizes, strict=True)), catalog_now())
         for problem in by_kind.get("unreferenced_blob", []):
             problem.repaired = True
             problem.action = "condemned: jobstore gc deletes it after its grace period unless a row claims it"

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from jobstore.catalog import CatalogTx, reports
+from jobstore.catalog.maintenance import catalog_now
 from jobstore.errors import JobStoreError
 from jobstore.maintenance.durations import format_duration, parse_duration
 from jobstore.maintenance.orphans import (
@@ -87,7 +87,7 @@ def collect_garbage(
     grace = parse_duration(grace)
     report = GCReport(dry_run=dry_run, grace=format_duration(grace))
     check_blobs_not_shared(store)
-    catalog, blobs, store_id = store.catalog, store.blob_store, store.store_id
+    catalog, blobs = store.maintenance_catalog, store.blob_store
 
     # 1. Orphaned files: rows first (one transaction), then their blobs (keys are never reused).
     orphans = orphaned_files(store, cleanup_only=not all_orphans)
@@ -97,11 +97,7 @@ def collect_garbage(
         report.orphaned_bytes = sum(orphan.size for orphan in orphans)
     elif orphans:
         ids = [orphan.id for orphan in orphans]
-        deleted = catalog.write(
-            store_id,
-            lambda tx: reports.delete_orphaned_files(tx.connection, tx.store_id, ids),
-            describe="delete orphaned files",
-        )
+        deleted = catalog.delete_orphaned_files(ids)
         report.orphaned_files = len(deleted)
         report.orphaned_bytes = sum(size for _, _, size in deleted)
         outcomes = parallel_map(_delete_quietly(store), [key for _, key, _ in deleted], workers)
@@ -112,9 +108,7 @@ def collect_garbage(
     comparison = compare_blobs(store, progress)
     report.foreign_objects = comparison.foreign
     report.unreferenced_blobs = len(comparison.unreferenced)
-    known = catalog.read(
-        store_id, lambda tx: reports.condemned_keys(tx.connection, tx.store_id), describe="read condemned blobs"
-    )
+    known = catalog.condemned_keys()
     new = [key for key in comparison.unreferenced if key not in known]
     sizes = parallel_map(blobs.size, new, workers)
     fresh: list[tuple[str, int | None]] = [
@@ -122,28 +116,16 @@ def collect_garbage(
     ]
     report.condemned_blobs = len(fresh)
     report.condemned_bytes = sum(size or 0 for _, size in fresh)
-    now = reports.now()
+    now = catalog_now()
     cutoff = now - grace
 
     # 3. Condemn, release, and find what is due, in one short write transaction.
     if dry_run:
-
-        def plan(tx: CatalogTx) -> tuple[list[tuple[str, int | None]], int]:
-            due = reports.condemned_due(tx.connection, tx.store_id, cutoff)
-            referenced = reports.referenced_condemned_keys(tx.connection, tx.store_id)
-            return due, len(referenced)
-
-        due, report.released_blobs = catalog.read(store_id, plan, describe="plan garbage collection")
+        due, report.released_blobs = catalog.plan_collection(cutoff)
         if grace == timedelta(0):
             due = due + fresh
     else:
-
-        def condemn(tx: CatalogTx) -> tuple[list[tuple[str, int | None]], int]:
-            reports.condemn(tx.connection, tx.store_id, fresh, now)
-            released = reports.release_referenced_condemned(tx.connection, tx.store_id)
-            return reports.condemned_due(tx.connection, tx.store_id, cutoff), len(released)
-
-        due, report.released_blobs = catalog.write(store_id, condemn, describe="condemn unreferenced blobs")
+        due, report.released_blobs = catalog.condemn_and_plan(fresh, now, cutoff)
     total_condemned = len(known) + len(fresh) - report.released_blobs
     report.waiting_blobs = max(0, total_condemned - len(due))
 
@@ -155,11 +137,7 @@ def collect_garbage(
         return report
     failed = {key for key in parallel_map(_delete_quietly(store), [key for key, _ in due], workers) if key}
     done = [(key, size) for key, size in due if key not in failed]
-    catalog.write(
-        store_id,
-        lambda tx: reports.forget_condemned(tx.connection, tx.store_id, [key for key, _ in done]),
-        describe="forget deleted blobs",
-    )
+    catalog.forget_condemned([key for key, _ in done])
     report.deleted_blobs = len(done)
     report.deleted_bytes = sum(size or 0 for _, size in done)
     report.failures += sorted(failed)

@@ -14,11 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from sqlalchemy.engine import Connection
-
-from jobstore.blobs import check_key
-from jobstore.catalog import CatalogTx, reports
-from jobstore.catalog.reports import FileCheckRow, OrphanRow
+from jobstore.blobs.maintenance import check_key
+from jobstore.catalog.maintenance import FileCheckRow, OrphanRow
 from jobstore.errors import UnsafeLocationError
 from jobstore.maintenance.progress import Progress, no_progress
 from jobstore.redact import redact_url
@@ -33,11 +30,7 @@ DEFAULT_WORKERS = 8
 
 def orphaned_files(store: JobStore, *, cleanup_only: bool = False) -> list[OrphanRow]:
     """Files whose owning job no longer exists (one anti-join), with their keys and sizes."""
-    return store.catalog.read(
-        store.store_id,
-        lambda tx: reports.orphaned_files(tx.connection, tx.store_id, cleanup_only=cleanup_only),
-        describe="find orphaned files",
-    )
+    return store.maintenance_catalog.orphaned_files(cleanup_only=cleanup_only)
 
 
 @dataclass
@@ -71,18 +64,7 @@ def compare_blobs(store: JobStore, progress: Progress = no_progress) -> BlobComp
             progress("list blobs", len(keys), None)
     comparison.listed = len(keys) + len(comparison.foreign)
     progress("list blobs", len(keys), len(keys))
-
-    def compare(tx: CatalogTx) -> tuple[list[str], list[FileCheckRow]]:
-        connection: Connection = tx.connection
-        reports.load_listing(connection, keys)
-        unreferenced = reports.unreferenced_listed_keys(connection, tx.store_id)
-        missing = reports.files_missing_from_listing(connection, tx.store_id)
-        reports.drop_listing(connection)
-        return unreferenced, missing
-
-    comparison.unreferenced, comparison.missing = store.catalog.read(
-        store.store_id, compare, describe="compare the blob listing with the catalog"
-    )
+    comparison.unreferenced, comparison.missing = store.maintenance_catalog.compare_listing(keys)
     return comparison
 
 
@@ -98,9 +80,7 @@ def check_blobs_not_shared(store: JobStore) -> None:
     store's blob URL is the same as ours or nested under it, its blobs would look like ours.
     """
     own = store.blob_store.url.rstrip("/")
-    others = store.catalog.read(
-        store.store_id, lambda tx: reports.other_stores(tx.connection, tx.store_id), describe="list stores"
-    )
+    others = store.maintenance_catalog.other_stores()
     for name, url in others:
         theirs = url.rstrip("/")
         if theirs == own or theirs.startswith(own + "/"):

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from jobstore.catalog import CatalogTx, reports
+from jobstore.catalog.maintenance import catalog_now
 from jobstore.errors import JobStoreError
 from jobstore.maintenance.durations import format_duration, parse_duration
 from jobstore.maintenance.orphans import DEFAULT_WORKERS, parallel_map
@@ -59,30 +59,18 @@ def prune(
     """Delete jobs in ``states`` (None: any state) not updated for ``older_than``, with their files
     and blobs, and read logs older than that. ``dry_run`` reports the same without deleting."""
     age = parse_duration(older_than)
-    cutoff = reports.now() - age
+    cutoff = catalog_now() - age
     wanted = list(states) if states else None
     report = PruneReport(dry_run, format_duration(age), cutoff.isoformat(), wanted)
-    catalog, store_id = store.catalog, store.store_id
+    catalog = store.maintenance_catalog
     after = ""
     while True:
-        ids = catalog.read(
-            store_id,
-            lambda tx, start=after: reports.prunable_job_ids(tx.connection, tx.store_id, cutoff, wanted, start, BATCH),  # type: ignore[misc]
-            describe="find jobs to prune",
-        )
+        ids = catalog.prunable_job_ids(cutoff, wanted, after, BATCH)
         if not ids:
             break
         after = ids[-1]
-
-        def remove(tx: CatalogTx, batch: list[str] = ids) -> tuple[list[str], list[tuple[str, int]]]:
-            return reports.prune_jobs(
-                tx.connection, tx.store_id, batch, cutoff, wanted, all_files=all_files, dry_run=dry_run
-            )
-
-        if dry_run:
-            gone, blobs = catalog.read(store_id, remove, describe="plan pruning")
-        else:
-            gone, blobs = catalog.write(store_id, remove, describe="prune jobs")
+        gone, blobs = catalog.prune_jobs(ids, cutoff, wanted, all_files=all_files, dry_run=dry_run)
+        if not dry_run:
             report.failures += [
                 key for key in parallel_map(_delete_quietly(store), [k for k, _ in blobs], workers) if key
             ]
@@ -91,14 +79,7 @@ def prune(
         report.bytes += sum(size for _, size in blobs)
         progress("jobs", report.jobs, None)
     if logs:
-
-        def old_logs(tx: CatalogTx) -> int:
-            return reports.prune_read_logs(tx.connection, tx.store_id, cutoff, dry_run=dry_run)
-
-        if dry_run:
-            report.logs = catalog.read(store_id, old_logs, describe="count old logs")
-        else:
-            report.logs = catalog.write(store_id, old_logs, describe="prune old logs")
+        report.logs = catalog.prune_read_logs(cutoff, dry_run=dry_run)
     return report
 
 
