@@ -13,9 +13,6 @@ if TYPE_CHECKING:
 
 __all__ = ["BlobInfo", "BlobStore", "check_key", "new_key", "open_blob_store"]
 
-SUPPORTED_SCHEMES = ("file", "s3", "gs")
-
-
 def open_blob_store(url: str, config: Config) -> BlobStore:
     """The blob store at ``url`` (``file:///dir``, ``s3://bucket/prefix``, ``gs://bucket/prefix``)."""
     scheme = urlsplit(url).scheme

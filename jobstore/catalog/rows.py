@@ -31,12 +31,6 @@ class StoreRow(NamedTuple):
     created_at: datetime
 
 
-class JobRow(NamedTuple):
-    id: str
-    version: int
-    description: str
-
-
 class FileRow(NamedTuple):
     id: str
     version: int
