@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BlobInfo", "BlobStore", "check_key", "new_key", "open_blob_store"]
 
+
 def open_blob_store(url: str, config: Config) -> BlobStore:
     """The blob store at ``url`` (``file:///dir``, ``s3://bucket/prefix``, ``gs://bucket/prefix``)."""
     scheme = urlsplit(url).scheme
