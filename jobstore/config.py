@@ -59,6 +59,9 @@ class Config:
             include ``0o700`` (the store itself must enter and write them).
         fileMode: recorded but not applied: catalog files are always ``0600`` and blobs ``0400``
             (``0500`` executable), see docs/SECURITY.md.
+        verifyReads: checksum every ``read_file`` from a local blob store, hard links included (it
+            then reads each file once; without it a hard link is checked by size only, while a
+            copy or a stream is always checksummed as it is read).
         exportRoots: directories ``export_file`` may write ``file://`` destinations under (None:
             anywhere this process may write). Existing devices, FIFOs and sockets are never replaced.
     """
@@ -88,6 +91,7 @@ class Config:
         self.fileMode: int = 0o600
         self.dirMode: int = 0o700
         self.exportRoots: list[str] | None = None
+        self.verifyReads: bool = False
         self._unknown: dict[str, Any] = {}
         for name, value in settings.items():
             setattr(self, name, value)
@@ -177,6 +181,7 @@ OPTIONS: dict[str, tuple[type, ...]] = {
     "fileMode": (int,),
     "dirMode": (int,),
     "exportRoots": (list, type(None)),
+    "verifyReads": (bool,),
 }
 
 DURABILITY_LEVELS = ("normal", "full")

@@ -21,7 +21,6 @@ import io
 import logging
 import os
 import re
-import stat
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -43,9 +42,7 @@ from jobstore.errors import (
     InvalidNameError,
     JobStoreError,
     JobStoreExistsException,
-    LocalFileError,
     LocalFileNotFoundError,
-    LocalIsADirectoryError,
     LocalPermissionError,
     NoSuchFileException,
     NoSuchJobException,
@@ -54,6 +51,7 @@ from jobstore.errors import (
 )
 from jobstore.job import JobDescription, deserialise_description, serialise_description
 from jobstore.locator import LOCAL_BLOB_DIR, SQLITE_CATALOG_NAME, StoreLocation, parse_locator
+from jobstore.providers.local_target import enclosing_store, readable_regular_file, replaceable_target
 from jobstore.redact import redact_url
 
 if TYPE_CHECKING:
@@ -175,6 +173,8 @@ class JobStore(AbstractJobStore):
             )
         if location.kind == "file":
             self._prepare_store_directory(os.path.dirname(_sqlite_file(catalog_url)), config)
+        else:
+            _refuse_catalog_inside_a_store(catalog_url)
         config.jobStore = self.locator
         if config.workflowID is None:
             config.workflowID = str(uuid.uuid4())
@@ -189,7 +189,7 @@ class JobStore(AbstractJobStore):
             if catalog.create_schema_if_fresh(self.locator, location.store_name) is not None:
                 raise JobStoreExistsException(self.locator)
             blobs = open_blob_store(blob_url, config)
-            blobs.create()
+            blobs.create(_blob_owner(location.store_name, config.workflowID))
             store_id = catalog.operations.create_store(
                 location.store_name, blob_url, config.workflowID or "", config.to_json()
             )
@@ -232,6 +232,7 @@ class JobStore(AbstractJobStore):
                 catalog.dispose()
                 catalog = Catalog(catalog_url, durability="full", pool_size=stored.poolSize)
             blobs = open_blob_store(row.blob_url, stored)
+            blobs.check_owner(_blob_owner(location.store_name, stored.workflowID))
         except BaseException:
             catalog.dispose()
             raise
@@ -247,6 +248,7 @@ class JobStore(AbstractJobStore):
                 self._remove_store_directory()
                 return
         catalog, blobs, store_id = self._require()
+        blobs.check_owner(_blob_owner(self._location.store_name, self.config.workflowID))
         blobs.destroy()
         database = sqlite_path(catalog.url)
         if database is None or os.path.exists(database):  # else another handle destroyed it already
@@ -261,6 +263,12 @@ class JobStore(AbstractJobStore):
             self._catalog.dispose()
 
     def _prepare_store_directory(self, directory: str, config: Config) -> None:
+        outer = enclosing_store(os.path.dirname(directory))
+        if outer is not None:
+            raise UnsafeLocationError(
+                f"{directory!r} is inside the job store at {outer!r}; a store's tree belongs to it alone. "
+                "Choose a directory outside every job store."
+            )
         if os.path.exists(directory):
             if not os.path.isdir(directory):
                 raise InvalidLocatorError(
@@ -589,7 +597,7 @@ class JobStore(AbstractJobStore):
         file is deleted when that job is deleted.
         """
         self._check_owner(job_id)
-        path, executable = _readable_regular_file(local_path)
+        path, executable = readable_regular_file(local_path)
         blobs = self._require()[1]
         file_id = new_id()
         key = new_key("f", file_id[:2], file_id)
@@ -677,9 +685,7 @@ class JobStore(AbstractJobStore):
         checksum in the same pass. Do not modify the file in place afterwards (Toil's rule).
         """
         row = self._file_row(file_id)
-        target = os.fspath(local_path)
-        if os.path.isdir(target):
-            raise LocalIsADirectoryError(errno.EISDIR, "read_file needs a file path, not a directory", target)
+        target = replaceable_target(local_path, "read_file")
         self._require()[1].get_file(
             row.blob_key,
             target,
@@ -730,7 +736,7 @@ class JobStore(AbstractJobStore):
         """Replace a file's content with a local file's. The first of two concurrent updates wins;
         the second raises ConcurrentFileModificationException and changes nothing."""
         row = self._file_row(file_id)
-        path, executable = _readable_regular_file(local_path)
+        path, executable = readable_regular_file(local_path)
         key = new_key("f", file_id[:2], file_id)
         info = _put_local_file(self._require()[1], key, path)
         self._replace_content(file_id, key, info, row.version, executable=executable)
@@ -832,7 +838,13 @@ class JobStore(AbstractJobStore):
     def write_logs(self, msg: str | bytes) -> None:
         """Store a log message for ``read_logs``."""
         if isinstance(msg, str):
-            data = msg.encode("utf-8")
+            try:
+                data = msg.encode("utf-8")
+            except UnicodeEncodeError as error:
+                raise InvalidNameError(
+                    f"write_logs got text that is not valid Unicode (a lone surrogate at position {error.start}); "
+                    "pass bytes, or text decoded with errors='replace'."
+                ) from None
         elif isinstance(msg, bytes | bytearray):
             data = bytes(msg)
         else:
@@ -1057,6 +1069,24 @@ def _sqlite_file(catalog_url: str) -> str:
     return path
 
 
+def _blob_owner(store_name: str, workflow_id: str | None) -> str:
+    """What a local blob directory's marker records: which store, of which workflow, owns it."""
+    return f"store {store_name!r} of workflow {workflow_id}"
+
+
+def _refuse_catalog_inside_a_store(catalog_url: str) -> None:
+    """A new SQLite catalog file inside another store's tree would be that store's to delete."""
+    database = sqlite_path(catalog_url)
+    if database is None or os.path.exists(database):
+        return
+    outer = enclosing_store(os.path.dirname(os.path.abspath(database)))
+    if outer is not None:
+        raise UnsafeLocationError(
+            f"The catalog file {database!r} would be inside the job store at {outer!r}; a store's tree "
+            "belongs to it alone. Put the catalog outside every job store."
+        )
+
+
 def _put_local_file(blobs: BlobStore, key: str, path: str) -> BlobInfo:
     """put_file, with a permission failure on the source reported as the caller's local-file error."""
     try:
@@ -1065,29 +1095,6 @@ def _put_local_file(blobs: BlobStore, key: str, path: str) -> BlobInfo:
         raise LocalPermissionError(errno.EACCES, "The local file is not readable by this process", path) from None
     except FileNotFoundError:
         raise LocalFileNotFoundError(errno.ENOENT, "The local file disappeared while being stored", path) from None
-
-
-def _readable_regular_file(local_path: object) -> tuple[str, bool]:
-    """Check a local path names a readable regular file (one stat, the fast path of every write);
-    return it with its executable bit, or raise an error that says what is wrong."""
-    if not isinstance(local_path, str | os.PathLike):
-        raise TypeError(f"local_path must be a path, not {type(local_path).__name__}.")
-    path = os.fspath(local_path)
-    if not isinstance(path, str):
-        path = os.fsdecode(path)
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        raise LocalFileNotFoundError(errno.ENOENT, "No such local file to store; check the path", path) from None
-    except PermissionError:
-        raise LocalPermissionError(errno.EACCES, "The local file cannot be reached by this process", path) from None
-    if stat.S_ISDIR(mode):
-        raise LocalIsADirectoryError(errno.EISDIR, "A directory cannot be stored as a file; archive it first", path)
-    if not stat.S_ISREG(mode):
-        raise LocalFileError(errno.EINVAL, "Only regular files can be stored (not a device, socket or FIFO)", path)
-    if not mode & (stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH) and not os.access(path, os.R_OK):
-        raise LocalPermissionError(errno.EACCES, "The local file is not readable by this process", path)
-    return path, bool(mode & stat.S_IXUSR)
 
 
 def _copy_with_progress(

@@ -343,8 +343,20 @@ class BlobStore(ABC):
     # --- the container ------------------------------------------------------------------------
 
     @abstractmethod
-    def create(self) -> None:
-        """Make the container (directory, bucket) exist. Idempotent."""
+    def create(self, owner: str | None = None) -> None:
+        """Make the container (directory, bucket) exist. Idempotent.
+
+        ``owner`` names the store (its store name and workflow ID); a local blob directory records it in its
+        marker and refuses to be created for another store, inside one, or around one.
+        """
+
+    def check_owner(self, owner: str) -> None:
+        """Raise UnsafeLocationError if the container is marked as another store's.
+
+        Local directories carry a marker; buckets have none (a prefix is the store's own by its
+        name: see docs/SECURITY.md), so this is a no-op for them.
+        """
+        del owner
 
     @abstractmethod
     def container_exists(self) -> bool:

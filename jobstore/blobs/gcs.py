@@ -171,7 +171,7 @@ class GCSBlobStore(BlobStore):
 
     # --- the container ------------------------------------------------------------------------
 
-    def create(self) -> None:
+    def create(self, owner: str | None = None) -> None:
         """Create the bucket unless it exists. Idempotent, also against a concurrent creator."""
         with self._translated("create the bucket", self.bucket_name):
             if self._bucket.exists(retry=self._retry):

@@ -26,6 +26,7 @@ from jobstore.errors import (
     BlobNotFoundError,
     BlobStorageFullError,
     BlobStoreError,
+    ChecksumMismatchError,
     InvalidLocatorError,
     JobStoreError,
     PublicURLError,
@@ -33,12 +34,13 @@ from jobstore.errors import (
     UnsafeLocationError,
 )
 from jobstore.providers.local import local_path_of
+from jobstore.providers.local_target import BLOB_ROOT_MARKER as MARKER
+from jobstore.providers.local_target import enclosing_store
 from jobstore.redact import redact_url
 
 if TYPE_CHECKING:
     from jobstore.config import Config
 
-MARKER = ".jobstore-blobs"
 #: Files at least this large are copied in by the kernel (copy_file_range) and checksummed after.
 KERNEL_COPY_THRESHOLD = 8 * 1024 * 1024
 KERNEL_COPY_STEP = 32 * 1024 * 1024
@@ -156,8 +158,9 @@ class _LocalSink(BlobSink):
 class LocalBlobStore(BlobStore):
     """Immutable blobs as read-only files under one directory."""
 
-    def __init__(self, root: str, *, durable: bool = False, dir_mode: int = 0o700) -> None:
+    def __init__(self, root: str, *, durable: bool = False, dir_mode: int = 0o700, verify_links: bool = False) -> None:
         self.root = os.path.abspath(root)
+        self.verify_links = verify_links
         self.url = "file://" + self.root
         self.durable = durable
         self.dir_mode = dir_mode
@@ -169,7 +172,12 @@ class LocalBlobStore(BlobStore):
         parts = urlsplit(url)
         if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
             raise InvalidLocatorError(f"Blob store URL {url!r} must be file:///absolute/directory on this machine.")
-        return cls(unquote(parts.path), durable=config.durability == "full", dir_mode=config.dirMode)
+        return cls(
+            unquote(parts.path),
+            durable=config.durability == "full",
+            dir_mode=config.dirMode,
+            verify_links=config.verifyReads,
+        )
 
     # --- paths -------------------------------------------------------------------------------
 
@@ -221,22 +229,58 @@ class LocalBlobStore(BlobStore):
 
     # --- the container -----------------------------------------------------------------------
 
-    def create(self) -> None:
-        if os.path.isdir(self.root) and not os.path.exists(os.path.join(self.root, MARKER)):
+    def create(self, owner: str | None = None) -> None:
+        outer = enclosing_store(os.path.dirname(self.root))
+        if outer is not None:
+            raise UnsafeLocationError(
+                f"The blob directory {self.root!r} is inside the job store at {outer!r}; a store's tree "
+                "belongs to it alone. Choose a directory outside every job store."
+            )
+        marker = os.path.join(self.root, MARKER)
+        if os.path.isdir(self.root) and not os.path.lexists(marker):
             if any(True for _ in os.scandir(self.root)):
                 raise UnsafeLocationError(
                     f"The blob directory {self.root!r} exists, is not empty and was not created by jobstore; "
                     "choose an empty or new directory."
                 )
+        if owner is not None and os.path.lexists(marker):
+            self.check_owner(owner)
         try:
             # Each directory made here gets dir_mode exactly (os.makedirs would apply the umask
             # to all of them and the mode to none but the last): the root, its missing parents
             # and .tmp, as Config.dirMode documents.
             self._make_directories(self._temp_dir, base="/")
             os.chmod(self.root, self.dir_mode)
-            os.close(os.open(os.path.join(self.root, MARKER), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+            try:
+                if owner is not None and os.fstat(fd).st_size == 0:
+                    os.write(fd, owner.encode())
+            finally:
+                os.close(fd)
         except OSError as error:
             raise translate_os_error(error, f"the blob directory {self.root!r}") from None
+
+    def check_owner(self, owner: str) -> None:
+        """The marker names the store that made this directory; an empty one (written before
+        markers named their store) is anyone's."""
+        try:
+            fd = os.open(os.path.join(self.root, MARKER), os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return  # no container (yet, or any more): the operations say so themselves
+        except OSError as error:
+            raise UnsafeLocationError(
+                f"The blob directory {self.root!r} has an unusable marker ({error.strerror}); it is not "
+                "safe to use as this store's. Run `jobstore fsck` or choose another directory."
+            ) from None
+        try:
+            recorded = os.read(fd, 4096).decode("utf-8", "replace")
+        finally:
+            os.close(fd)
+        if recorded and recorded != owner:
+            raise UnsafeLocationError(
+                f"The blob directory {self.root!r} belongs to another job store ({recorded}), not to "
+                f"{owner}; two stores must never share a blob directory. Give this store its own."
+            )
 
     def container_exists(self) -> bool:
         return os.path.exists(os.path.join(self.root, MARKER))
@@ -487,9 +531,33 @@ class LocalBlobStore(BlobStore):
         if allow_link and executable and not _is_executable(blob):
             allow_link = False  # the link would share a mode without the executable bit
         if allow_link:
+            if expected is not None:
+                self._check_before_linking(blob, expected, what or key)
             if self._link_out(blob, local_path, what or key):
                 return
         self._copy_out(blob, local_path, expected, executable, what or key)
+
+    def _check_before_linking(self, blob: str, expected: BlobInfo, what: str) -> None:
+        """A link hands out the stored bytes unread, so check them first: the size always (one
+        stat: a truncated or extended blob), the checksum too with ``Config.verifyReads``."""
+        try:
+            size = os.stat(blob).st_size
+        except FileNotFoundError:
+            raise BlobNotFoundError(f"{what} is missing from the blob directory. Run `jobstore fsck`.") from None
+        except OSError as error:
+            raise translate_os_error(error, what) from None
+        if expected.size is not None and size != expected.size:
+            raise ChecksumMismatchError(
+                f"{what}: the stored blob is {size} bytes but {expected.size} were recorded when it was "
+                "written. The stored copy is damaged or truncated; run `jobstore fsck LOCATOR --verify-checksums`."
+            )
+        if not self.verify_links:
+            return
+        checksum = RunningChecksum()
+        with open(blob, "rb", buffering=0) as source:
+            while chunk := source.read(CHUNK_SIZE):
+                checksum.update(chunk)
+        verify(expected.size, expected.checksum, checksum, what)
 
     @staticmethod
     def _link_out(blob: str, local_path: str, what: str) -> bool:

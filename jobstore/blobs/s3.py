@@ -229,7 +229,7 @@ class S3BlobStore(BlobStore):
 
     # --- the container ----------------------------------------------------------------------------
 
-    def create(self) -> None:
+    def create(self, owner: str | None = None) -> None:
         if self.container_exists():
             return
         arguments: dict[str, Any] = {"Bucket": self.bucket}

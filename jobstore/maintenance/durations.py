@@ -34,7 +34,12 @@ def parse_duration(text: str | timedelta) -> timedelta:
             f"{text!r} is not a duration: use a number followed by s, m, h, d or w, such as 30m, 12h, 7d "
             "or 1d12h (0 for none)."
         )
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise InvalidDurationError(
+            f"{text!r} is longer than any duration jobstore can count (at most {timedelta.max.days:,} days)."
+        ) from None
 
 
 def format_duration(value: timedelta) -> str:

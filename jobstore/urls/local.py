@@ -24,20 +24,28 @@ from jobstore.errors import (
     URLNotFoundError,
 )
 from jobstore.providers.local import local_path_of
+from jobstore.providers.local_target import enclosing_store
 from jobstore.redact import redact_url
 from jobstore.urls.base import CHUNK_SIZE, ExactReader, UrlHandler, UrlSource, VerifyingReader
 
 
 def check_export_destination(url: str, roots: list[str] | None) -> None:
-    """Refuse a ``file://`` export outside ``Config.exportRoots`` (when set).
+    """Refuse a ``file://`` export into any job store's tree, or outside ``Config.exportRoots``
+    (when set).
 
     The destination's directory is resolved (symlinks, ``..``) before the comparison, so neither
     can lead out of the allowed trees; a symlink *named* by the destination is replaced by the
     rename, never followed.
     """
+    path = local_path_of(url)
+    owner = enclosing_store(os.path.dirname(path))
+    if owner is not None:
+        raise UnsafeLocationError(
+            f"{redact_url(url)!r} is inside the job store at {owner!r}, whose files only that store may change; "
+            "export to a path outside every job store."
+        )
     if not roots:
         return
-    path = local_path_of(url)
     where = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
     for root in roots:
         real_root = os.path.realpath(root)
