@@ -786,6 +786,14 @@ class JobStore(AbstractJobStore):
 
     # --- shared files ------------------------------------------------------------------------
 
+    def shared_file_info(self, shared_file_name: str) -> FileRow:
+        """What the catalog records about a shared file, its ID included (``.id``), by its name.
+
+        Raises InvalidNameError for a name outside the shared-file rules, NoSuchFileException when
+        no shared file has that name.
+        """
+        return self._shared_row(shared_file_name)
+
     @contextmanager
     def write_shared_file_stream(
         self,

@@ -57,6 +57,19 @@ def test_missing_shared_file(store: FileJobStore) -> None:
             pass
 
 
+def test_shared_file_info_names_the_stored_file(store: FileJobStore) -> None:
+    with store.write_shared_file_stream("greeting") as handle:
+        handle.write(b"hello")
+    info = store.shared_file_info("greeting")
+    assert info.size == 5
+    with store.read_file_stream(str(info.id)) as stream:  # the ID the CLI's shared:NAME resolves to
+        assert stream.read() == b"hello"
+    with pytest.raises(NoSuchFileException):
+        store.shared_file_info("nothing-here")
+    with pytest.raises(InvalidNameError):
+        store.shared_file_info("../x")
+
+
 @pytest.mark.parametrize("name", BAD_NAMES)
 def test_bad_shared_names_are_refused_and_nothing_changes(store: FileJobStore, name: str) -> None:
     with store.write_shared_file_stream("keep") as handle:

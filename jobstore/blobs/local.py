@@ -166,6 +166,7 @@ class LocalBlobStore(BlobStore):
         self.dir_mode = dir_mode
         self._temp_dir = os.path.join(self.root, TEMP_DIR)
         self._made_dirs: set[str] = set()
+        self._real_dirs: set[str] = set()
 
     @classmethod
     def from_url(cls, url: str, config: Config) -> LocalBlobStore:
@@ -184,11 +185,37 @@ class LocalBlobStore(BlobStore):
     def path_of(self, key: str) -> str:
         """The file holding ``key``; refuses keys that would leave the root (tampered rows)."""
         # check_key admits only relative paths of plain segments (no '', '.', '..'), so the join
-        # cannot leave the root.
-        return os.path.join(self.root, check_key(key))
+        # cannot leave the root; _refuse_linked_directories keeps a planted symlink from doing so.
+        path = os.path.join(self.root, check_key(key))
+        self._refuse_linked_directories(os.path.dirname(path))
+        return path
 
     def temp_path(self) -> str:
+        self._refuse_linked_directories(self._temp_dir)
         return os.path.join(self._temp_dir, os.urandom(12).hex())
+
+    def _refuse_linked_directories(self, directory: str) -> None:
+        """Refuse a symbolic link at any level between the root and ``directory``: one planted in
+        the store (a linked ``.tmp`` or fan-out directory) would send writes, reads and gc's
+        deletions outside it. Each directory is checked once per process (a set lookup after)."""
+        if directory in self._real_dirs:
+            return
+        current = directory
+        pending = []
+        while current != self.root and current not in self._real_dirs:
+            pending.append(current)
+            current = os.path.dirname(current)
+        for path in pending:
+            try:
+                mode = os.lstat(path).st_mode
+            except FileNotFoundError:
+                continue  # not made yet: _make_directories creates a real one
+            if stat.S_ISLNK(mode):
+                raise UnsafeLocationError(
+                    f"{path!r} in the blob directory {self.root!r} is a symbolic link; a store never follows "
+                    "links out of its tree. Replace it with a real directory (then run `jobstore fsck`)."
+                )
+            self._real_dirs.add(path)
 
     def install(self, temp: str, key: str) -> None:
         """Rename a finished temporary file to its key (keys are fresh, so nothing is replaced)."""

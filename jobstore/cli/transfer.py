@@ -108,9 +108,7 @@ def _file_id(store: JobStore, given: str) -> str:
     """The stored ID of ``given``: itself, or the ID of the shared file that ``shared:NAME`` names."""
     if not given.startswith(SHARED_PREFIX):
         return given
-    # The store has no public name -> ID lookup yet (store.py is being refactored; see the report
-    # of issue 21): its shared-row lookup raises NoSuchFileException / InvalidNameError as needed.
-    return str(store._shared_row(given[len(SHARED_PREFIX) :]).id)
+    return str(store.shared_file_info(given[len(SHARED_PREFIX) :]).id)
 
 
 @contextmanager

@@ -169,3 +169,39 @@ def test_a_log_with_a_lone_surrogate_is_refused_and_nothing_is_stored(backend: B
 def test_a_duration_beyond_timedelta_is_a_typed_error(text: str) -> None:
     with pytest.raises(InvalidDurationError, match="longer than any duration"):
         parse_duration(text)
+
+
+# --- links planted inside a store are never followed --------------------------------------------
+
+
+def test_a_symlinked_temp_directory_is_refused(tmp_path: Path) -> None:
+    _local_store(tmp_path / "s").close()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    temp = tmp_path / "s" / "blobs" / ".tmp"
+    temp.rmdir()
+    temp.symlink_to(outside)
+    store = create_job_store(f"file:{tmp_path / 's'}")
+    store.resume()
+    with pytest.raises(UnsafeLocationError, match="symbolic link"):
+        with store.write_file_stream() as (handle, _file_id):
+            handle.write(b"x")
+    assert list(outside.iterdir()) == []
+
+
+def test_a_symlinked_fan_out_directory_is_refused_for_reads_and_deletes(tmp_path: Path) -> None:
+    store = _local_store(tmp_path / "s")
+    file_id = _file(store, tmp_path)
+    store.close()
+    blob = _the_blob(tmp_path / "s")
+    fan_out = blob.parent
+    outside = tmp_path / "outside"
+    fan_out.rename(outside)
+    fan_out.symlink_to(outside)
+    reopened = create_job_store(f"file:{tmp_path / 's'}")
+    reopened.resume()
+    with pytest.raises(UnsafeLocationError, match="symbolic link"):
+        reopened.read_file(file_id, str(tmp_path / "out"))
+    reopened.delete_file(file_id)  # the row goes; the blob behind the link is left (and logged)
+    assert not reopened.file_exists(file_id)
+    assert (outside / blob.name).exists()
