@@ -27,6 +27,7 @@ pytest_plugins = [
     "tests.services.gcs",
     "tests.services.http",
     "tests.services.ftp",
+    "tests.temp_leftovers",
 ]
 
 

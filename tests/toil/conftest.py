@@ -111,6 +111,9 @@ def toil_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         path.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(path)
     env.pop("JOBSTORE_TOIL_HOOK", None)
+    # Toil's leader writes its message bus to ``mkstemp()`` and never unlinks it: point the
+    # subprocesses' temporary directory at one pytest removes.
+    env["TMPDIR"] = str(tmp_path_factory.mktemp("toil-tmp"))
     # Toil's entry points (``toil``, ``_toil_worker``) of this interpreter come first on PATH.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return env
