@@ -46,7 +46,7 @@ from benchlib.targets import TARGETS, get_target  # noqa: E402
 from benchlib.workloads import WORKLOADS, iter_workloads  # noqa: E402
 from rich.console import Console  # noqa: E402
 
-DEFAULT_TARGETS = "jobstore,toil,raw-sqlite,raw-copy"
+DEFAULT_TARGETS = "jobstore,jobstore-adapter,toil,raw-sqlite,raw-copy"
 POSTGRES_ENV = "JOBSTORE_BENCH_POSTGRES"
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 

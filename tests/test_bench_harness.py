@@ -64,6 +64,39 @@ def test_a_quick_run_measures_and_leaves_nothing_behind(isolation: str, tmp_path
     assert list(scratch.iterdir()) == []  # work directories, trash and all: removed at the end
 
 
+def test_the_adapter_is_measured_beside_the_native_api(tmp_path: Path) -> None:
+    """Toil users reach jobstore through the adapter: its rows carry their cost over the native API."""
+    result = tmp_path / "result.json"
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "bench.py"),
+            "--quick",
+            "--workloads",
+            "W2,W4,W8,W10",
+            "--targets",
+            "jobstore,jobstore-adapter",
+            "--tmpdir",
+            str(tmp_path / "scratch"),
+            "--json",
+            str(result),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    report = json.loads(result.read_text())
+    assert report["failures"] == []
+    adapter = {
+        (row["workload"], row["operation"]): row for row in report["summary"] if row["target"] == "jobstore-adapter"
+    }
+    assert {("W2", "load"), ("W4", "batch create"), ("W8", "write_file_stream")} <= set(adapter)
+    assert all(row["ratio_to_native"] and row["ratio_to_native"] > 0 for row in adapter.values())
+    assert not any(workload == "W10" for workload, _ in adapter)  # Toil's contract has no compare-and-swap
+    assert "W10 not run on jobstore-adapter: the adapter keeps Toil's contract" in run.stdout
+
+
 def _row(workload: str, operation: str, target: str, seconds: float, floor: str | None = None) -> Row:
     row = Row(workload, workload, "", operation, target, "ops", 1, seconds=[seconds], rss_kib=[1024])
     row.floor = floor

@@ -34,6 +34,9 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{workload.key}-{target.name}-", dir=spec["tmpdir"]))
     started = time.time()
     session = None
+    # Toil's Config() makes a message-bus file with mkstemp() and never removes it: temporary
+    # files of this run belong in its work directory.
+    previous_tempdir, tempfile.tempdir = tempfile.tempdir, str(workdir)
     try:
         session = target.open(workdir, opts)
         rss_open = current_rss_kib()
@@ -45,6 +48,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
             "wall_seconds": time.time() - started,
         }
     finally:
+        tempfile.tempdir = previous_tempdir
         # With a trash directory, the work directory is moved there (one rename) instead of being
         # deleted now: deleting thousands of files would slow the next runs' file creations (see
         # benchlib/scratch.py). Remote state (a server's rows or objects) is always removed now.

@@ -18,6 +18,10 @@ from benchlib.model import MIB
 #: Targets whose numbers are the floor for a workload: the standard library doing the same work.
 FLOORS = ("raw-sqlite", "raw-copy")
 
+#: A target that reaches jobstore through another interface -> the native target it wraps: their
+#: ratio is what the interface costs.
+NATIVE_PEERS = {"jobstore-adapter": "jobstore"}
+
 
 @dataclass
 class Row:
@@ -37,6 +41,7 @@ class Row:
     ratio_baseline: float | None = None
     ratio_floor: float | None = None
     floor: str | None = None
+    ratio_native: float | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -72,6 +77,7 @@ class Row:
             "rate_text": self.rate_text(),
             "ratio_to_baseline": self.ratio_baseline,
             "ratio_to_floor": self.ratio_floor,
+            "ratio_to_native": self.ratio_native,
             "floor": self.floor,
             "peak_rss_kib": max(self.rss_kib) if self.rss_kib else None,
             "problems": self.problems,
@@ -116,6 +122,9 @@ def summarise(results: list[dict[str, Any]], baseline: str | None) -> list[Row]:
         if floor and row.target != floor:
             row.floor = floor
             row.ratio_floor = row.median / peers[floor].median
+        native = NATIVE_PEERS.get(row.target)
+        if native in peers:
+            row.ratio_native = row.median / peers[native].median
     return sorted(rows.values(), key=lambda r: _order(r, list(rows)))
 
 
@@ -167,6 +176,7 @@ def render_table(rows: list[Row], baseline: str | None, runs: int, console: Cons
         ("rate", "right"),
         (f"vs {baseline}" if baseline else "vs baseline", "right"),
         ("vs floor", "right"),
+        ("vs native", "right"),
         ("peak RSS", "right"),
         ("notes", "left"),
     ):
@@ -187,6 +197,7 @@ def render_table(rows: list[Row], baseline: str | None, runs: int, console: Cons
             row.rate_text(),
             fmt_ratio(row.ratio_baseline),
             fmt_ratio(row.ratio_floor),
+            fmt_ratio(row.ratio_native),
             fmt_rss(row.rss_kib),
             Text(_notes_for(row), style="red" if row.problems else "dim"),
         )
@@ -203,6 +214,7 @@ def render_markdown(rows: list[Row], baseline: str | None) -> str:
         "rate",
         f"vs {baseline or 'baseline'}",
         "vs floor",
+        "vs native",
         "peak RSS",
         "notes",
     ]
@@ -217,6 +229,7 @@ def render_markdown(rows: list[Row], baseline: str | None) -> str:
             row.rate_text(),
             fmt_ratio(row.ratio_baseline).plain,
             fmt_ratio(row.ratio_floor).plain + (f" ({row.floor})" if row.floor else ""),
+            fmt_ratio(row.ratio_native).plain,
             fmt_rss(row.rss_kib),
             _notes_for(row),
         ]

@@ -130,6 +130,43 @@ class ToilTarget(Target):
         return ToilSession(store, handle)
 
 
+class AdapterTarget(ToilTarget):
+    """jobstore as a Toil user meets it: ``jobstore.toil.adapter.ToilJobStore`` (what a
+    ``jobstore:`` locator opens), Toil's own ``JobDescription`` pickled into the catalog, and
+    Toil's ``Config`` recorded at ``initialize`` the way Toil's leader does."""
+
+    def unavailable(self, opts: dict[str, Any]) -> str | None:
+        missing = super().unavailable(opts)
+        if missing is None and importlib.util.find_spec("jobstore.toil.adapter") is None:
+            return "jobstore.toil.adapter is not importable"
+        return missing
+
+    def open(self, workdir: Path, opts: dict[str, Any]) -> Session:
+        from toil.common import Config
+
+        from jobstore.toil.adapter import ToilJobStore
+
+        locator = f"file:{workdir / 'adapter-store'}"
+        store = ToilJobStore(locator)
+        config = Config()
+        config.jobStore = f"jobstore:{locator}"
+        store.initialize(config)
+        return ToilSession(store, {"locator": locator}, (_toil_concurrent_modification(),))
+
+    def attach(self, handle: dict[str, Any], opts: dict[str, Any]) -> Session:
+        from jobstore.toil.adapter import ToilJobStore
+
+        store = ToilJobStore(handle["locator"])
+        store.resume()
+        return ToilSession(store, handle, (_toil_concurrent_modification(),))
+
+
+def _toil_concurrent_modification() -> type[BaseException]:
+    from toil.jobStores.abstractJobStore import ConcurrentFileModificationException
+
+    return ConcurrentFileModificationException  # type: ignore[no-any-return]
+
+
 # --- jobstore (generic over locator + Config) ---------------------------------------------------
 
 LocatorFactory = Callable[[Path, dict[str, Any]], str]
@@ -253,6 +290,8 @@ class RawCopyTarget(Target):
 
 _NO_CATALOG = "Toil's FileJobStore has no catalog to query: orphan detection is a directory walk"
 _NO_CAS = "Toil's FileJobStore has no compare-and-swap: concurrent updates silently overwrite"
+_NATIVE_QUERY = "catalog queries are the native API's (target jobstore); Toil's interface has none"
+_ADAPTER_NO_CAS = "the adapter keeps Toil's contract: update_job overwrites, without compare-and-swap"
 
 
 def _postgres_locator(workdir: Path, opts: dict[str, Any]) -> str:
@@ -275,6 +314,11 @@ TARGETS: dict[str, Target] = {
             "toil",
             "Toil 9.6 FileJobStore (the baseline)",
             skips={"W9": _NO_CATALOG, "W10": _NO_CAS},
+        ),
+        AdapterTarget(
+            "jobstore-adapter",
+            "jobstore through its Toil adapter (a jobstore:file: locator, Toil's JobDescription)",
+            skips={"W9": _NATIVE_QUERY, "W10": _ADAPTER_NO_CAS},
         ),
         RawSqliteTarget(
             "raw-sqlite",
