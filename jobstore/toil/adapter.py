@@ -15,9 +15,11 @@ What lives where:
   tries are left). This adapter is the only code in jobstore that ever unpickles; a catalog used
   with it must be writable only by people you would let run code on your workers (as with Toil's
   own stores, whose job files are pickles too).
-* **Job IDs** are assigned by inserting a placeholder row (state ``assigned``), because Toil
-  writes a job's files (its pickled body, with ``cleanup=True``) *before* it creates the job, and
-  jobstore only associates files with jobs that have a row. ``create_job`` fills the placeholder.
+* **Job IDs** come with a placeholder row (state ``assigned``), because Toil writes a job's files
+  (its pickled body, with ``cleanup=True``) *before* it creates the job, and jobstore only
+  associates files with jobs that have a row. ``assign_job_id`` itself writes nothing: the
+  placeholder is written before the store's next other operation (so the files find their row),
+  and a ``create_job`` that comes first writes the job outright, one commit instead of two.
   Placeholders are invisible to Toil: ``job_exists`` is False, ``load_job`` raises, ``jobs()``
   skips them. This mirrors Toil's FileJobStore, whose ``assign_job_id`` creates the job directory.
 * **Updates** overwrite (no compare-and-set): Toil's contract has no version for ``update_job``,
@@ -188,21 +190,47 @@ class ToilJobStore(AbstractJobStore, HintedJobStore):  # type: ignore[misc]
         self._settings = settings
         self._toil_config: Any = None
         self._claim = threading.local()
-        #: Per thread: the job descriptions ``create_job`` collected inside ``batch()``.
+        #: Per thread: the job descriptions collected inside ``batch()``, by job ID (a job's
+        #: creation replaces its placeholder), each with whether its row is new (its ID was
+        #: assigned and its placeholder never written).
         self._batched = threading.local()
+        #: Placeholders of the IDs ``assign_job_id`` gave out outside ``batch()`` whose rows are
+        #: not written yet, of every thread; the lock keeps a placeholder from being written over
+        #: its job (a creation takes its placeholder out under it).
+        self._unwritten: dict[str, StoredDescription] = {}
+        self._unwritten_lock = threading.Lock()
 
     @property
     def _store(self) -> JobStore:
         """The jobstore store; job creations collected by ``batch()`` are saved before any other
-        use, so every operation sees them (reads, files written for a new job, ...)."""
+        use, so every operation sees them (reads, files written for a new job, ...); so are the
+        placeholders of assigned IDs."""
+        if self._unwritten:
+            self._write_placeholders()
         if getattr(self._batched, "jobs", None):
             self._save_batched()
         return self._jobstore
 
+    def _write_placeholders(self) -> None:
+        with self._unwritten_lock:
+            placeholders = list(self._unwritten.values())
+            self._unwritten.clear()  # written or failed: a failure surfaces once, here
+            if placeholders:
+                self._write_jobs([(placeholder, True) for placeholder in placeholders])
+
     def _save_batched(self) -> None:
-        jobs, self._batched.jobs = self._batched.jobs, []
-        with self._translated():
-            self._jobstore.save_jobs(jobs)
+        jobs, self._batched.jobs = self._batched.jobs, {}
+        self._write_jobs(list(jobs.values()))
+
+    def _write_jobs(self, jobs: list[tuple[StoredDescription, bool]]) -> None:
+        """Write jobs in one transaction: new rows as one insert, the others overwritten."""
+        existing = [stored for stored, new in jobs if not new]
+        with self._translated(), self._jobstore.batch():
+            for stored, new in jobs:
+                if new:
+                    self._jobstore.create_job(stored)
+            if existing:
+                self._jobstore.save_jobs(existing)
 
     def __repr__(self) -> str:
         from jobstore.redact import redact_url
@@ -358,12 +386,19 @@ class ToilJobStore(AbstractJobStore, HintedJobStore):  # type: ignore[misc]
         return isinstance(getattr(stored, PICKLE_ATTRIBUTE, None), str)
 
     def assign_job_id(self, job_description: Any) -> None:
-        """Give the job a fresh ID and a placeholder row, so files can be written for it at once."""
+        """Give the job a fresh ID and a placeholder row (written before the store's next other
+        operation, or inside ``batch()`` with the batch), so files can be written for it at once."""
         placeholder = StoredDescription({}, jobName=str(job_description.jobName)[:255], state=ASSIGNED_STATE)
         placeholder.unitName = str(job_description.unitName or "")[:255]
-        with self._translated():
-            self._store.create_job(placeholder)
-        job_description.jobStoreID = placeholder.jobStoreID
+        self._jobstore.assign_job_id(placeholder)
+        job_id = str(placeholder.jobStoreID)
+        collected = getattr(self._batched, "jobs", None)
+        if collected is not None:
+            collected[job_id] = (placeholder, True)
+        else:
+            with self._unwritten_lock:
+                self._unwritten[job_id] = placeholder
+        job_description.jobStoreID = job_id
 
     def create_job(self, job_description: Any) -> Any:
         """Store a new job (filling its placeholder row); calls Toil's ``pre_update_hook``.
@@ -373,11 +408,18 @@ class ToilJobStore(AbstractJobStore, HintedJobStore):  # type: ignore[misc]
         """
         job_description.pre_update_hook()
         stored = self._reporting_fields(job_description)
+        job_id = str(stored.jobStoreID)
+        with self._unwritten_lock:
+            unwritten = self._unwritten.pop(job_id, None) is not None
         collected = getattr(self._batched, "jobs", None)
         if collected is not None:
-            collected.append(stored)
+            new = unwritten or collected.get(job_id, (None, False))[1]
+            collected[job_id] = (stored, new)
             return job_description
-        with self._translated(job_description.jobStoreID):
+        with self._translated(job_id):
+            if unwritten:  # its placeholder was never written: no row to fill
+                self._jobstore.create_job(stored)
+                return job_description
             try:
                 self._store.update_job(stored)
             except NoSuchJobException:
@@ -433,7 +475,7 @@ class ToilJobStore(AbstractJobStore, HintedJobStore):  # type: ignore[misc]
         if getattr(self._batched, "jobs", None) is not None:
             yield  # nested: the outer block saves
             return
-        self._batched.jobs = []
+        self._batched.jobs = {}
         try:
             yield
             if self._batched.jobs:
