@@ -51,7 +51,7 @@ from jobstore.errors import (
 )
 from jobstore.job import JobDescription, deserialise_description, serialise_description
 from jobstore.locator import LOCAL_BLOB_DIR, SQLITE_CATALOG_NAME, StoreLocation, parse_locator
-from jobstore.providers.local_target import enclosing_store, readable_regular_file, replaceable_target
+from jobstore.providers.local_target import readable_regular_file, refuse_inside_a_store, replaceable_target
 from jobstore.redact import redact_url
 
 if TYPE_CHECKING:
@@ -263,12 +263,7 @@ class JobStore(AbstractJobStore):
             self._catalog.dispose()
 
     def _prepare_store_directory(self, directory: str, config: Config) -> None:
-        outer = enclosing_store(os.path.dirname(directory))
-        if outer is not None:
-            raise UnsafeLocationError(
-                f"{directory!r} is inside the job store at {outer!r}; a store's tree belongs to it alone. "
-                "Choose a directory outside every job store."
-            )
+        refuse_inside_a_store(directory, "Will not make a job store in", "a directory")
         if os.path.exists(directory):
             if not os.path.isdir(directory):
                 raise InvalidLocatorError(
@@ -1087,12 +1082,7 @@ def _refuse_catalog_inside_a_store(catalog_url: str) -> None:
     database = sqlite_path(catalog_url)
     if database is None or os.path.exists(database):
         return
-    outer = enclosing_store(os.path.dirname(os.path.abspath(database)))
-    if outer is not None:
-        raise UnsafeLocationError(
-            f"The catalog file {database!r} would be inside the job store at {outer!r}; a store's tree "
-            "belongs to it alone. Put the catalog outside every job store."
-        )
+    refuse_inside_a_store(database, "Will not make the catalog file", "a catalog path")
 
 
 def _put_local_file(blobs: BlobStore, key: str, path: str) -> BlobInfo:

@@ -35,7 +35,7 @@ from jobstore.errors import (
 )
 from jobstore.providers.local import local_path_of
 from jobstore.providers.local_target import BLOB_ROOT_MARKER as MARKER
-from jobstore.providers.local_target import enclosing_store
+from jobstore.providers.local_target import refuse_inside_a_store
 from jobstore.redact import redact_url
 
 if TYPE_CHECKING:
@@ -257,12 +257,7 @@ class LocalBlobStore(BlobStore):
     # --- the container -----------------------------------------------------------------------
 
     def create(self, owner: str | None = None) -> None:
-        outer = enclosing_store(os.path.dirname(self.root))
-        if outer is not None:
-            raise UnsafeLocationError(
-                f"The blob directory {self.root!r} is inside the job store at {outer!r}; a store's tree "
-                "belongs to it alone. Choose a directory outside every job store."
-            )
+        refuse_inside_a_store(self.root, "Will not make the blob directory", "a directory")
         marker = os.path.join(self.root, MARKER)
         if os.path.isdir(self.root) and not os.path.lexists(marker):
             if any(True for _ in os.scandir(self.root)):

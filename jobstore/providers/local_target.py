@@ -88,13 +88,20 @@ def replaceable_target(local_path: object, what: str) -> str:
             raise _unusable(path, what, error) from None
         if not stat.S_ISDIR(parent_mode):
             raise LocalFileError(errno.ENOTDIR, f"{what} cannot write here: {parent} is not a directory", path)
-    owner = enclosing_store(parent)
+    refuse_inside_a_store(path, f"{what} will not write", "a path")
+    return path
+
+
+def refuse_inside_a_store(path: str, refusal: str, choose: str) -> None:
+    """Raise UnsafeLocationError when ``path`` lies inside a job store's tree, which only that store
+    may change. ``refusal`` opens the message ("The blob directory", "read_file will not write"),
+    ``choose`` says what to pick instead ("a directory", "a path")."""
+    owner = enclosing_store(os.path.dirname(os.path.abspath(path)))
     if owner is not None:
         raise UnsafeLocationError(
-            f"{what} will not write {path!r}: it is inside the job store at {owner!r}, whose files only that "
-            "store may change. Choose a path outside every job store."
+            f"{refusal} {path!r}: it is inside the job store at {owner!r}, whose files only that store may "
+            f"change. Choose {choose} outside every job store."
         )
-    return path
 
 
 def enclosing_store(directory: str) -> str | None:

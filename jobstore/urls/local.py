@@ -24,7 +24,7 @@ from jobstore.errors import (
     URLNotFoundError,
 )
 from jobstore.providers.local import local_path_of
-from jobstore.providers.local_target import enclosing_store
+from jobstore.providers.local_target import refuse_inside_a_store
 from jobstore.redact import redact_url
 from jobstore.urls.base import CHUNK_SIZE, ExactReader, UrlHandler, UrlSource, VerifyingReader
 
@@ -38,12 +38,7 @@ def check_export_destination(url: str, roots: list[str] | None) -> None:
     rename, never followed.
     """
     path = local_path_of(url)
-    owner = enclosing_store(os.path.dirname(path))
-    if owner is not None:
-        raise UnsafeLocationError(
-            f"{redact_url(url)!r} is inside the job store at {owner!r}, whose files only that store may change; "
-            "export to a path outside every job store."
-        )
+    refuse_inside_a_store(path, "Will not export to", "a destination")
     if not roots:
         return
     where = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
