@@ -22,7 +22,6 @@ import logging
 import os
 import re
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -47,11 +46,19 @@ from jobstore.errors import (
     NoSuchFileException,
     NoSuchJobException,
     NoSuchJobStoreException,
-    UnsafeLocationError,
 )
 from jobstore.job import JobDescription, deserialise_description, serialise_description
-from jobstore.locator import LOCAL_BLOB_DIR, SQLITE_CATALOG_NAME, StoreLocation, parse_locator
-from jobstore.providers.local_target import readable_regular_file, refuse_inside_a_store, replaceable_target
+from jobstore.locator import SQLITE_CATALOG_NAME, StoreLocation, parse_locator
+from jobstore.placement import (
+    apply_locator_defaults,
+    blob_owner,
+    prepare_new_store,
+    refuse_settings_the_locator_overrides,
+    remove_store_directory,
+    required_blob_url,
+    required_catalog_url,
+)
+from jobstore.providers.local_target import readable_regular_file, replaceable_target
 from jobstore.redact import redact_url
 
 if TYPE_CHECKING:
@@ -158,38 +165,17 @@ class JobStore(AbstractJobStore):
         """Create the store: its catalog schema (if new), its row, its blob container."""
         config = config if config is not None else Config()
         location = self._location
-        _refuse_settings_the_locator_overrides(self.locator, location, config)
-        catalog_url = location.catalog_url or config.catalog_url()
-        if catalog_url is None:
-            raise InvalidLocatorError(
-                f"The locator {redact_url(self.locator)!r} does not say where the catalog is: set "
-                "Config.catalog (or the JOBSTORE_CATALOG environment variable) to a SQLAlchemy URL."
-            )
-        blob_url = location.blob_url or config.blobStore
-        if blob_url is None:
-            raise InvalidLocatorError(
-                f"The locator {redact_url(self.locator)!r} does not say where file bytes go: set "
-                "Config.blobStore to file:///dir, s3://bucket/prefix or gs://bucket/prefix."
-            )
-        if location.kind == "file":
-            self._prepare_store_directory(os.path.dirname(_sqlite_file(catalog_url)), config)
-        else:
-            _refuse_catalog_inside_a_store(catalog_url)
-        config.jobStore = self.locator
-        if config.workflowID is None:
-            config.workflowID = str(uuid.uuid4())
-        if location.kind == "aws" and config.awsRegion is None:
-            config.awsRegion = location.region
-        if location.kind == "google":
-            config.googleRegion = config.googleRegion or location.region
-            config.googleProject = config.googleProject or location.project
-
+        refuse_settings_the_locator_overrides(self.locator, location, config)
+        catalog_url = required_catalog_url(self.locator, location, config)
+        blob_url = required_blob_url(self.locator, location, config)
+        prepare_new_store(location, catalog_url, config)
+        apply_locator_defaults(self.locator, location, config)
         catalog = Catalog(catalog_url, durability=config.durability, pool_size=config.poolSize)
         try:
             if catalog.create_schema_if_fresh(self.locator, location.store_name) is not None:
                 raise JobStoreExistsException(self.locator)
             blobs = open_blob_store(blob_url, config)
-            blobs.create(_blob_owner(location.store_name, config.workflowID))
+            blobs.create(blob_owner(location.store_name, config.workflowID))
             store_id = catalog.operations.create_store(
                 location.store_name, blob_url, config.workflowID or "", config.to_json()
             )
@@ -205,13 +191,8 @@ class JobStore(AbstractJobStore):
         pass a Config holding them, e.g. ``sseKey``, if the store needs them)."""
         location = self._location
         if config is not None:
-            _refuse_settings_the_locator_overrides(self.locator, location, config)
-        catalog_url = location.catalog_url or (config.catalog_url() if config else None) or Config().catalog_url()
-        if catalog_url is None:
-            raise InvalidLocatorError(
-                f"The locator {redact_url(self.locator)!r} does not say where the catalog is: set "
-                "Config.catalog (or JOBSTORE_CATALOG) to the catalog's SQLAlchemy URL."
-            )
+            refuse_settings_the_locator_overrides(self.locator, location, config)
+        catalog_url = required_catalog_url(self.locator, location, config)
         database_file = sqlite_path(catalog_url)
         if database_file is not None and not os.path.isfile(database_file):
             detail = ""
@@ -232,7 +213,7 @@ class JobStore(AbstractJobStore):
                 catalog.dispose()
                 catalog = Catalog(catalog_url, durability="full", pool_size=stored.poolSize)
             blobs = open_blob_store(row.blob_url, stored)
-            blobs.check_owner(_blob_owner(location.store_name, stored.workflowID))
+            blobs.check_owner(blob_owner(location.store_name, stored.workflowID))
         except BaseException:
             catalog.dispose()
             raise
@@ -245,58 +226,22 @@ class JobStore(AbstractJobStore):
             try:
                 self.resume()
             except NoSuchJobStoreException:
-                self._remove_store_directory()
+                remove_store_directory(self._location)
                 return
         catalog, blobs, store_id = self._require()
-        blobs.check_owner(_blob_owner(self._location.store_name, self.config.workflowID))
+        blobs.check_owner(blob_owner(self._location.store_name, self.config.workflowID))
         blobs.destroy()
         database = sqlite_path(catalog.url)
         if database is None or os.path.exists(database):  # else another handle destroyed it already
             catalog.operations.delete_store(store_id)
         catalog.dispose()
         self._catalog = self._blobs = self._store_id = None
-        self._remove_store_directory()
+        remove_store_directory(self._location)
 
     def close(self) -> None:
         """Release the catalog's connections (the store can be resumed again later)."""
         if self._catalog is not None:
             self._catalog.dispose()
-
-    def _prepare_store_directory(self, directory: str, config: Config) -> None:
-        refuse_inside_a_store(directory, "Will not make a job store in", "a directory")
-        if os.path.exists(directory):
-            if not os.path.isdir(directory):
-                raise InvalidLocatorError(
-                    f"{directory!r} exists and is not a directory, so it cannot hold a job store."
-                )
-            if os.path.exists(os.path.join(directory, SQLITE_CATALOG_NAME)):
-                return  # an existing store: initialize() reports JobStoreExistsException
-            if any(True for _ in os.scandir(directory)):
-                raise UnsafeLocationError(
-                    f"{directory!r} exists, is not empty and is not a job store; choose a new or empty directory."
-                )
-            os.chmod(directory, config.dirMode)
-        else:
-            os.makedirs(directory, mode=config.dirMode)
-
-    def _remove_store_directory(self) -> None:
-        """For file: stores, remove the catalog files and the directory if nothing else is left."""
-        if self._location.kind != "file":
-            return
-        directory = self._location.locator[len("file:") :]
-        for name in (SQLITE_CATALOG_NAME, SQLITE_CATALOG_NAME + "-wal", SQLITE_CATALOG_NAME + "-shm"):
-            try:
-                os.unlink(os.path.join(directory, name))
-            except FileNotFoundError:
-                pass
-        try:
-            os.rmdir(os.path.join(directory, LOCAL_BLOB_DIR))
-        except OSError:
-            pass
-        try:
-            os.rmdir(directory)
-        except OSError:
-            pass
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -1036,53 +981,6 @@ class JobStore(AbstractJobStore):
         stats = self.maintenance_catalog.stats()
         stats["schema_revision"] = stats["schema_revision"] or HEAD_REVISION
         return stats
-
-
-def _refuse_settings_the_locator_overrides(locator: str, location: StoreLocation, config: Config) -> None:
-    """A Config.catalog or Config.blobStore that names another place than the locator implies
-    would be silently ignored (the locator wins): refuse it rather than put a workflow's state
-    somewhere its author did not ask for. (JOBSTORE_CATALOG is a default for locators without
-    a catalog, so it is not a conflict.)"""
-    shown = redact_url(locator)
-    if config.catalog and location.catalog_url and not _same_catalog(config.catalog, location.catalog_url):
-        raise InvalidLocatorError(
-            f"Config.catalog={redact_url(config.catalog)!r} conflicts with the locator {shown!r}, whose "
-            f"catalog is {redact_url(location.catalog_url)!r}. Unset Config.catalog, or, to keep this "
-            "store's catalog there, use the locator 'sql:CATALOG_URL#NAME' with Config.blobStore "
-            "naming where file bytes go."
-        )
-    if config.blobStore and location.blob_url and config.blobStore.rstrip("/") != location.blob_url.rstrip("/"):
-        raise InvalidLocatorError(
-            f"Config.blobStore={config.blobStore!r} conflicts with the locator {shown!r}, whose file "
-            f"bytes go to {location.blob_url!r}. Unset Config.blobStore, or use the locator "
-            "'sql:CATALOG_URL#NAME', which takes its blob store from Config.blobStore."
-        )
-
-
-def _same_catalog(configured: str, implied: str) -> bool:
-    if configured == implied:
-        return True
-    configured_file, implied_file = sqlite_path(configured), sqlite_path(implied)
-    return configured_file is not None and configured_file == implied_file
-
-
-def _sqlite_file(catalog_url: str) -> str:
-    path = sqlite_path(catalog_url)
-    assert path is not None
-    return path
-
-
-def _blob_owner(store_name: str, workflow_id: str | None) -> str:
-    """What a local blob directory's marker records: which store, of which workflow, owns it."""
-    return f"store {store_name!r} of workflow {workflow_id}"
-
-
-def _refuse_catalog_inside_a_store(catalog_url: str) -> None:
-    """A new SQLite catalog file inside another store's tree would be that store's to delete."""
-    database = sqlite_path(catalog_url)
-    if database is None or os.path.exists(database):
-        return
-    refuse_inside_a_store(database, "Will not make the catalog file", "a catalog path")
 
 
 def _put_local_file(blobs: BlobStore, key: str, path: str) -> BlobInfo:

@@ -94,7 +94,7 @@ BAD_INPUTS = [
     (["status", "no-such-dir"], 2, "does not exist"),
     (["status", "small.txt"], 2, "does not exist"),
     (["status", "bad:locator"], 2, "Unknown job store type 'bad'"),
-    (["status", "aws:us-east-1:bucket:prefix"], 2, "pass --catalog with the catalog's SQLAlchemy URL, or set"),
+    (["status", "aws:us-east-1:bucket:prefix"], 2, "pass --catalog with a SQLAlchemy URL, or set JOBSTORE_CATALOG"),
     (["db", "current", "gce:us-east1:bucket:prefix"], 2, "pass --catalog URL or set JOBSTORE_CATALOG"),
     (["status", "jobstore-demo/store", "--catalog", "sqlite:////tmp/elsewhere.sqlite"], 2, "--catalog='sqlite"),
     (["status", "sql:postgresql+psycopg://u@127.0.0.1:1/db#x"], 2, "127.0.0.1:1: connection refused"),

@@ -86,7 +86,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("jobstore.cli",),
     ("jobstore.demo", "jobstore.maintenance", "jobstore.toil"),
     ("jobstore.store",),
-    ("jobstore.abstract",),
+    ("jobstore.abstract", "jobstore.placement"),
     ("jobstore.catalog", "jobstore.blobs", "jobstore.urls"),
     ("jobstore.providers",),
     ("jobstore.locator", "jobstore.config", "jobstore.job"),

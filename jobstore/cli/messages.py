@@ -24,10 +24,6 @@ _PHRASES = (
         "give DIR/store).",
     ),
     (
-        "set Config.catalog (or JOBSTORE_CATALOG) to the catalog's SQLAlchemy URL",
-        "pass --catalog with the catalog's SQLAlchemy URL, or set JOBSTORE_CATALOG to it",
-    ),
-    (
         "set Config.catalog (or the JOBSTORE_CATALOG environment variable) to a SQLAlchemy URL",
         "pass --catalog with a SQLAlchemy URL, or set JOBSTORE_CATALOG to one",
     ),
