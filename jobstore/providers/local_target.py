@@ -77,31 +77,57 @@ def replaceable_target(local_path: object, what: str) -> str:
             path,
         )
     parent = os.path.dirname(path)
+    parent_stat: os.stat_result | None = None
     if mode is None:
         try:
-            parent_mode = os.stat(parent).st_mode
+            parent_stat = os.stat(parent)
         except FileNotFoundError:
             raise LocalFileNotFoundError(
                 errno.ENOENT, f"The directory {what} should write into does not exist; create it first", path
             ) from None
         except (OSError, ValueError) as error:
             raise _unusable(path, what, error) from None
-        if not stat.S_ISDIR(parent_mode):
+        if not stat.S_ISDIR(parent_stat.st_mode):
             raise LocalFileError(errno.ENOTDIR, f"{what} cannot write here: {parent} is not a directory", path)
-    refuse_inside_a_store(path, f"{what} will not write", "a path")
+    refuse_inside_a_store(path, f"{what} will not write", "a path", parent_stat)
     return path
 
 
-def refuse_inside_a_store(path: str, refusal: str, choose: str) -> None:
+#: Directories found outside every job store, by absolute path, with the (device, inode) they had
+#: then. Such a directory cannot come to lie inside a store while it keeps its path and inode: a
+#: store is only made in a new or empty directory, and a blob root only in an empty or marked one.
+_OUTSIDE_EVERY_STORE: dict[str, tuple[int, int]] = {}
+_OUTSIDE_EVERY_STORE_LIMIT = 4096
+
+
+def refuse_inside_a_store(path: str, refusal: str, choose: str, directory_stat: os.stat_result | None = None) -> None:
     """Raise UnsafeLocationError when ``path`` lies inside a job store's tree, which only that store
     may change. ``refusal`` opens the message ("The blob directory", "read_file will not write"),
-    ``choose`` says what to pick instead ("a directory", "a path")."""
-    owner = enclosing_store(os.path.dirname(os.path.abspath(path)))
+    ``choose`` says what to pick instead ("a directory", "a path"); ``directory_stat`` is the
+    caller's ``os.stat`` of the path's directory, if it has one.
+
+    A directory found outside every store is remembered with its identity, so that writing many
+    files into one directory walks its ancestors once (the remembered verdict is used only while
+    the path still names the same directory)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    identity: tuple[int, int] | None = None
+    try:
+        found = directory_stat if directory_stat is not None else os.stat(directory)
+        identity = (found.st_dev, found.st_ino)
+    except (OSError, ValueError):
+        pass  # no such directory (yet): nothing to remember, walk its ancestors
+    if identity is not None and _OUTSIDE_EVERY_STORE.get(directory) == identity:
+        return
+    owner = enclosing_store(directory)
     if owner is not None:
         raise UnsafeLocationError(
             f"{refusal} {path!r}: it is inside the job store at {owner!r}, whose files only that store may "
             f"change. Choose {choose} outside every job store."
         )
+    if identity is not None:
+        if len(_OUTSIDE_EVERY_STORE) >= _OUTSIDE_EVERY_STORE_LIMIT:
+            _OUTSIDE_EVERY_STORE.clear()
+        _OUTSIDE_EVERY_STORE[directory] = identity
 
 
 def enclosing_store(directory: str) -> str | None:

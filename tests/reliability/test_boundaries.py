@@ -79,6 +79,26 @@ def test_reads_and_exports_never_write_into_a_store(backend: Backend, tmp_path: 
 # --- local blob directories: marked, never shared or nested -------------------------------------
 
 
+def test_a_directory_found_outside_stores_is_checked_again_once_it_names_another(tmp_path: Path) -> None:
+    """The outside-every-store verdict is remembered per directory, but only while the path names
+    the same directory: a link into a store put in its place is refused like any other."""
+    store = _local_store(tmp_path / "store")
+    file_id = _file(store, tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    store.read_file(file_id, str(out / "first"))  # found outside every store, remembered
+    (out / "first").unlink()
+    out.rmdir()
+    out.symlink_to(tmp_path / "store" / "blobs")
+    with pytest.raises(UnsafeLocationError, match="inside the job store"):
+        store.read_file(file_id, str(out / "second"))
+    assert not (tmp_path / "store" / "blobs" / "second").exists()
+    out.unlink()
+    out.mkdir()  # a new directory at the old path: checked again, and outside
+    store.read_file(file_id, str(out / "third"))
+    assert (out / "third").read_bytes() == b"payload " * 64
+
+
 def test_two_stores_cannot_share_a_blob_directory(tmp_path: Path) -> None:
     first = create_job_store(f"sql:sqlite:///{tmp_path}/a.sqlite#a")
     first.initialize(Config(blobStore=f"file://{tmp_path}/blobs"))
