@@ -94,8 +94,9 @@ def replaceable_target(local_path: object, what: str) -> str:
 
 
 #: Directories found outside every job store, by absolute path, with the (device, inode) they had
-#: then. Such a directory cannot come to lie inside a store while it keeps its path and inode: a
-#: store is only made in a new or empty directory, and a blob root only in an empty or marked one.
+#: then. While such a directory keeps its path and inode, none of its ancestors can become a store
+#: (a store is only made in a new or empty directory, and an ancestor holds this directory); the
+#: directory itself can (it may be emptied), so that one level is checked every time.
 _OUTSIDE_EVERY_STORE: dict[str, tuple[int, int]] = {}
 _OUTSIDE_EVERY_STORE_LIMIT = 4096
 
@@ -107,8 +108,8 @@ def refuse_inside_a_store(path: str, refusal: str, choose: str, directory_stat: 
     caller's ``os.stat`` of the path's directory, if it has one.
 
     A directory found outside every store is remembered with its identity, so that writing many
-    files into one directory walks its ancestors once (the remembered verdict is used only while
-    the path still names the same directory)."""
+    files into one directory walks its ancestors once; while the path still names the same
+    directory only the directory itself is checked again (it may since have become a store)."""
     directory = os.path.dirname(os.path.abspath(path))
     identity: tuple[int, int] | None = None
     try:
@@ -117,14 +118,15 @@ def refuse_inside_a_store(path: str, refusal: str, choose: str, directory_stat: 
     except (OSError, ValueError):
         pass  # no such directory (yet): nothing to remember, walk its ancestors
     if identity is not None and _OUTSIDE_EVERY_STORE.get(directory) == identity:
-        return
-    owner = enclosing_store(directory)
+        owner = directory if _is_store_root(directory) else None
+    else:
+        owner = enclosing_store(directory)
     if owner is not None:
         raise UnsafeLocationError(
             f"{refusal} {path!r}: it is inside the job store at {owner!r}, whose files only that store may "
             f"change. Choose {choose} outside every job store."
         )
-    if identity is not None:
+    if identity is not None and _OUTSIDE_EVERY_STORE.get(directory) != identity:
         if len(_OUTSIDE_EVERY_STORE) >= _OUTSIDE_EVERY_STORE_LIMIT:
             _OUTSIDE_EVERY_STORE.clear()
         _OUTSIDE_EVERY_STORE[directory] = identity
@@ -135,16 +137,21 @@ def enclosing_store(directory: str) -> str | None:
     ancestor, so it costs microseconds and needs no knowledge of which stores exist."""
     current = os.path.realpath(directory)
     while True:
-        if os.path.exists(os.path.join(current, BLOB_ROOT_MARKER)):
+        if _is_store_root(current):
             return current
-        if os.path.exists(os.path.join(current, SQLITE_CATALOG_NAME)) and os.path.exists(
-            os.path.join(current, LOCAL_BLOB_DIR, BLOB_ROOT_MARKER)
-        ):
-            return current  # a file: store's directory (its catalog beside its marked blobs)
         parent = os.path.dirname(current)
         if parent == current:
             return None
         current = parent
+
+
+def _is_store_root(directory: str) -> bool:
+    """A marked blob root, or a file: store's directory (its catalog beside its marked blobs)."""
+    if os.path.exists(os.path.join(directory, BLOB_ROOT_MARKER)):
+        return True
+    return os.path.exists(os.path.join(directory, SQLITE_CATALOG_NAME)) and os.path.exists(
+        os.path.join(directory, LOCAL_BLOB_DIR, BLOB_ROOT_MARKER)
+    )
 
 
 def _text_path(local_path: str | os.PathLike[str] | os.PathLike[bytes]) -> str:

@@ -99,6 +99,23 @@ def test_a_directory_found_outside_stores_is_checked_again_once_it_names_another
     assert (out / "third").read_bytes() == b"payload " * 64
 
 
+def test_a_remembered_directory_that_becomes_a_store_is_refused(tmp_path: Path) -> None:
+    """A directory emptied after a read may become a store: it is checked again, itself."""
+    store = _local_store(tmp_path / "store")
+    file_id = _file(store, tmp_path)
+    later = tmp_path / "later"
+    later.mkdir()
+    store.read_file(file_id, str(later / "first"))  # found outside every store, remembered
+    (later / "first").unlink()
+    other = _local_store(later)  # the emptied directory becomes a store
+    catalog = later / "catalog.sqlite"
+    before = catalog.read_bytes()
+    with pytest.raises(UnsafeLocationError, match="inside the job store"):
+        store.read_file(file_id, str(catalog))
+    assert catalog.read_bytes() == before
+    other.close()
+
+
 def test_two_stores_cannot_share_a_blob_directory(tmp_path: Path) -> None:
     first = create_job_store(f"sql:sqlite:///{tmp_path}/a.sqlite#a")
     first.initialize(Config(blobStore=f"file://{tmp_path}/blobs"))
