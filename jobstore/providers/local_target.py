@@ -117,7 +117,8 @@ def refuse_inside_a_store(path: str, refusal: str, choose: str, directory_stat: 
         identity = (found.st_dev, found.st_ino)
     except (OSError, ValueError):
         pass  # no such directory (yet): nothing to remember, walk its ancestors
-    if identity is not None and _OUTSIDE_EVERY_STORE.get(directory) == identity:
+    remembered = identity is not None and _OUTSIDE_EVERY_STORE.get(directory) == identity
+    if remembered:
         owner = directory if _is_store_root(directory) else None
     else:
         owner = enclosing_store(directory)
@@ -126,7 +127,7 @@ def refuse_inside_a_store(path: str, refusal: str, choose: str, directory_stat: 
             f"{refusal} {path!r}: it is inside the job store at {owner!r}, whose files only that store may "
             f"change. Choose {choose} outside every job store."
         )
-    if identity is not None and _OUTSIDE_EVERY_STORE.get(directory) != identity:
+    if identity is not None and not remembered:
         if len(_OUTSIDE_EVERY_STORE) >= _OUTSIDE_EVERY_STORE_LIMIT:
             _OUTSIDE_EVERY_STORE.clear()
         _OUTSIDE_EVERY_STORE[directory] = identity
