@@ -16,17 +16,16 @@ that check the locator's kind; ``JobStore`` takes any locator.
 
 from __future__ import annotations
 
-import errno
 import io
 import logging
 import os
 import re
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from jobstore.abstract import AbstractJobStore, ByteProgress, check_shared_file_name
+from jobstore.blob_lifecycle import BlobLifecycle
 from jobstore.blobs import BlobInfo, BlobStore, new_key, open_blob_store
 from jobstore.blobs.base import wrap_text
 from jobstore.catalog import Catalog, FileRow, JobFields, NewFile
@@ -41,8 +40,6 @@ from jobstore.errors import (
     InvalidNameError,
     JobStoreError,
     JobStoreExistsException,
-    LocalFileNotFoundError,
-    LocalPermissionError,
     NoSuchFileException,
     NoSuchJobException,
     NoSuchJobStoreException,
@@ -60,6 +57,7 @@ from jobstore.placement import (
 )
 from jobstore.providers.local_target import readable_regular_file, replaceable_target
 from jobstore.redact import redact_url
+from jobstore.transfer import ProgressReader, copy_with_progress, put_local_file
 
 if TYPE_CHECKING:
     from jobstore.catalog.maintenance import MaintenanceCatalog
@@ -147,7 +145,7 @@ class JobStore(AbstractJobStore):
         self._catalog: Catalog | None = None
         self._blobs: BlobStore | None = None
         self._store_id: int | None = None
-        self._batch = threading.local()
+        self._blob_lifecycle = BlobLifecycle()
 
     def __repr__(self) -> str:
         state = "open" if self._store_id is not None else "not opened"
@@ -277,22 +275,6 @@ class JobStore(AbstractJobStore):
         catalog, _, store_id = self._require()
         return catalog.operations, store_id
 
-    def _discard_blobs(self, keys: list[str]) -> None:
-        """Delete blobs no row references any more, after the commit that released them."""
-        if not keys:
-            return
-        pending = getattr(self._batch, "doomed", None)
-        if pending is not None:
-            pending.extend(keys)
-            return
-        blobs = self._require()[1]
-        for key in keys:
-            try:
-                blobs.delete(key)
-            except JobStoreError as error:
-                # The row is gone already; garbage collection will find the blob unreferenced.
-                log.warning("could not delete unreferenced blob %s (gc will retry): %s", key, error)
-
     @contextmanager
     def batch(self) -> Iterator[None]:
         """Run the operations inside the block in one catalog transaction (all or nothing).
@@ -311,29 +293,15 @@ class JobStore(AbstractJobStore):
         if catalog.operations.in_batch():
             yield
             return
-        self._batch.doomed = []
-        written: list[str] = []
-        self._batch.written = written
-        committed = False
-        try:
-            with catalog.operations.batch(store_id):
-                yield
-            committed = True
-        finally:
-            # Released blobs go after the commit; if the rows never committed, the blobs written
-            # for them are the unreferenced ones.
-            doomed = self._batch.doomed if committed else written
-            self._batch.doomed = self._batch.written = None
-            for key in doomed:
-                try:
-                    blobs.delete(key)
-                except JobStoreError as error:
-                    log.warning("could not delete unreferenced blob %s (gc will retry): %s", key, error)
+        with self._blob_lifecycle.batch(blobs, catalog.operations.batch(store_id)):
+            yield
 
-    def _note_written(self, key: str) -> None:
-        written = getattr(self._batch, "written", None)
-        if written is not None:
-            written.append(key)
+    def _committed(self, written: str | None, released: list[str]) -> None:
+        """A row operation committed: it references ``written`` and no longer ``released``."""
+        self._blob_lifecycle.committed(self._require()[1], written, released)
+
+    def _refused(self, written: str) -> None:
+        self._blob_lifecycle.refused(self._require()[1], written)
 
     # --- jobs --------------------------------------------------------------------------------
 
@@ -429,7 +397,7 @@ class JobStore(AbstractJobStore):
             return
         operations, store_id = self._operations()
         _, doomed = operations.delete_job(store_id, job_id)
-        self._discard_blobs(doomed)
+        self._committed(None, doomed)
 
     def jobs(self) -> Iterator[JobDescription]:
         """Every job of the store, in ID order, fetched a page at a time (short transactions), so
@@ -511,17 +479,11 @@ class JobStore(AbstractJobStore):
         operations, store_id = self._operations()
         problem = operations.insert_file(store_id, new)
         if problem is not None:
-            self._discard_now(new.blob_key)
+            self._refused(new.blob_key)
             if problem == "no job":
                 raise NoSuchJobException(new.job_id, "A file can only be associated with an existing job.")
             raise _FileIdTaken(f"File ID {new.id!r} is already taken.")
-        self._note_written(new.blob_key)
-
-    def _discard_now(self, key: str) -> None:
-        try:
-            self._require()[1].delete(key)
-        except JobStoreError as error:
-            log.warning("could not delete unreferenced blob %s (gc will retry): %s", key, error)
+        self._committed(new.blob_key, [])
 
     def write_file(
         self,
@@ -541,7 +503,7 @@ class JobStore(AbstractJobStore):
         blobs = self._require()[1]
         file_id = new_id()
         key = new_key("f", file_id[:2], file_id)
-        info = _put_local_file(blobs, key, path)
+        info = put_local_file(blobs, key, path)
         self._commit_file(
             file_id, key, info, job_id=job_id, cleanup=cleanup, basename=os.path.basename(path), executable=executable
         )
@@ -660,17 +622,15 @@ class JobStore(AbstractJobStore):
             store_id, file_id, expected_version, {**values, **extra}
         )  # on failure the new blob is left for gc
         if outcome is False:
-            self._discard_now(key)
+            self._refused(key)
             raise NoSuchFileException(file_id, "It was deleted while the update was being written.")
         if outcome is True:
-            self._discard_now(key)
+            self._refused(key)
             raise ConcurrentFileModificationException(
                 file_id,
                 f"Another writer updated it after version {expected_version}, which this update started from.",
             )
-        self._note_written(key)
-        if isinstance(outcome, str):
-            self._discard_blobs([outcome])
+        self._committed(key, [outcome] if isinstance(outcome, str) else [])
 
     def update_file(self, file_id: str, local_path: str) -> None:
         """Replace a file's content with a local file's. The first of two concurrent updates wins;
@@ -678,7 +638,7 @@ class JobStore(AbstractJobStore):
         row = self._file_row(file_id)
         path, executable = readable_regular_file(local_path)
         key = new_key("f", file_id[:2], file_id)
-        info = _put_local_file(self._require()[1], key, path)
+        info = put_local_file(self._require()[1], key, path)
         self._replace_content(file_id, key, info, row.version, executable=executable)
 
     @contextmanager
@@ -704,7 +664,7 @@ class JobStore(AbstractJobStore):
         operations, store_id = self._operations()
         key = operations.delete_file(store_id, file_id)
         if key is not None:
-            self._discard_blobs([key])
+            self._committed(None, [key])
 
     def file_exists(self, file_id: str) -> bool:
         if not _is_valid_id(file_id):
@@ -877,7 +837,7 @@ class JobStore(AbstractJobStore):
             info: BlobInfo = imported
         else:
             with open_source(src_uri, self.config) as source, blobs.open_write(key) as (handle, pending):
-                _copy_with_progress(source.stream, handle, source.size, progress)
+                copy_with_progress(source.stream, handle, source.size, progress)
             assert pending.info is not None
             basename, executable, info = source.basename, source.executable, pending.info
         source_url = redact_url(src_uri)
@@ -912,11 +872,9 @@ class JobStore(AbstractJobStore):
         operations, store_id = self._operations()
         outcome = operations.put_shared_file(store_id, new)
         if outcome is True:
-            self._discard_now(key)
+            self._refused(key)
             raise ConcurrentFileModificationException(name, "Too many concurrent writers of this shared file.")
-        self._note_written(key)
-        if isinstance(outcome, str):
-            self._discard_blobs([outcome])
+        self._committed(key, [outcome] if isinstance(outcome, str) else [])
 
     def export_file(
         self,
@@ -944,7 +902,7 @@ class JobStore(AbstractJobStore):
         row = self._file_row(file_id)
         method = http_method or getattr(self.config, "httpUploadMethod", None) or "POST"
         with self._open_verified(row, f"file {file_id}", None, None) as stream:
-            reader = stream if progress is None else cast(IO[bytes], _ProgressReader(stream, row.size, progress))
+            reader = stream if progress is None else cast(IO[bytes], ProgressReader(stream, row.size, progress))
             write_to_url(dst_uri, reader, row.size, executable=row.executable, http_method=method, config=self.config)
 
     def _import_one(self, url: str, shared_file_name: str | None, progress: ByteProgress | None) -> str | None:
@@ -981,54 +939,6 @@ class JobStore(AbstractJobStore):
         stats = self.maintenance_catalog.stats()
         stats["schema_revision"] = stats["schema_revision"] or HEAD_REVISION
         return stats
-
-
-def _put_local_file(blobs: BlobStore, key: str, path: str) -> BlobInfo:
-    """put_file, with a permission failure on the source reported as the caller's local-file error."""
-    try:
-        return blobs.put_file(key, path)
-    except PermissionError:
-        raise LocalPermissionError(errno.EACCES, "The local file is not readable by this process", path) from None
-    except FileNotFoundError:
-        raise LocalFileNotFoundError(errno.ENOENT, "The local file disappeared while being stored", path) from None
-
-
-def _copy_with_progress(
-    source: IO[bytes], target: IO[Any] | io.BufferedIOBase, total: int | None, progress: ByteProgress | None
-) -> None:
-    done = 0
-    while chunk := source.read(1024 * 1024):
-        target.write(chunk)
-        done += len(chunk)
-        if progress is not None:
-            progress(done, total)
-
-
-class _ProgressReader(io.RawIOBase):
-    """Passes reads through and reports the running byte count (an export's progress)."""
-
-    def __init__(self, stream: IO[bytes], total: int, progress: ByteProgress) -> None:
-        super().__init__()
-        self._stream = stream
-        self._total = total
-        self._progress = progress
-        self._done = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        data = self._stream.read(-1 if size is None else size)
-        if data:
-            self._done += len(data)
-            self._progress(self._done, self._total)
-        return data
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self.read(len(view))
-        view[: len(data)] = data
-        return len(data)
 
 
 class FileJobStore(JobStore):

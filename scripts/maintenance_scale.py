@@ -2,8 +2,9 @@
 
     python scripts/maintenance_scale.py [--files 1000000] [--jobs 10000] [--orphan-fraction 0.1] [--dir DIR]
 
-Fills a fresh file: store's catalog with file rows fast (one transaction, executemany), deletes a
-fraction of the owning jobs so their files become orphans, then times:
+Fills a fresh file: store's catalog with file rows fast (the maintenance interface's bulk insert, the
+one ``jobstore copy`` uses, 50,000 rows per transaction), deletes a fraction of the owning jobs so
+their files become orphans, then times:
 
 * ``JobStore.orphaned_file_ids()`` (one anti-join),
 * ``JobStore.stats()`` (the report_store_totals view),
@@ -24,12 +25,9 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-
-from sqlalchemy import delete, insert
+from typing import Any
 
 from jobstore import Config, FileJobStore, JobDescription
-from jobstore.catalog import CatalogTx, reports
-from jobstore.catalog.schema import files, jobs
 
 
 def main() -> None:
@@ -42,7 +40,7 @@ def main() -> None:
     base = Path(args.dir or tempfile.mkdtemp(prefix="jobstore-scale-"))
     store = FileJobStore(f"file:{base / 'store'}")
     store.initialize(Config())
-    engine, sid = store.catalog.engine, store.store_id
+    rows = store.maintenance_catalog
 
     started = time.perf_counter()
     job_ids = [uuid.uuid4().hex for _ in range(args.jobs)]
@@ -53,39 +51,38 @@ def main() -> None:
             store.create_job(description)
     now = datetime.now(UTC)
     keys = []
-    with engine.begin() as connection:
-        batch = []
-        for index in range(args.files):
-            file_id = uuid.uuid4().hex
-            key = f"f/{file_id[:2]}/{file_id}.{index:08x}"
-            keys.append(key)
-            batch.append(
-                {
-                    "store_id": sid,
-                    "id": file_id,
-                    "version": 1,
-                    "job_id": job_ids[index % len(job_ids)],
-                    "cleanup": index % 2 == 0,
-                    "shared_name": None,
-                    "basename": None,
-                    "size": 1000,
-                    "checksum": "crc32c:00000000",
-                    "blob_key": key,
-                    "executable": False,
-                    "encrypted": False,
-                    "source_url": None,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
-            if len(batch) == 50_000:
-                connection.execute(insert(files), batch)
-                batch = []
-        if batch:
-            connection.execute(insert(files), batch)
+    batch: list[dict[str, Any]] = []
+    for index in range(args.files):
+        file_id = uuid.uuid4().hex
+        key = f"f/{file_id[:2]}/{file_id}.{index:08x}"
+        keys.append(key)
+        batch.append(
+            {
+                "id": file_id,
+                "version": 1,
+                "job_id": job_ids[index % len(job_ids)],
+                # no cleanup files: deleting their jobs below must leave every file behind, orphaned
+                "cleanup": False,
+                "shared_name": None,
+                "basename": None,
+                "size": 1000,
+                "checksum": "crc32c:00000000",
+                "blob_key": key,
+                "executable": False,
+                "encrypted": False,
+                "source_url": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        if len(batch) == 50_000:
+            rows.insert_file_rows(batch)
+            batch = []
+    rows.insert_file_rows(batch)
     doomed_jobs = job_ids[: int(len(job_ids) * args.orphan_fraction)]
-    with engine.begin() as connection:
-        connection.execute(delete(jobs).where(jobs.c.store_id == sid, jobs.c.id.in_(doomed_jobs)))
+    with store.batch():
+        for job_id in doomed_jobs:
+            store.delete_job(job_id)
     expected_orphans = sum(1 for index in range(args.files) if index % len(job_ids) < len(doomed_jobs))
     print(f"filled {args.files:,} file rows, {args.jobs:,} jobs in {time.perf_counter() - started:.1f} s ({base})")
 
@@ -106,17 +103,8 @@ def main() -> None:
     missing = set(rng.sample(keys, len(keys) // 100))
     listing = [key for key in keys if key not in missing] + [f"x/extra.{n:08x}" for n in range(len(keys) // 100)]
     started = time.perf_counter()
-
-    def compare(tx: CatalogTx) -> tuple[int, int]:
-        reports.load_listing(tx.connection, listing)
-        loaded = time.perf_counter()
-        unreferenced = reports.unreferenced_listed_keys(tx.connection, tx.store_id)
-        absent = reports.files_missing_from_listing(tx.connection, tx.store_id)
-        reports.drop_listing(tx.connection)
-        print(f"  loaded {len(listing):,} listed keys into the temporary table in {loaded - started:.2f} s")
-        return len(unreferenced), len(absent)
-
-    unreferenced, absent = store.catalog.read(sid, compare, describe="compare")
+    unreferenced_keys, absent_rows = rows.compare_listing(listing)
+    unreferenced, absent = len(unreferenced_keys), len(absent_rows)
     elapsed = time.perf_counter() - started
     print(f"listing vs catalog anti-joins: {unreferenced:,} unreferenced, {absent:,} missing in {elapsed:.2f} s")
     assert unreferenced == len(keys) // 100 and absent == len(missing)

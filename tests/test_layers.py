@@ -28,6 +28,7 @@ module (``jobstore.store``). Components are placed in layers, top to bottom (``L
     jobstore.cli                                       the commands
     jobstore.demo  jobstore.maintenance  jobstore.toil clients of the store
     jobstore.store                                     the concrete job store
+    jobstore.blob_lifecycle  jobstore.transfer         when blobs go; bytes in and out
     jobstore.abstract                                  the interface and the shared logic
     jobstore.catalog  jobstore.blobs  jobstore.urls    the backends (siblings)
     jobstore.providers                                 what blobs and urls share per provider
@@ -86,6 +87,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("jobstore.cli",),
     ("jobstore.demo", "jobstore.maintenance", "jobstore.toil"),
     ("jobstore.store",),
+    ("jobstore.blob_lifecycle", "jobstore.transfer"),
     ("jobstore.abstract", "jobstore.placement"),
     ("jobstore.catalog", "jobstore.blobs", "jobstore.urls"),
     ("jobstore.providers",),
