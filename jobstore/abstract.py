@@ -19,7 +19,12 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from jobstore.config import Config
-from jobstore.errors import ConcurrentFileModificationException, InvalidNameError, NoSuchFileException
+from jobstore.errors import (
+    ConcurrentFileModificationException,
+    InvalidArgumentError,
+    InvalidNameError,
+    NoSuchFileException,
+)
 from jobstore.job import JobDescription
 
 #: ``progress(bytes_done, total)`` of one transfer (``total`` None when the source does not say).
@@ -285,8 +290,10 @@ class AbstractJobStore(ABC):
         *,
         max_workers: int = 4,
         progress: Callable[[TransferProgress], None] | None = None,
+        mode: str = "copy",
     ) -> list[TransferResult]:
-        """Import several URLs at once (at most ``max_workers`` transfers in flight).
+        """Import several URLs at once (at most ``max_workers`` transfers in flight), each with
+        ``import_file``'s ``mode`` ("copy" or "reference").
 
         Each item is a URL, or ``(url, shared_file_name)``. Returns one TransferResult per item,
         in input order. A failure stops only its own transfer: the files other transfers committed
@@ -298,7 +305,7 @@ class AbstractJobStore(ABC):
 
         def one(index: int, url: str, shared: str | None, report: ByteProgress | None) -> TransferResult:
             try:
-                file_id = self._import_one(url, shared, report)
+                file_id = self._import_one(url, shared, report, mode)
             except Exception as error:
                 return TransferResult(_masked(url), None, shared, error)
             return TransferResult(_masked(url), file_id, shared)
@@ -325,8 +332,13 @@ class AbstractJobStore(ABC):
 
         return _run_bulk([(url, (file_id, url)) for file_id, url in items], one, max_workers, progress)
 
-    def _import_one(self, url: str, shared_file_name: str | None, progress: ByteProgress | None) -> str | None:
-        """One import of a bulk call; stores that can report bytes as they move override this."""
+    def _import_one(
+        self, url: str, shared_file_name: str | None, progress: ByteProgress | None, mode: str
+    ) -> str | None:
+        """One import of a bulk call; stores that can report bytes as they move, or import by
+        reference, override this."""
+        if mode != "copy":
+            raise InvalidArgumentError(f"{type(self).__name__} imports by copy only, not {mode!r}.")
         return self.import_file(url, shared_file_name)
 
     def _export_one(self, file_id: str, url: str, progress: ByteProgress | None, http_method: str | None) -> None:

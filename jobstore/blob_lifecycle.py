@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 from jobstore.blobs import BlobStore
+from jobstore.blobs.base import is_reference_key
 from jobstore.errors import JobStoreError
 
 __all__ = ["BlobLifecycle"]
@@ -62,6 +63,8 @@ class BlobLifecycle:
 
 def _delete_quietly(blobs: BlobStore, keys: Iterable[str]) -> None:
     for key in keys:
+        if is_reference_key(key):
+            continue  # a reference owns no blob; its source is not the store's to delete
         try:
             blobs.delete(key)
         except JobStoreError as error:

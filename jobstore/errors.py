@@ -104,6 +104,10 @@ class JobDescriptionTypeError(InvalidJobDescriptionError, TypeError):
     convention and Toil's callers expect, and a JobStoreError like every refusal of bad input)."""
 
 
+class InvalidArgumentError(JobStoreError, ValueError):
+    """An argument has a value the operation does not accept (an unknown mode, say)."""
+
+
 class InvalidConfigError(JobStoreError, ValueError):
     """A Config option is unknown or has a value jobstore cannot use."""
 
@@ -207,6 +211,10 @@ class URLForbiddenError(URLAccessError):
 
 class TransferIntegrityError(URLAccessError):
     """A transfer delivered a different length or checksum than its source declared."""
+
+
+class ReferenceChangedError(URLAccessError):
+    """The source of a reference import changed, or vanished, since it was imported."""
 
 
 class MissingDependencyError(JobStoreError, ImportError):

@@ -27,7 +27,7 @@ from typing import IO, TYPE_CHECKING, Any, cast
 from jobstore.abstract import AbstractJobStore, ByteProgress, check_shared_file_name
 from jobstore.blob_lifecycle import BlobLifecycle
 from jobstore.blobs import BlobInfo, BlobStore, new_key, open_blob_store
-from jobstore.blobs.base import wrap_text
+from jobstore.blobs.base import CHUNK_SIZE, REFERENCE_KEY_PREFIX, wrap_text
 from jobstore.catalog import Catalog, FileRow, JobFields, NewFile
 from jobstore.catalog.location import sqlite_path
 from jobstore.catalog.operations import CatalogOperations
@@ -36,6 +36,7 @@ from jobstore.config import Config
 from jobstore.errors import (
     ConcurrentFileModificationException,
     EncryptionKeyError,
+    InvalidArgumentError,
     InvalidLocatorError,
     InvalidNameError,
     JobStoreError,
@@ -43,6 +44,7 @@ from jobstore.errors import (
     NoSuchFileException,
     NoSuchJobException,
     NoSuchJobStoreException,
+    PublicURLError,
 )
 from jobstore.job import JobDescription, deserialise_description, serialise_description
 from jobstore.locator import SQLITE_CATALOG_NAME, StoreLocation, parse_locator
@@ -61,6 +63,7 @@ from jobstore.transfer import ProgressReader, copy_with_progress, put_local_file
 
 if TYPE_CHECKING:
     from jobstore.catalog.maintenance import MaintenanceCatalog
+    from jobstore.urls.references import Reference
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +124,17 @@ def _check_description(job: object) -> None:
 
 def _blob_info(row: FileRow) -> BlobInfo:
     return BlobInfo(row.size, row.checksum)
+
+
+def _reference_of(row: FileRow) -> Reference:
+    from jobstore.urls.references import Reference
+
+    assert row.reference is not None
+    return Reference.from_json(row.reference, row.checksum)
+
+
+#: How ``import_file`` may bring a file in.
+IMPORT_MODES = ("copy", "reference")
 
 
 class JobStore(AbstractJobStore):
@@ -453,6 +467,7 @@ class JobStore(AbstractJobStore):
         basename: str | None = None,
         executable: bool = False,
         source_url: str | None = None,
+        reference: str | None = None,
     ) -> None:
         """Commit the first version of a (non-shared) file whose blob ``key`` holds ``info``."""
         self._commit_new_file(
@@ -466,8 +481,9 @@ class JobStore(AbstractJobStore):
                 checksum=info.checksum,
                 blob_key=key,
                 executable=executable,
-                encrypted=self._require()[1].encrypted,
+                encrypted=self._require()[1].encrypted and reference is None,
                 source_url=source_url,
+                reference=reference,
             )
         )
 
@@ -588,6 +604,9 @@ class JobStore(AbstractJobStore):
         """
         row = self._file_row(file_id)
         target = replaceable_target(local_path, "read_file")
+        if row.reference is not None:
+            self._read_reference(row, target, symlink)
+            return
         self._require()[1].get_file(
             row.blob_key,
             target,
@@ -606,8 +625,30 @@ class JobStore(AbstractJobStore):
         with self._open_verified(row, f"file {file_id}", encoding, errors) as stream:
             yield stream
 
+    def _read_reference(self, row: FileRow, target: str, symlink: bool) -> None:
+        """A reference's source at ``target``: a symbolic link to it when the caller accepts one and
+        it is a local file (as Toil's linked imports), else a copy; either only after its
+        fingerprint matched."""
+        from jobstore.urls import write_to_url
+        from jobstore.urls.references import place_symlink
+
+        reference = _reference_of(row)
+        what = f"file {row.id}"
+        if symlink and reference.is_local:
+            reference.validate(self.config, what)
+            place_symlink(reference, target)
+            return
+        with self._open_verified(row, what, None, None) as stream:
+            write_to_url(target, stream, row.size, executable=row.executable)
+
     @contextmanager
     def _open_verified(self, row: FileRow, what: str, encoding: str | None, errors: str | None) -> Iterator[IO[Any]]:
+        if row.reference is not None:
+            from jobstore.urls.references import open_reference
+
+            with open_reference(_reference_of(row), self.config, what) as source:
+                yield wrap_text(source, encoding, errors)  # type: ignore[misc]
+            return
         reader = self._require()[1].open_read(row.blob_key, _blob_info(row), what)
         try:
             yield wrap_text(reader, encoding, errors)  # type: ignore[misc]
@@ -793,11 +834,43 @@ class JobStore(AbstractJobStore):
     def get_public_url(self, file_name: str) -> str:
         """A URL from which anyone holding it can read the file (presigned on S3/GCS, file: locally)."""
         row = self._file_row(file_name)
+        if row.reference is not None:
+            return self._reference_public_url(row)
         return self._require()[1].public_url(row.blob_key, self._public_url_expiry())
 
     def get_shared_public_url(self, shared_file_name: str) -> str:
         row = self._shared_row(shared_file_name)
+        if row.reference is not None:
+            return self._reference_public_url(row)
         return self._require()[1].public_url(row.blob_key, self._public_url_expiry())
+
+    def verify_reference(self, file_id: str, *, read: bool = False) -> None:
+        """Raise ReferenceChangedError if the source of the reference import ``file_id`` changed or
+        vanished since its import: one stat (or HEAD request), or with ``read`` a whole read that
+        also verifies a recorded checksum. A file the store owns passes (it has no source)."""
+        row = self._file_row(file_id)
+        if row.reference is None:
+            return
+        if not read:
+            _reference_of(row).validate(self.config, f"file {file_id}")
+            return
+        with self._open_verified(row, f"file {file_id}", None, None) as stream:
+            while stream.read(CHUNK_SIZE):
+                pass
+
+    def _reference_public_url(self, row: FileRow) -> str:
+        """A local reference's source as a ``file:`` URL (after its fingerprint matched); an object
+        reference has no URL of this store's to give, so the caller is told to use the source's."""
+        reference = _reference_of(row)
+        reference.validate(self.config, f"file {row.id}")
+        if reference.is_local:
+            from jobstore.providers.local import local_path_of
+
+            return "file://" + local_path_of(reference.url)
+        raise PublicURLError(
+            f"File {row.id} is a reference to {redact_url(reference.url)}, which this store does not hold: "
+            "presign that object with its own provider's tools, or import it with mode='copy'."
+        )
 
     def _public_url_expiry(self) -> int:
         return int(self.config.publicUrlExpiry or DEFAULT_PUBLIC_URL_EXPIRY)
@@ -808,26 +881,42 @@ class JobStore(AbstractJobStore):
         shared_file_name: str | None = None,
         *,
         progress: ByteProgress | None = None,
+        mode: str = "copy",
+        checksum: bool = False,
     ) -> str | None:
-        """Copy a file in from a URL: ``file://`` (or an absolute path), ``http(s)://``, ``ftp://``,
+        """Bring a file in from a URL: ``file://`` (or an absolute path), ``http(s)://``, ``ftp://``,
         ``s3://``, ``gs://`` (the last two with the store's credentials and endpoint from Config).
 
         Returns the new file ID, or None when ``shared_file_name`` is given (the file is then
-        readable as that shared file, replacing any previous content). The size and CRC32C are
-        recorded as for any write, and the source URL (password masked) in the catalog row.
+        readable as that shared file, replacing any previous content). The source URL (password
+        masked) is recorded in the catalog row.
 
-        A same-backend fast path is tried first (``BlobStore.import_from_url``: S3 CopyObject, GCS
-        rewrite, a kernel copy between local files); otherwise the URL is streamed, with memory
-        independent of its size, and what the source declared (length, checksum) is verified at the
-        end: a transfer that delivers something else raises TransferIntegrityError and stores
-        nothing. ``progress(bytes_done, total_or_None)`` is called as bytes arrive.
+        ``mode="copy"`` (the default) stores the bytes. A same-backend fast path is tried first
+        (``BlobStore.import_from_url``: S3 CopyObject, GCS rewrite, a kernel copy between local
+        files); otherwise the URL is streamed, with memory independent of its size, and what the
+        source declared (length, checksum) is verified at the end: a transfer that delivers
+        something else raises TransferIntegrityError and stores nothing. The size and CRC32C are
+        recorded as for any write. ``progress(bytes_done, total_or_None)`` is called as bytes arrive.
+
+        ``mode="reference"`` (``file:``, ``s3:`` and ``gs:`` sources) copies nothing: the row records
+        the source's fingerprint (size and mtime + inode + device, ETag or generation), in
+        constant time whatever its size, and every read of the file re-checks it, raising
+        ReferenceChangedError if the source changed or vanished. ``checksum=True`` also reads the
+        source once to record its CRC32C, which every whole read then verifies. jobstore never
+        writes, moves or deletes a reference's source: deleting the file (``delete_file``, ``gc``,
+        ``prune``, ``destroy``) forgets the row and leaves the source alone.
         """
         from jobstore.urls import open_source, scheme_of, url_basename
 
+        if mode not in IMPORT_MODES:
+            raise InvalidArgumentError(f"Import mode {mode!r} is not one of {', '.join(IMPORT_MODES)}.")
         name = check_shared_file_name(shared_file_name) if shared_file_name is not None else None
         scheme_of(src_uri)  # unknown schemes and non-URLs are refused before anything is written
         blobs = self._require()[1]
         file_id = new_id()
+        source_url = redact_url(src_uri)
+        if mode == "reference":
+            return self._import_reference(src_uri, name, file_id, checksum)
         key = new_key("s", name[:SHARED_KEY_NAME_LENGTH]) if name is not None else new_key("f", file_id[:2], file_id)
         imported = blobs.import_from_url(src_uri, key)
         if imported is not None:
@@ -840,15 +929,52 @@ class JobStore(AbstractJobStore):
                 copy_with_progress(source.stream, handle, source.size, progress)
             assert pending.info is not None
             basename, executable, info = source.basename, source.executable, pending.info
-        source_url = redact_url(src_uri)
         if name is not None:
             self._commit_shared_blob(name, key, info, executable=executable, source_url=source_url)
             return None
         self._commit_file(file_id, key, info, basename=basename, executable=executable, source_url=source_url)
         return file_id
 
+    def _import_reference(self, src_uri: str, name: str | None, file_id: str, checksum: bool) -> str | None:
+        """Record a reference to ``src_uri`` (see ``import_file``); nothing is written anywhere."""
+        from jobstore.providers.local import local_path_of
+        from jobstore.providers.local_target import refuse_inside_a_store
+        from jobstore.urls import scheme_of, url_basename
+        from jobstore.urls.references import reference_of
+
+        if scheme_of(src_uri) == "file":
+            # A store's tree is its own: a reference into one would outlive what that store deletes.
+            refuse_inside_a_store(os.path.realpath(local_path_of(src_uri)), "Will not reference", "a source")
+        reference, executable = reference_of(src_uri, self.config, checksum=checksum)
+        key = REFERENCE_KEY_PREFIX + (name[:SHARED_KEY_NAME_LENGTH] if name is not None else file_id)
+        key = new_key(key)
+        info = BlobInfo(reference.size, reference.checksum)
+        source_url = redact_url(src_uri)
+        if name is not None:
+            self._commit_shared_blob(
+                name, key, info, executable=executable, source_url=source_url, reference=reference.to_json()
+            )
+            return None
+        self._commit_file(
+            file_id,
+            key,
+            info,
+            basename=url_basename(src_uri),
+            executable=executable,
+            source_url=source_url,
+            reference=reference.to_json(),
+        )
+        return file_id
+
     def _commit_shared_blob(
-        self, name: str, key: str, info: BlobInfo, *, executable: bool = False, source_url: str | None = None
+        self,
+        name: str,
+        key: str,
+        info: BlobInfo,
+        *,
+        executable: bool = False,
+        source_url: str | None = None,
+        reference: str | None = None,
     ) -> None:
         """Point the shared file ``name`` at the written blob ``key`` (insert, or replace by CAS).
 
@@ -866,8 +992,9 @@ class JobStore(AbstractJobStore):
             checksum=info.checksum,
             blob_key=key,
             executable=executable,
-            encrypted=self._require()[1].encrypted,
+            encrypted=self._require()[1].encrypted and reference is None,
             source_url=source_url,
+            reference=reference,
         )
         operations, store_id = self._operations()
         outcome = operations.put_shared_file(store_id, new)
@@ -905,8 +1032,10 @@ class JobStore(AbstractJobStore):
             reader = stream if progress is None else cast(IO[bytes], ProgressReader(stream, row.size, progress))
             write_to_url(dst_uri, reader, row.size, executable=row.executable, http_method=method, config=self.config)
 
-    def _import_one(self, url: str, shared_file_name: str | None, progress: ByteProgress | None) -> str | None:
-        return self.import_file(url, shared_file_name, progress=progress)
+    def _import_one(
+        self, url: str, shared_file_name: str | None, progress: ByteProgress | None, mode: str
+    ) -> str | None:
+        return self.import_file(url, shared_file_name, progress=progress, mode=mode)
 
     def _export_one(self, file_id: str, url: str, progress: ByteProgress | None, http_method: str | None) -> None:
         self.export_file(file_id, url, http_method=http_method, progress=progress)

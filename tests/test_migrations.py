@@ -232,16 +232,19 @@ def test_0003_keeps_every_row_and_the_shared_name_rule(
     store.close()
 
     def snapshot(connection: Any) -> tuple[list[Any], list[Any]]:
-        rows = connection.execute(text("SELECT * FROM files ORDER BY id")).all()
+        # Every column of 0002's files table (later revisions add columns that 0002 does not have).
+        rows = connection.execute(text("SELECT * FROM files ORDER BY id")).mappings().all()
         totals = connection.execute(text("SELECT files, shared_files FROM report_store_totals")).all()
-        return [tuple(row) for row in rows], [tuple(row) for row in totals]
+        return [{k: v for k, v in row.items() if k != "reference"} for row in rows], [tuple(row) for row in totals]
 
     def duplicate_shared_name_refused(connection: Any) -> bool:
-        query = select(files_table).where(files_table.c.shared_name == "config.json")
+        columns = set(connection.execute(text("SELECT * FROM files")).keys())
+        present = [column for column in files_table.columns if column.key in columns]
+        query = select(*present).where(files_table.c.shared_name == "config.json")
         copy = dict(connection.execute(query).mappings().one(), id="another-id")
         try:
             with connection.begin_nested():
-                connection.execute(insert(files_table), copy)
+                connection.execute(insert(files_table).values(copy))
         except IntegrityError:
             return True
         return False
@@ -350,3 +353,48 @@ def test_0005_job_write_tokens_down_and_up_with_jobs_in_place(
         tokens = connection.execute(text("SELECT write_token FROM jobs")).scalars().all()
     assert len(tokens) == 1 and tokens[0] is not None and tokens[0] > 0
     catalog.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_0006_file_references_down_and_up(
+    kind: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> None:
+    """0006 adds ``files.reference``: a downgrade with a reference import in place is refused (the
+    row cannot be represented without the column) and changes nothing; once the reference is
+    deleted, down to 0005 and back up keeps every owned file, whose ``reference`` is NULL."""
+    from alembic import command
+
+    from jobstore import create_job_store
+
+    url = _catalog_url(kind, tmp_path, request)
+    source = tmp_path_factory.mktemp("inputs") / "source.bin"  # outside the store's tree
+    source.write_bytes(b"referenced")
+    store = create_job_store(f"sql:{url}#wf")
+    store.initialize(Config(blobStore=f"file://{tmp_path}/blobs"))
+    owned = store.import_file(str(source))
+    referenced = store.import_file(str(source), mode="reference")
+    assert owned is not None and referenced is not None
+    store.close()
+
+    catalog = Catalog(url)
+    with pytest.raises(RuntimeError, match="1 files are reference imports"):
+        with catalog.engine.begin() as connection:
+            command.downgrade(alembic_config(connection), "0005")
+    with catalog.engine.begin() as connection:
+        assert connection.execute(text("SELECT count(*) FROM files WHERE reference IS NOT NULL")).scalar_one() == 1
+        connection.execute(text("DELETE FROM files WHERE reference IS NOT NULL"))
+        command.downgrade(alembic_config(connection), "0005")
+    with catalog.engine.begin() as connection:
+        assert "reference" not in set(connection.execute(text("SELECT * FROM files")).keys())
+    assert upgrade(catalog.engine) == ("0005", head_revision())
+    with catalog.engine.begin() as connection:
+        assert connection.execute(text("SELECT reference FROM files")).scalars().all() == [None]
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE, "compare_type": True})
+        assert compare_metadata(context, metadata) == []
+    catalog.dispose()
+    reopened = create_job_store(f"sql:{url}#wf")
+    reopened.resume()
+    with reopened.read_file_stream(owned) as handle:
+        assert handle.read() == b"referenced"
+    assert source.read_bytes() == b"referenced"
+    reopened.close()

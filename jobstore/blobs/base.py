@@ -76,6 +76,16 @@ def new_key(*parts: str) -> str:
     return "/".join(parts) + "." + secrets.token_hex(8)
 
 
+#: The first segment of a reference import's blob key. Owned blobs' keys begin "f/" or "s/", so no
+#: blob store ever holds a "ref/" key: a reference's row can pass through every path that releases
+#: blobs (delete, update, prune, a rolled-back batch) and none of them can reach its source.
+REFERENCE_KEY_PREFIX = "ref/"
+
+
+def is_reference_key(key: str) -> bool:
+    return key.startswith(REFERENCE_KEY_PREFIX)
+
+
 class BlobSink(ABC):
     """A blob being written. The provider's half of ``open_write``."""
 

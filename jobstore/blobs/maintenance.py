@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import io
 
-from jobstore.blobs.base import CHUNK_SIZE, BlobInfo, BlobStore, check_key
+from jobstore.blobs.base import CHUNK_SIZE, REFERENCE_KEY_PREFIX, BlobInfo, BlobStore, check_key, is_reference_key
 
-__all__ = ["CHUNK_SIZE", "BlobInfo", "BlobStore", "check_key", "drain"]
+__all__ = ["CHUNK_SIZE", "REFERENCE_KEY_PREFIX", "BlobInfo", "BlobStore", "check_key", "drain", "is_reference_key"]
 
 
 def drain(reader: io.BufferedIOBase) -> None:

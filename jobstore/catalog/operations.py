@@ -482,6 +482,7 @@ class CatalogOperations:
             "encrypted": new.encrypted,
             "executable": new.executable,
             "source_url": new.source_url,
+            "reference": new.reference,
         }
         for _ in range(SHARED_FILE_ATTEMPTS):
             # Each step is atomic, and the compare-and-set catches whatever happens between them.
@@ -600,6 +601,7 @@ def _content_parameters(store_id: int, file_id: str, expected_version: int, valu
     parameters = {f"new_{name}": value for name, value in values.items()}
     parameters.setdefault("new_executable", None)
     parameters.setdefault("new_source_url", None)
+    parameters.setdefault("new_reference", None)
     parameters.update(sid=store_id, match_id=file_id, expected=expected_version, new_updated_at=utc_now())
     return parameters
 

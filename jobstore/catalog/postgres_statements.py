@@ -114,10 +114,11 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "bind": [None, None],
         "defaults": {},
         "names": ["sid", "id"],
-        "result": [None, None, None, None, None, None, None, None, None, None, None, None, None, None],
+        "result": [None, None, None, None, None, None, None, None, None, None, None, None, None, None, None],
         "sql": "SELECT files.id, files.version, files.job_id, files.cleanup, files.shared_name, "
         "files.basename, files.size, files.checksum, files.blob_key, files.executable, "
-        "files.encrypted, files.source_url, files.created_at, files.updated_at \n"
+        "files.encrypted, files.source_url, files.created_at, files.updated_at, "
+        "files.reference \n"
         "FROM files \n"
         "WHERE files.store_id = %s::INTEGER AND files.id = %s::VARCHAR",
     },
@@ -134,10 +135,11 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "bind": [None, None],
         "defaults": {},
         "names": ["sid", "shared_name"],
-        "result": [None, None, None, None, None, None, None, None, None, None, None, None, None, None],
+        "result": [None, None, None, None, None, None, None, None, None, None, None, None, None, None, None],
         "sql": "SELECT files.id, files.version, files.job_id, files.cleanup, files.shared_name, "
         "files.basename, files.size, files.checksum, files.blob_key, files.executable, "
-        "files.encrypted, files.source_url, files.created_at, files.updated_at \n"
+        "files.encrypted, files.source_url, files.created_at, files.updated_at, "
+        "files.reference \n"
         "FROM files \n"
         "WHERE files.store_id = %s::INTEGER AND files.shared_name = %s::VARCHAR",
     },
@@ -168,6 +170,7 @@ STATEMENTS: dict[str, dict[str, Any]] = {
             None,
             None,
             None,
+            None,
         ],
         "defaults": {},
         "names": [
@@ -186,14 +189,15 @@ STATEMENTS: dict[str, dict[str, Any]] = {
             "source_url",
             "created_at",
             "updated_at",
+            "reference",
         ],
         "result": [None],
         "sql": "INSERT INTO files (store_id, id, version, job_id, cleanup, shared_name, basename, "
         "size, checksum, blob_key, executable, encrypted, source_url, created_at, "
-        "updated_at) VALUES (%s::INTEGER, %s::VARCHAR, %s::INTEGER, %s::VARCHAR, %s, "
-        "%s::VARCHAR, %s::VARCHAR, %s::BIGINT, %s::VARCHAR, %s::VARCHAR, %s, %s, "
-        "%s::VARCHAR, %s::TIMESTAMP WITH TIME ZONE, %s::TIMESTAMP WITH TIME ZONE) ON "
-        "CONFLICT DO NOTHING RETURNING files.store_id",
+        "updated_at, reference) VALUES (%s::INTEGER, %s::VARCHAR, %s::INTEGER, %s::VARCHAR, "
+        "%s, %s::VARCHAR, %s::VARCHAR, %s::BIGINT, %s::VARCHAR, %s::VARCHAR, %s, %s, "
+        "%s::VARCHAR, %s::TIMESTAMP WITH TIME ZONE, %s::TIMESTAMP WITH TIME ZONE, "
+        "%s::VARCHAR) ON CONFLICT DO NOTHING RETURNING files.store_id",
     },
     "insert_job": {
         "bind": [None, None, None, None, None, None, None, None, None, None, None, None, None, None],
@@ -241,6 +245,7 @@ STATEMENTS: dict[str, dict[str, Any]] = {
             None,
             None,
             None,
+            None,
         ],
         "defaults": {},
         "names": [
@@ -259,18 +264,19 @@ STATEMENTS: dict[str, dict[str, Any]] = {
             "source_url",
             "created_at",
             "updated_at",
+            "reference",
             "store_id",
             "job_id",
         ],
         "result": [None],
         "sql": "INSERT INTO files (store_id, id, version, job_id, cleanup, shared_name, "
         "basename, size, checksum, blob_key, executable, encrypted, source_url, "
-        "created_at, updated_at) SELECT %s::INTEGER AS anon_1, %s::VARCHAR AS anon_2, "
-        "%s::INTEGER AS anon_3, %s::VARCHAR AS anon_4, %s AS anon_5, %s::VARCHAR AS "
-        "anon_6, %s::VARCHAR AS anon_7, %s::BIGINT AS anon_8, %s::VARCHAR AS anon_9, "
+        "created_at, updated_at, reference) SELECT %s::INTEGER AS anon_1, %s::VARCHAR AS "
+        "anon_2, %s::INTEGER AS anon_3, %s::VARCHAR AS anon_4, %s AS anon_5, %s::VARCHAR "
+        "AS anon_6, %s::VARCHAR AS anon_7, %s::BIGINT AS anon_8, %s::VARCHAR AS anon_9, "
         "%s::VARCHAR AS anon_10, %s AS anon_11, %s AS anon_12, %s::VARCHAR AS anon_13, "
         "%s::TIMESTAMP WITH TIME ZONE AS anon_14, %s::TIMESTAMP WITH TIME ZONE AS "
-        "anon_15 \n"
+        "anon_15, %s::VARCHAR AS anon_16 \n"
         "WHERE EXISTS (SELECT * \n"
         "FROM jobs \n"
         "WHERE jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR) ON CONFLICT DO "
@@ -413,7 +419,7 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "WHERE logs.store_id = %s::INTEGER AND logs.is_read IS true ORDER BY logs.seq",
     },
     "replace_file_content": {
-        "bind": [None, None, None, None, "boolean", "boolean", None, None, None, None, None],
+        "bind": [None, None, None, None, "boolean", "boolean", None, None, None, None, None, None],
         "defaults": {"version_1": 1},
         "names": [
             "version_1",
@@ -424,6 +430,7 @@ STATEMENTS: dict[str, dict[str, Any]] = {
             "new_encrypted",
             "new_source_url",
             "new_updated_at",
+            "new_reference",
             "sid",
             "match_id",
             "expected",
@@ -432,12 +439,12 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "sql": "UPDATE files SET version=(files.version + %s::INTEGER), size=%s::BIGINT, "
         "checksum=%s::VARCHAR, blob_key=%s::VARCHAR, executable=coalesce(%s, "
         "files.executable), encrypted=%s, source_url=coalesce(%s::VARCHAR, "
-        "files.source_url), updated_at=%s::TIMESTAMP WITH TIME ZONE WHERE "
-        "files.store_id = %s::INTEGER AND files.id = %s::VARCHAR AND files.version "
-        "= %s::INTEGER",
+        "files.source_url), updated_at=%s::TIMESTAMP WITH TIME ZONE, "
+        "reference=%s::VARCHAR WHERE files.store_id = %s::INTEGER AND files.id = "
+        "%s::VARCHAR AND files.version = %s::INTEGER",
     },
     "replace_file_content_in_one_statement": {
-        "bind": [None, None, None, None, "boolean", "boolean", None, None, None, None, None, None, None, None],
+        "bind": [None, None, None, None, "boolean", "boolean", None, None, None, None, None, None, None, None, None],
         "defaults": {"param_1": 1, "version_1": 1},
         "names": [
             "version_1",
@@ -448,6 +455,7 @@ STATEMENTS: dict[str, dict[str, Any]] = {
             "new_encrypted",
             "new_source_url",
             "new_updated_at",
+            "new_reference",
             "sid",
             "match_id",
             "expected",
@@ -462,10 +470,10 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "blob_key=%s::VARCHAR, executable=coalesce(%s, "
         "files.executable), encrypted=%s, "
         "source_url=coalesce(%s::VARCHAR, files.source_url), "
-        "updated_at=%s::TIMESTAMP WITH TIME ZONE WHERE "
-        "files.store_id = %s::INTEGER AND files.id = %s::VARCHAR "
-        "AND files.version = %s::INTEGER RETURNING "
-        "files.version), \n"
+        "updated_at=%s::TIMESTAMP WITH TIME ZONE, "
+        "reference=%s::VARCHAR WHERE files.store_id = %s::INTEGER "
+        "AND files.id = %s::VARCHAR AND files.version = "
+        "%s::INTEGER RETURNING files.version), \n"
         "current_file AS \n"
         "(SELECT files.blob_key AS blob_key \n"
         "FROM files \n"

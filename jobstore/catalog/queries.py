@@ -49,6 +49,7 @@ _FILE_COLUMNS = (
     files.c.source_url,
     files.c.created_at,
     files.c.updated_at,
+    files.c.reference,
 )
 
 # --- statements, built once -------------------------------------------------------------------
@@ -221,6 +222,8 @@ _UPDATE_FILE_CAS = (
         encrypted=bindparam("new_encrypted"),
         executable=func.coalesce(bindparam("new_executable", type_=Boolean), files.c.executable),
         source_url=func.coalesce(bindparam("new_source_url", type_=Text), files.c.source_url),
+        # New content is owned unless it is itself a reference: an update ends a reference.
+        reference=bindparam("new_reference", type_=Text),
         updated_at=bindparam("new_updated_at"),
     )
 )

@@ -169,6 +169,8 @@ def store_stats(connection: Connection, store_id: int) -> dict[str, Any]:
             func.coalesce(func.sum(case((files.c.shared_name.is_not(None), 1), else_=0)), 0),
             func.coalesce(func.sum(case((orphan, 1), else_=0)), 0),
             func.coalesce(func.sum(case((orphan, files.c.size), else_=0)), 0),
+            func.coalesce(func.sum(case((files.c.reference.is_not(None), 1), else_=0)), 0),
+            func.coalesce(func.sum(case((files.c.reference.is_not(None), files.c.size), else_=0)), 0),
         )
         .select_from(files.outerjoin(owner, and_(owner.c.store_id == files.c.store_id, owner.c.id == files.c.job_id)))
         .where(files.c.store_id == sid),
@@ -203,11 +205,15 @@ def store_stats(connection: Connection, store_id: int) -> dict[str, Any]:
         "shared_files",
         "orphaned_files",
         "orphaned_bytes",
+        "referenced_files",
+        "referenced_bytes",
         "logs",
         "unread_logs",
         "condemned_blobs",
     )
     stats: dict[str, Any] = {name: int(value or 0) for name, value in zip(names, values, strict=True)}
+    # ``bytes`` counts every file's size; the blob store holds all but the referenced ones.
+    stats["stored_bytes"] = stats["bytes"] - stats["referenced_bytes"]
     stats["jobs_by_state"] = {str(state): int(count) for state, count in by_state}
     stats["store"] = str(store.name)
     stats["workflow_id"] = str(store.workflow_id)
@@ -358,6 +364,8 @@ class FileCheckRow:
     size: int
     checksum: str
     blob_key: str
+    #: The source's fingerprint (JSON) of a reference import, which owns no blob; else None.
+    reference: str | None = None
 
 
 _CHECK_COLUMNS = (
@@ -368,6 +376,7 @@ _CHECK_COLUMNS = (
     files.c.size,
     files.c.checksum,
     files.c.blob_key,
+    files.c.reference,
 )
 
 
@@ -380,13 +389,19 @@ def _check_row(row: Any) -> FileCheckRow:
         int(row[4]),
         str(row[5]),
         str(row[6]),
+        row[7],
     )
 
 
 def files_missing_from_listing(connection: Connection, store_id: int) -> list[FileCheckRow]:
-    """File rows whose blob key is not in the listing (anti-join: catalog minus listing)."""
+    """File rows whose blob key is not in the listing (anti-join: catalog minus listing); references
+    own no blob and are not among them."""
     listed = exists().where(listed_blobs.c.blob_key == files.c.blob_key)
-    query = select(*_CHECK_COLUMNS).where(files.c.store_id == bindparam("sid"), ~listed).order_by(files.c.id)
+    query = (
+        select(*_CHECK_COLUMNS)
+        .where(files.c.store_id == bindparam("sid"), files.c.reference.is_(None), ~listed)
+        .order_by(files.c.id)
+    )
     return [_check_row(row) for row in connection.execute(query, {"sid": store_id})]
 
 

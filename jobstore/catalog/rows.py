@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 #: The newest revision of this code's migrations. A constant, so that checking a catalog's revision
 #: needs neither Alembic nor SQLAlchemy; tests/test_migrations.py checks it against the scripts.
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 
 
 def utc_now() -> datetime:
@@ -46,6 +46,8 @@ class FileRow(NamedTuple):
     source_url: str | None
     created_at: datetime
     updated_at: datetime
+    #: The source's fingerprint (JSON) when the file is a reference import, else None.
+    reference: str | None = None
 
 
 class NewFile(NamedTuple):
@@ -62,6 +64,7 @@ class NewFile(NamedTuple):
     executable: bool
     encrypted: bool
     source_url: str | None = None
+    reference: str | None = None
 
 
 class JobFields(NamedTuple):

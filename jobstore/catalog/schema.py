@@ -101,6 +101,10 @@ files = Table(
     Column("source_url", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # NULL for a file whose bytes the store owns. For a reference import (migration 0006) the JSON
+    # fingerprint of the source it reads from (URL, size, mtime/inode or ETag/generation): the
+    # store owns no blob then, and blob_key is a "ref/" key no blob store ever holds.
+    Column("reference", Text, nullable=True),
     # Unique among the rows that have a shared name: most rows (job files) have none and need no
     # entry in this index (revision 0003: one B-tree less to update per job file write or delete).
     Index(

@@ -95,7 +95,7 @@ SNAPSHOT: dict[str, Any] = {
             "\tencrypted BOOLEAN DEFAULT 0 NOT NULL, \n"
             "\tsource_url TEXT, \n"
             "\tcreated_at DATETIME NOT NULL, \n"
-            "\tupdated_at DATETIME NOT NULL, \n"
+            "\tupdated_at DATETIME NOT NULL, reference TEXT, \n"
             "\tCONSTRAINT pk_files PRIMARY KEY (store_id, id), \n"
             "\tCONSTRAINT fk_files_store_id_stores FOREIGN KEY(store_id) REFERENCES stores (id) ON DELETE "
             "CASCADE\n"
@@ -188,7 +188,7 @@ SNAPSHOT: dict[str, Any] = {
             "f.job_id)",
         ),
     ],
-    "revision": "0005",
+    "revision": "0006",
     "statistics": [
         ("condemned_blobs", "sqlite_autoindex_condemned_blobs_1", "10000 10000 1"),
         ("files", "ix_files_store_id_job_id", "1000000 1000000 10"),
@@ -198,5 +198,5 @@ SNAPSHOT: dict[str, Any] = {
         ("jobs", "sqlite_autoindex_jobs_1", "100000 100000 1"),
         ("logs", "ix_logs_store_id_is_read_seq", "100000 100000 50000 1"),
     ],
-    "versions": [("0005",)],
+    "versions": [("0006",)],
 }

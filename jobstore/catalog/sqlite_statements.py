@@ -108,10 +108,12 @@ STATEMENTS: dict[str, dict[str, Any]] = {
             None,
             "datetime",
             "datetime",
+            None,
         ],
         "sql": "SELECT files.id, files.version, files.job_id, files.cleanup, files.shared_name, "
         "files.basename, files.size, files.checksum, files.blob_key, files.executable, "
-        "files.encrypted, files.source_url, files.created_at, files.updated_at \n"
+        "files.encrypted, files.source_url, files.created_at, files.updated_at, "
+        "files.reference \n"
         "FROM files \n"
         "WHERE files.store_id = ? AND files.id = ?",
     },
@@ -141,10 +143,12 @@ STATEMENTS: dict[str, dict[str, Any]] = {
             None,
             "datetime",
             "datetime",
+            None,
         ],
         "sql": "SELECT files.id, files.version, files.job_id, files.cleanup, files.shared_name, "
         "files.basename, files.size, files.checksum, files.blob_key, files.executable, "
-        "files.encrypted, files.source_url, files.created_at, files.updated_at \n"
+        "files.encrypted, files.source_url, files.created_at, files.updated_at, "
+        "files.reference \n"
         "FROM files \n"
         "WHERE files.store_id = ? AND files.shared_name = ?",
     },
@@ -172,6 +176,7 @@ STATEMENTS: dict[str, dict[str, Any]] = {
             None,
             "datetime",
             "datetime",
+            None,
         ],
         "defaults": {},
         "names": [
@@ -190,12 +195,13 @@ STATEMENTS: dict[str, dict[str, Any]] = {
             "source_url",
             "created_at",
             "updated_at",
+            "reference",
         ],
         "result": [None],
         "sql": "INSERT INTO files (store_id, id, version, job_id, cleanup, shared_name, basename, "
         "size, checksum, blob_key, executable, encrypted, source_url, created_at, "
-        "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO "
-        "NOTHING RETURNING store_id",
+        "updated_at, reference) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON "
+        "CONFLICT DO NOTHING RETURNING store_id",
     },
     "insert_job": {
         "bind": [None, None, None, None, None, None, None, None, "float", None, None, "datetime", "datetime", None],
@@ -240,6 +246,7 @@ STATEMENTS: dict[str, dict[str, Any]] = {
             "datetime",
             None,
             None,
+            None,
         ],
         "defaults": {},
         "names": [
@@ -258,15 +265,17 @@ STATEMENTS: dict[str, dict[str, Any]] = {
             "source_url",
             "created_at",
             "updated_at",
+            "reference",
             "store_id",
             "job_id",
         ],
         "result": [None],
         "sql": "INSERT INTO files (store_id, id, version, job_id, cleanup, shared_name, "
         "basename, size, checksum, blob_key, executable, encrypted, source_url, "
-        "created_at, updated_at) SELECT ? AS anon_1, ? AS anon_2, ? AS anon_3, ? AS "
-        "anon_4, ? AS anon_5, ? AS anon_6, ? AS anon_7, ? AS anon_8, ? AS anon_9, ? AS "
-        "anon_10, ? AS anon_11, ? AS anon_12, ? AS anon_13, ? AS anon_14, ? AS anon_15 \n"
+        "created_at, updated_at, reference) SELECT ? AS anon_1, ? AS anon_2, ? AS "
+        "anon_3, ? AS anon_4, ? AS anon_5, ? AS anon_6, ? AS anon_7, ? AS anon_8, ? AS "
+        "anon_9, ? AS anon_10, ? AS anon_11, ? AS anon_12, ? AS anon_13, ? AS anon_14, ? "
+        "AS anon_15, ? AS anon_16 \n"
         "WHERE EXISTS (SELECT * \n"
         "FROM jobs \n"
         "WHERE jobs.store_id = ? AND jobs.id = ?) ON CONFLICT DO NOTHING RETURNING "
@@ -371,7 +380,7 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "WHERE logs.store_id = ? AND logs.is_read IS 1 ORDER BY logs.seq",
     },
     "replace_file_content": {
-        "bind": [None, None, None, None, "boolean", "boolean", None, "datetime", None, None, None],
+        "bind": [None, None, None, None, "boolean", "boolean", None, "datetime", None, None, None, None],
         "defaults": {"version_1": 1},
         "names": [
             "version_1",
@@ -382,6 +391,7 @@ STATEMENTS: dict[str, dict[str, Any]] = {
             "new_encrypted",
             "new_source_url",
             "new_updated_at",
+            "new_reference",
             "sid",
             "match_id",
             "expected",
@@ -389,7 +399,7 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "result": [],
         "sql": "UPDATE files SET version=(files.version + ?), size=?, checksum=?, "
         "blob_key=?, executable=coalesce(?, files.executable), encrypted=?, "
-        "source_url=coalesce(?, files.source_url), updated_at=? WHERE "
+        "source_url=coalesce(?, files.source_url), updated_at=?, reference=? WHERE "
         "files.store_id = ? AND files.id = ? AND files.version = ?",
     },
     "revision_and_store": {

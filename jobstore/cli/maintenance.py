@@ -215,6 +215,14 @@ def copy_command(
     verify: Annotated[
         bool, typer.Option("--verify/--no-verify", help="Read every copied blob back at the end.")
     ] = True,
+    materialize_references: Annotated[
+        bool,
+        typer.Option(
+            "--materialize-references",
+            help="Copy the sources of reference imports into the destination's blob store (default: keep "
+            "them as references to the same sources).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Copy a store to another backend with the same job and file IDs (resumable; verified)."""
@@ -228,7 +236,9 @@ def copy_command(
         dst = open_destination(destination, config)
         try:
             with progress_bars() as progress:
-                report = copy_store(src, dst, verify=verify, progress=progress)
+                report = copy_store(
+                    src, dst, verify=verify, materialize_references=materialize_references, progress=progress
+                )
         finally:
             dst.close()
     finally:

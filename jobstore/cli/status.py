@@ -49,6 +49,7 @@ def _print_stats(locator: str, stats: dict[str, Any]) -> None:
     table.add_row("failed jobs", f"{stats['failed_jobs']:,}")
     table.add_row("files", f"{stats['files']:,}")
     table.add_row("bytes", f"{stats['bytes']:,}")
+    table.add_row("referenced files (bytes)", f"{stats['referenced_files']:,} ({stats['referenced_bytes']:,})")
     table.add_row("shared files", f"{stats['shared_files']:,}")
     table.add_row("logs (unread)", f"{stats['logs']:,} ({stats['unread_logs']:,})")
     table.add_row("orphaned files (bytes)", f"{stats['orphaned_files']:,} ({stats['orphaned_bytes']:,})")

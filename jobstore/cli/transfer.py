@@ -57,6 +57,14 @@ def import_command(
     catalog: CatalogOption = None,
     workers: WorkersOption = 4,
     progress: ProgressOption = True,
+    reference: Annotated[
+        bool,
+        typer.Option(
+            "--reference",
+            help="Record file:, s3:// or gs:// sources by reference instead of copying them: instant, no "
+            "extra space; each read checks the source is unchanged, and jobstore never deletes it.",
+        ),
+    ] = False,
 ) -> None:
     """Import files by URL; print each new file ID with its URL."""
     if shared_name is not None and len(urls) != 1:
@@ -66,7 +74,9 @@ def import_command(
     urls = list(given) if len(given) == len(urls) else [as_url(url) for url in urls]
     items: list[str | tuple[str, str]] = [(urls[0], shared_name)] if shared_name is not None else list(urls)
     with _opened(locator, catalog) as store, _Bars(len(items), "imported", enabled=progress) as bars:
-        results = store.import_files(items, max_workers=workers, progress=bars.report)
+        results = store.import_files(
+            items, max_workers=workers, progress=bars.report, mode="reference" if reference else "copy"
+        )
     _finish(
         results,
         lambda result: f"shared:{result.shared_file_name}" if result.shared_file_name else result.file_id,

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from jobstore.blobs.maintenance import CHUNK_SIZE, BlobInfo, drain
+from jobstore.blobs.maintenance import CHUNK_SIZE, REFERENCE_KEY_PREFIX, BlobInfo, drain
 from jobstore.catalog.maintenance import FileCheckRow
 from jobstore.config import Config
 from jobstore.errors import (
@@ -90,10 +90,15 @@ def copy_store(
     destination: JobStore,
     *,
     verify: bool = True,
+    materialize_references: bool = False,
     workers: int = DEFAULT_WORKERS,
     progress: Progress = no_progress,
 ) -> CopyReport:
-    """Copy every job, file, shared file and log of ``source`` into ``destination`` (both open)."""
+    """Copy every job, file, shared file and log of ``source`` into ``destination`` (both open).
+
+    Reference imports stay references (the row is copied, the source is not), unless
+    ``materialize_references``: then each source is read (its fingerprint checked first) into a
+    blob of the destination, which owns it from then on."""
     _check_distinct(source, destination)
     report = CopyReport()
     source_rows, destination_rows = source.maintenance_catalog, destination.maintenance_catalog
@@ -124,8 +129,8 @@ def copy_store(
         present = destination_rows.existing_file_ids(ids)
         todo = [row for row in page if row["id"] not in present]
         report.files_already_there += len(page) - len(todo)
-        parallel_map(lambda row: _copy_blob(source, destination, row), todo, workers)
-        rows = [{**row, "encrypted": encrypted} for row in todo]
+        rows = parallel_map(lambda row: _copy_content(source, destination, row, materialize_references), todo, workers)
+        rows = [{**row, "encrypted": encrypted and row["reference"] is None} for row in rows]
         destination_rows.insert_file_rows(rows)
         report.files += len(todo)
         report.bytes += sum(int(row["size"]) for row in todo)
@@ -160,6 +165,9 @@ def verify_blobs(
 
         def check(row: FileCheckRow) -> str | None:
             try:
+                if row.reference is not None:
+                    store.verify_reference(row.id)
+                    return None
                 with store.blob_store.open_read(
                     row.blob_key, BlobInfo(row.size, row.checksum), f"file {row.id}"
                 ) as reader:
@@ -202,6 +210,25 @@ def _claim_destination(source: JobStore, destination: JobStore) -> None:
     destination.config.workflowID = source_workflow
     config_json = destination.config.to_json()
     destination.maintenance_catalog.set_workflow_id(source_workflow, config_json)
+
+
+def _copy_content(source: JobStore, destination: JobStore, row: dict[str, Any], materialize: bool) -> dict[str, Any]:
+    """Copy a file's bytes; the row as the destination should hold it."""
+    if row["reference"] is None:
+        _copy_blob(source, destination, row)
+        return row
+    if not materialize:
+        return row
+    # The owned key keeps the reference key's unique tail, under the owned prefix ("s/" or "f/").
+    owned = ("s/" if row["shared_name"] is not None else "f/") + str(row["blob_key"])[len(REFERENCE_KEY_PREFIX) :]
+    with (
+        source.read_file_stream(str(row["id"])) as reader,
+        destination.blob_store.open_write(owned) as (handle, pending),
+    ):
+        while chunk := reader.read(CHUNK_SIZE):
+            handle.write(chunk)
+    assert pending.info is not None
+    return {**row, "blob_key": owned, "checksum": pending.info.checksum, "reference": None}
 
 
 def _copy_blob(source: JobStore, destination: JobStore, row: dict[str, Any]) -> None:

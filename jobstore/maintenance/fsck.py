@@ -9,7 +9,10 @@ Checks, in one pass over the listing and the rows:
 * ``unreferenced_blob``: a blob no row references (an interrupted write, or damage);
 * ``orphaned_cleanup_file``: a file written with ``cleanup=True`` whose job is gone;
 * ``invalid_blob_key``: a row whose key jobstore could never have written (a tampered row);
-* ``foreign_object``: something in the blob store's prefix that jobstore did not write.
+* ``foreign_object``: something in the blob store's prefix that jobstore did not write;
+* ``reference_changed`` / ``reference_missing``: the source of a reference import was rewritten or
+  replaced (its fingerprint, or with ``verify_checksums`` its recorded CRC32C, differs) or is gone.
+  Reads of such a file fail until the source is restored; jobstore never touches the source.
 
 ``repair`` fixes what can be fixed without losing data: orphaned cleanup files are deleted (rows and
 blobs: they were due to go with their job), unreferenced blobs are condemned so that ``gc`` deletes
@@ -28,7 +31,13 @@ from typing import Any
 
 from jobstore.blobs.maintenance import BlobInfo, check_key, drain
 from jobstore.catalog.maintenance import FileCheckRow, catalog_now
-from jobstore.errors import BlobNotFoundError, ChecksumMismatchError, JobStoreError, UnsafeLocationError
+from jobstore.errors import (
+    BlobNotFoundError,
+    ChecksumMismatchError,
+    JobStoreError,
+    ReferenceChangedError,
+    UnsafeLocationError,
+)
 from jobstore.maintenance.orphans import (
     DEFAULT_WORKERS,
     check_blobs_not_shared,
@@ -143,7 +152,7 @@ def fsck(
                 continue
             if row.id not in missing_ids:
                 present.append(row)
-        for found in parallel_map(lambda row: _check_blob(store, row, verify_checksums), present, workers):
+        for found in parallel_map(lambda row: _check_row(store, row, verify_checksums), present, workers):
             if found is not None:
                 report.problems.append(found)
         progress("check files", report.checked_files, None)
@@ -186,6 +195,32 @@ def fsck(
     if repair:
         _repair(store, report, unreferenced, workers)
     return report
+
+
+def _check_row(store: JobStore, row: FileCheckRow, verify_checksum: bool) -> Problem | None:
+    return (
+        _check_blob(store, row, verify_checksum)
+        if row.reference is None
+        else _check_reference(store, row, verify_checksum)
+    )
+
+
+def _check_reference(store: JobStore, row: FileCheckRow, verify_checksum: bool) -> Problem | None:
+    """Is the source still the one imported? (a stat or a HEAD; with a recorded checksum and
+    ``verify_checksum``, one read of the source)."""
+    try:
+        store.verify_reference(row.id, read=verify_checksum and bool(row.checksum))
+    except ReferenceChangedError as error:
+        gone = "no longer exists" in str(error)
+        return Problem(
+            "reference_missing" if gone else "reference_changed",
+            row.id,
+            str(error).split(" jobstore never")[0].split(" Restore the")[0],
+            action="restore the source, or delete the file (jobstore never changes a reference's source)",
+        )
+    except JobStoreError as error:
+        return Problem("unreadable_reference", row.id, str(error), action="check access to the source")
+    return None
 
 
 def _check_blob(store: JobStore, row: FileCheckRow, verify_checksum: bool) -> Problem | None:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from jobstore.blobs.maintenance import is_reference_key
 from jobstore.catalog.maintenance import catalog_now
 from jobstore.errors import JobStoreError
 from jobstore.maintenance.durations import format_duration, parse_duration
@@ -72,7 +73,11 @@ def prune(
         gone, blobs = catalog.prune_jobs(ids, cutoff, wanted, all_files=all_files, dry_run=dry_run)
         if not dry_run:
             report.failures += [
-                key for key in parallel_map(_delete_quietly(store), [k for k, _ in blobs], workers) if key
+                key
+                for key in parallel_map(
+                    _delete_quietly(store), [k for k, _ in blobs if not is_reference_key(k)], workers
+                )
+                if key
             ]
         report.jobs += len(gone)
         report.files += len(blobs)

@@ -80,6 +80,7 @@ from jobstore.errors import (
     NoSuchFileException,
     NoSuchJobException,
     NoSuchJobStoreException,
+    UnsafeLocationError,
     UnsupportedURLError,
     URLNotFoundError,
 )
@@ -616,8 +617,11 @@ class ToilJobStore(AbstractJobStore, HintedJobStore):  # type: ignore[misc]
         return file_id
 
     def read_file(self, file_id: str, local_path: str, symlink: bool = False) -> None:
+        """As FileJobStore: a reference import is handed out as a symbolic link to its source when
+        the caller accepts one and ``symlink_job_store_reads`` is on (after its fingerprint matched)."""
+        link = symlink and bool(getattr(self._toil_config, "symlink_job_store_reads", True))
         with self._translated(file_id):
-            self._store.read_file(str(file_id), local_path)
+            self._store.read_file(str(file_id), local_path, symlink=link)
 
     @contextmanager
     def read_file_stream(
@@ -716,12 +720,19 @@ class ToilJobStore(AbstractJobStore, HintedJobStore):  # type: ignore[misc]
 
         ``ftp:`` URLs go through Toil's client: jobstore's checks sizes with ``SIZE`` (RFC 3659),
         which minimal servers such as the one Toil's own tests use do not implement.
+
+        Local files are imported by reference where FileJobStore would symlink them (Toil's
+        ``symlinkImports``, on by default, and a caller that accepts links: ``symlink`` and not
+        ``hardlink``): instant, and unlike a symlink every read checks the source is unchanged.
         """
-        if urlparse(src_uri).scheme.lower() == "ftp":
+        scheme = urlparse(src_uri).scheme.lower()
+        if scheme == "ftp":
             return super().import_file(src_uri, shared_file_name, hardlink, symlink)
+        linked = symlink and not hardlink and bool(getattr(self._toil_config, "symlinkImports", True))
+        mode = "reference" if linked and scheme in ("", "file") else "copy"
         try:
             with self._translated():
-                file_id = self._store.import_file(src_uri, shared_file_name)
+                file_id = self._import(src_uri, shared_file_name, mode)
         except UnsupportedURLError:
             return super().import_file(src_uri, shared_file_name, hardlink, symlink)
         except URLNotFoundError as error:
@@ -730,6 +741,15 @@ class ToilJobStore(AbstractJobStore, HintedJobStore):  # type: ignore[misc]
             return None
         row = self._store.file_info(file_id)
         return FileID(file_id, row.size, row.executable)
+
+    def _import(self, src_uri: str, shared_file_name: str | None, mode: str) -> str | None:
+        try:
+            return self._store.import_file(src_uri, shared_file_name, mode=mode)
+        except UnsafeLocationError:
+            if mode != "reference":
+                raise
+            # A file inside a job store's tree cannot be referenced (that store may delete it): copy it.
+            return self._store.import_file(src_uri, shared_file_name, mode="copy")
 
     def export_file(self, file_id: str, dst_uri: str) -> None:
         """Export with jobstore's URL handlers (bytes verified as they go); other schemes via Toil."""

@@ -23,11 +23,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, ClassVar, NoReturn
+from typing import IO, TYPE_CHECKING, Any, ClassVar, NoReturn
 
 import google_crc32c
 
-from jobstore.errors import TransferIntegrityError
+from jobstore.errors import TransferIntegrityError, UnsupportedURLError
+from jobstore.redact import redact_url
 
 if TYPE_CHECKING:
     from jobstore.config import Config
@@ -52,7 +53,7 @@ class ChecksumHint:
     enforced: bool
 
 
-class _Digest:
+class Digest:
     """hashlib's md5, or a CRC (crc32c through google-crc32c, crc32 through zlib), behind one face."""
 
     def __init__(self, algorithm: str) -> None:
@@ -96,7 +97,7 @@ class VerifyingReader(io.RawIOBase):
         self._what = what
         self._size = size
         self._checksum = checksum if checksum is not None and checksum.enforced else None
-        self._hash = _Digest(self._checksum.algorithm) if self._checksum is not None else None
+        self._hash = Digest(self._checksum.algorithm) if self._checksum is not None else None
         self._on_close = on_close
         self._failure: TransferIntegrityError | None = None
         self._eof = False
@@ -249,6 +250,8 @@ class UrlSource:
         checksum: a checksum the source declared, or None (see :class:`ChecksumHint`).
         basename: the last segment of the URL's path (percent-decoded), or None if it has none.
         executable: whether the source is executable (file:// only; False elsewhere).
+        fingerprint: what identifies the opened content (see :meth:`UrlHandler.fingerprint`),
+            or None where the transport cannot say.
     """
 
     def __init__(
@@ -260,8 +263,10 @@ class UrlSource:
         basename: str | None,
         executable: bool = False,
         checksum: ChecksumHint | None = None,
+        fingerprint: dict[str, Any] | None = None,
     ) -> None:
         self.url = url
+        self.fingerprint = fingerprint
         self._raw = raw
         self.stream: io.BufferedReader = io.BufferedReader(raw, buffer_size=CHUNK_SIZE)
         self.size = size
@@ -315,6 +320,17 @@ class UrlHandler(ABC):
     ) -> None:
         """Store exactly ``size`` bytes of ``reader`` at ``url``, leaving nothing partial on failure
         where the transport allows it."""
+
+    def fingerprint(self, url: str) -> dict[str, Any]:
+        """What identifies the content ``url`` names now, without reading it: ``size`` plus
+        ``mtime_ns``/``inode``/``device`` (a local file), ``etag`` (S3) or ``generation`` (GCS).
+        Reference imports record it and compare it on every read. Transports whose servers give no
+        reliable identity of the content raise UnsupportedURLError."""
+        raise UnsupportedURLError(
+            f"{redact_url(url)}: {self.schemes[0] if self.schemes else 'this'} URLs cannot be imported by "
+            "reference, because their servers give no reliable identity of the content to check on each "
+            "read (references work for file:, s3: and gs: URLs); import it with mode='copy'."
+        )
 
 
 def basename_of(path: str) -> str | None:

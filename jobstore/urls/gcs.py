@@ -106,11 +106,28 @@ class GcsHandler(UrlHandler):
             return data
 
         raw = VerifyingReader(read, what=redact_url(url), size=size, checksum=checksum, on_close=reader.close)
-        source = UrlSource(url=redact_url(url), raw=raw, size=size, basename=basename_of(name), checksum=checksum)
+        source = UrlSource(
+            url=redact_url(url),
+            raw=raw,
+            size=size,
+            basename=basename_of(name),
+            checksum=checksum,
+            fingerprint={"size": size, "generation": int(blob.generation)},
+        )
         try:
             yield source
         finally:
             source.close()
+
+    def fingerprint(self, url: str) -> dict[str, Any]:
+        """Size and generation (every overwrite of an object makes a new generation)."""
+        bucket_name, name = parse_gs_url(url)
+        client, retry, _ = self._settings()
+        with _translated(url, "look at it"):
+            blob = client.bucket(bucket_name).get_blob(name, retry=retry)
+        if blob is None:
+            raise URLNotFoundError(f"{redact_url(url)}: no such object in the bucket.")
+        return {"size": int(blob.size), "generation": int(blob.generation)}
 
     def write(
         self,

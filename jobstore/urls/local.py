@@ -15,7 +15,7 @@ import secrets
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, NoReturn
+from typing import IO, Any, NoReturn
 
 from jobstore.errors import (
     UnsafeLocationError,
@@ -109,11 +109,22 @@ class FileHandler(UrlHandler):
             size=info.st_size,
             basename=os.path.basename(path) or None,
             executable=bool(info.st_mode & stat.S_IXUSR),
+            fingerprint=_fingerprint_of(info),
         )
         try:
             yield source
         finally:
             source.close()
+
+    def fingerprint(self, url: str) -> dict[str, Any]:
+        """Size, modification time and identity (inode, device) of the file, symlinks followed."""
+        try:
+            info = os.stat(local_path_of(url))
+        except OSError as error:
+            _raise_os_error(url, "look at it", error)
+        if not stat.S_ISREG(info.st_mode):
+            raise URLAccessError(f"{redact_url(url)} is not a regular file; only regular files can be referenced.")
+        return _fingerprint_of(info)
 
     def write(
         self,
@@ -181,6 +192,11 @@ class FileHandler(UrlHandler):
 
     def __repr__(self) -> str:
         return "<FileHandler>"
+
+
+def _fingerprint_of(info: os.stat_result) -> dict[str, Any]:
+    """A rename over the file changes the inode, a write in place the mtime (nanoseconds)."""
+    return {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "inode": info.st_ino, "device": info.st_dev}
 
 
 def _unlink_quietly(path: str) -> None:

@@ -103,11 +103,28 @@ class S3Handler(UrlHandler):
             return data
 
         raw = VerifyingReader(read, what=redact_url(url), size=size, checksum=checksum, on_close=body.close)
-        source = UrlSource(url=redact_url(url), raw=raw, size=size, basename=basename_of(key), checksum=checksum)
+        source = UrlSource(
+            url=redact_url(url),
+            raw=raw,
+            size=size,
+            basename=basename_of(key),
+            checksum=checksum,
+            fingerprint=_fingerprint_of(response),
+        )
         try:
             yield source
         finally:
             source.close()
+
+    def fingerprint(self, url: str) -> dict[str, Any]:
+        """Size, ETag and (in a versioned bucket) version ID, from one HeadObject."""
+        bucket, key = parse_s3_url(url)
+        client, endpoint = self._client()
+        try:
+            response = client.head_object(Bucket=bucket, Key=key)
+        except s3_provider.PROVIDER_ERRORS as error:
+            _raise_url_error(url, "look at it", error, endpoint)
+        return _fingerprint_of(response)
 
     def write(
         self,
@@ -153,6 +170,14 @@ class S3Handler(UrlHandler):
 
     def __repr__(self) -> str:
         return "<S3Handler>"
+
+
+def _fingerprint_of(response: dict[str, Any]) -> dict[str, Any]:
+    """An overwrite gives the object a new ETag (and a new version ID where versioning is on)."""
+    found: dict[str, Any] = {"size": int(response["ContentLength"]), "etag": str(response.get("ETag", ""))}
+    if response.get("VersionId") not in (None, "null"):
+        found["version_id"] = str(response["VersionId"])
+    return found
 
 
 def declared_checksum(response: dict[str, Any]) -> ChecksumHint | None:
