@@ -62,6 +62,7 @@ GOALS: tuple[Goal, ...] = (
     Goal("W9", "orphaned_file_ids", "seconds", 2),
     Goal("W9", "stats", "seconds", 2),
     Goal("W10", "", "no lost update"),
+    Goal("W11", "import_file", "seconds", 0.05),
 )
 
 

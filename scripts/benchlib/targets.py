@@ -32,7 +32,7 @@ REQUIREMENTS: dict[str, Any] = {"memory": 2 * 1024**3, "cores": 1, "disk": 2 * 1
 
 JOB_WORKLOADS = frozenset({"W1", "W2", "W3", "W4", "W5", "W6"})
 FILE_WORKLOADS = frozenset({"W7", "W8"})
-ALL_WORKLOADS = JOB_WORKLOADS | FILE_WORKLOADS | {"W9", "W10"}
+ALL_WORKLOADS = JOB_WORKLOADS | FILE_WORKLOADS | {"W9", "W10", "W11"}
 
 
 class Session:
@@ -324,7 +324,10 @@ TARGETS: dict[str, Target] = {
             "raw-sqlite",
             "sqlite3 directly: WAL, synchronous=NORMAL, one-row commits, one transaction per batch; "
             "W7: a plain file per blob and its row committed per operation",
-            skips={"W8": "raw-sqlite's files are small-file floors; raw-copy is W8's"},
+            skips={
+                "W8": "raw-sqlite's files are small-file floors; raw-copy is W8's",
+                "W11": "raw-sqlite has no imports",
+            },
         ),
         RawCopyTarget(
             "raw-copy",

@@ -432,6 +432,40 @@ def w10_concurrent(session: Session, case: Case, p: Params, workdir: Path) -> li
     return [m]
 
 
+def w11_cases(p: Params) -> list[Case]:
+    return [{"size": "1GiB"}, {"size": "10GiB"}]
+
+
+def w11_reference_import(session: Session, case: Case, p: Params, workdir: Path) -> list[Metric]:
+    """Import a local file without copying it (jobstore's reference mode; Toil's symlinked import
+    under its default ``symlinkImports``), then read it back as a link. The source is sparse:
+    neither a reference nor a symlink reads the bytes, so its size is all that matters."""
+    store = session.store
+    size = {"1GiB": 1024**3, "10GiB": 10 * 1024**3}[str(case["size"])]
+    source = workdir / "reference-source.bin"
+    with open(source, "wb") as handle:
+        handle.truncate(size)
+    native = type(store).__module__.startswith("jobstore.store")
+    with Stopwatch() as sw:
+        if native:
+            file_id = store.import_file(source.as_uri(), mode="reference")
+        else:  # the Toil interface: symlink=True is its default, symlinkImports the config's
+            file_id = store.import_file(source.as_uri())
+    imported = metric("import_file", sw, 1, "imports", bytes=size)
+    out = workdir / "reference-out.bin"
+    with Stopwatch() as sw:
+        store.read_file(file_id, str(out), symlink=True)
+    linked = metric("read_file (symlink ok)", sw, 1, "reads", symlink=out.is_symlink())
+    if out.stat().st_size != size:
+        raise AssertionError(f"read_file produced {out.stat().st_size} bytes, expected {size}")
+    out.unlink()
+    store.delete_file(file_id)
+    if source.stat().st_size != size:
+        raise AssertionError("deleting the imported file changed its source")
+    source.unlink()
+    return [imported, linked]
+
+
 def _child_opts() -> dict[str, Any]:
     import json
 
@@ -478,6 +512,14 @@ WORKLOADS: dict[str, Workload] = {
             "on ConcurrentFileModificationException; checks no update is lost",
             w10_concurrent,
             w10_cases,
+        ),
+        Workload(
+            "W11",
+            "reference import",
+            "import_file of a sparse 1 GiB and 10 GiB local file without copying it (jobstore: "
+            'mode="reference"; Toil: symlinkImports), then read_file with symlink=True',
+            w11_reference_import,
+            w11_cases,
         ),
     )
 }
