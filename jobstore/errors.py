@@ -72,6 +72,15 @@ class JobStoreExistsException(JobStoreError):
         )
 
 
+class LeaseHeldError(JobStoreError):
+    """Another live leader holds the store's leader lease."""
+
+
+class LeaseLostError(JobStoreError):
+    """This process's leader lease expired and another leader took the store over: its writes
+    are refused from then on."""
+
+
 class NoSuchJobStoreException(JobStoreError):
     """resume() (or another call) named a job store that does not exist."""
 

@@ -16,6 +16,7 @@ that check the locator's kind; ``JobStore`` takes any locator.
 
 from __future__ import annotations
 
+import atexit
 import io
 import logging
 import os
@@ -47,6 +48,7 @@ from jobstore.errors import (
     PublicURLError,
 )
 from jobstore.job import JobDescription, deserialise_description, serialise_description
+from jobstore.lease import DEFAULT_LEASE_SECONDS, LeaderLease, acquire
 from jobstore.locator import SQLITE_CATALOG_NAME, StoreLocation, parse_locator
 from jobstore.placement import (
     apply_locator_defaults,
@@ -63,6 +65,7 @@ from jobstore.transfer import ProgressReader, copy_with_progress, put_local_file
 
 if TYPE_CHECKING:
     from jobstore.catalog.maintenance import MaintenanceCatalog
+    from jobstore.catalog.rows import LeaseRow
     from jobstore.urls.references import Reference
 
 log = logging.getLogger(__name__)
@@ -160,6 +163,7 @@ class JobStore(AbstractJobStore):
         self._blobs: BlobStore | None = None
         self._store_id: int | None = None
         self._blob_lifecycle = BlobLifecycle()
+        self._lease: LeaderLease | None = None
 
     def __repr__(self) -> str:
         state = "open" if self._store_id is not None else "not opened"
@@ -240,6 +244,7 @@ class JobStore(AbstractJobStore):
             except NoSuchJobStoreException:
                 remove_store_directory(self._location)
                 return
+        self.release_leader_lease()
         catalog, blobs, store_id = self._require()
         blobs.check_owner(blob_owner(self._location.store_name, self.config.workflowID))
         blobs.destroy()
@@ -251,7 +256,9 @@ class JobStore(AbstractJobStore):
         remove_store_directory(self._location)
 
     def close(self) -> None:
-        """Release the catalog's connections (the store can be resumed again later)."""
+        """Release the leader lease, if held, and the catalog's connections (the store can be
+        resumed again later)."""
+        self.release_leader_lease()
         if self._catalog is not None:
             self._catalog.dispose()
 
@@ -287,7 +294,44 @@ class JobStore(AbstractJobStore):
 
     def _operations(self) -> tuple[CatalogOperations, int]:
         catalog, _, store_id = self._require()
+        if self._lease is not None:
+            self._lease.check()  # a leader that lost its lease writes nothing more
         return catalog.operations, store_id
+
+    # --- the leader lease --------------------------------------------------------------------
+
+    def acquire_leader_lease(self, *, take_over: bool = False, seconds: float = DEFAULT_LEASE_SECONDS) -> LeaderLease:
+        """Become the store's only leader (docs/RELIABILITY.md, "One leader per store").
+
+        Takes the store's lease: created if there is none, taken if it expired or its holder was
+        a process of this host that has exited, and with ``take_over=True`` taken from a live
+        holder (logged). Raises LeaseHeldError naming the holder otherwise. A heartbeat thread
+        renews it every ``seconds / 3``; from then on every operation of this object first checks
+        that the lease is still this process's, and raises LeaseLostError once another leader took
+        it over. ``close()`` (or ``release_leader_lease()``) lets it go. Reading the store from
+        other processes (workers, ``jobstore status``) never needs the lease.
+        """
+        if self._lease is not None and self._lease.held:
+            return self._lease
+        catalog, _, store_id = self._require()
+        self._lease = acquire(
+            catalog.operations, store_id, redact_url(self.locator), take_over=take_over, seconds=seconds
+        )
+        # A leader that exits without close() lets the lease go too (the next one need not wait).
+        atexit.register(self.release_leader_lease)
+        return self._lease
+
+    def release_leader_lease(self) -> None:
+        """Give the lease up at once (the next leader need not wait for it to expire)."""
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            atexit.unregister(self.release_leader_lease)
+            lease.release()
+
+    def leader_lease(self) -> LeaseRow | None:
+        """The store's lease as the catalog records it (holder, attempt, expiry), or None."""
+        catalog, _, store_id = self._require()
+        return catalog.operations.get_lease(store_id)
 
     @contextmanager
     def batch(self) -> Iterator[None]:

@@ -87,7 +87,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("jobstore.cli",),
     ("jobstore.demo", "jobstore.maintenance", "jobstore.toil"),
     ("jobstore.store",),
-    ("jobstore.blob_lifecycle", "jobstore.transfer"),
+    ("jobstore.blob_lifecycle", "jobstore.lease", "jobstore.transfer"),
     ("jobstore.abstract", "jobstore.placement"),
     ("jobstore.catalog", "jobstore.blobs", "jobstore.urls"),
     ("jobstore.providers",),

@@ -398,3 +398,31 @@ def test_0006_file_references_down_and_up(
         assert handle.read() == b"referenced"
     assert source.read_bytes() == b"referenced"
     reopened.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_0007_leader_leases_down_and_up(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """0007 adds the ``leases`` table: down to 0006 drops it (a lease is only ever a running
+    leader's), back up recreates it empty, and a leader can take the lease again."""
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from jobstore import create_job_store
+
+    url = _catalog_url(kind, tmp_path, request)
+    store = create_job_store(f"sql:{url}#wf")
+    store.initialize(Config(blobStore=f"file://{tmp_path}/blobs"))
+    assert store.acquire_leader_lease(seconds=30).attempt == 1
+    store.close()
+    catalog = Catalog(url)
+    with catalog.engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "0006")
+    with catalog.engine.begin() as connection:
+        assert "leases" not in inspect(connection).get_table_names()
+    assert upgrade(catalog.engine) == ("0006", head_revision())
+    catalog.dispose()
+    reopened = create_job_store(f"sql:{url}#wf")
+    reopened.resume()
+    assert reopened.leader_lease() is None
+    assert reopened.acquire_leader_lease(seconds=30).attempt == 1
+    reopened.close()

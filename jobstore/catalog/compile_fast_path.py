@@ -27,7 +27,7 @@ from sqlalchemy.types import TypeEngine
 
 from jobstore.catalog import queries
 from jobstore.catalog.rows import JOB_FIELD_NAMES
-from jobstore.catalog.schema import files, jobs
+from jobstore.catalog.schema import files, jobs, leases
 
 #: dialect name -> (the dialect compiled for, positional parameters; the generated module)
 _POSTGRES: Any = psycopg_dialect.dialect(paramstyle="format")  # type: ignore[no-untyped-call]
@@ -40,6 +40,7 @@ JOB_INSERT_COLUMNS = ["store_id", "version", "created_at", "updated_at", *JOB_FI
 FILE_INSERT_COLUMNS = [c.key for c in files.columns]
 LOG_INSERT_COLUMNS = ["store_id", "message", "is_read", "created_at"]
 STORE_INSERT_COLUMNS = ["name", "blob_url", "workflow_id", "config_json", "created_at"]
+LEASE_INSERT_COLUMNS = [c.key for c in leases.columns]
 
 
 def _constructs(dialect: str) -> dict[str, tuple[Any, list[str] | None]]:
@@ -74,6 +75,10 @@ def _constructs(dialect: str) -> dict[str, tuple[Any, list[str] | None]]:
         "job_file_summary": (queries._JOB_FILE_SUMMARY, None),
         "revision_and_store": (queries.revision_and_store(), None),
         "insert_store": (queries.insert_store_ignoring_conflicts(dialect), STORE_INSERT_COLUMNS),
+        "insert_lease": (queries._insert_ignoring_conflicts(leases, dialect), LEASE_INSERT_COLUMNS),
+        "take_lease": (queries._TAKE_LEASE, None),
+        "renew_lease": (queries._RENEW_LEASE, None),
+        "select_lease": (queries._SELECT_LEASE, None),
     }
     if dialect == "postgresql":  # data-modifying WITH clauses: SQLite has none
         constructs["delete_job_with_cleanup_files"] = (queries.delete_job_with_cleanup_files(), None)

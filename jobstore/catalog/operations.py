@@ -29,7 +29,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 from jobstore.catalog.compiled import (
@@ -40,7 +40,7 @@ from jobstore.catalog.compiled import (
 )
 from jobstore.catalog.postgres_statements import STATEMENTS as POSTGRES_STATEMENTS
 from jobstore.catalog.retry import is_catalog_error, is_transient, run_with_retries
-from jobstore.catalog.rows import FileRow, JobFields, NewFile, StoreRow, utc_now
+from jobstore.catalog.rows import FileRow, JobFields, LeaseRow, NewFile, StoreRow, utc_now
 from jobstore.catalog.sqlite_pragmas import connection_pragmas
 from jobstore.catalog.sqlite_statements import STATEMENTS as SQLITE_STATEMENTS
 from jobstore.errors import CatalogError, CatalogUnavailableError, JobStoreError, batch_id_taken
@@ -554,13 +554,45 @@ class CatalogOperations:
     @_operation("delete the store's rows")
     def delete_store(self, store_id: int) -> None:
         """A store's rows in every table, then its own row, in one transaction."""
-        names = ("delete_store_logs", "delete_store_files", "delete_store_jobs", "delete_store_condemned_blobs")
+        names = (
+            "delete_store_logs",
+            "delete_store_files",
+            "delete_store_jobs",
+            "delete_store_condemned_blobs",
+            "delete_store_leases",
+        )
 
         def work(_: Any) -> None:
             for name in (*names, "delete_store_row"):
                 self._rowcount(name, {"sid": store_id})
 
         self._in_transaction(work)
+
+    # --- the leader lease ----------------------------------------------------------------------
+
+    @_operation("take the leader lease")
+    def take_lease(self, store_id: int, holder: str, now: datetime, expires: datetime, expected: int) -> int | None:
+        """Create the store's lease, or take it if it expired or is still the attempt ``expected``
+        (a takeover of the lease the caller saw; 0 for none). The new attempt, or None when another
+        holder has it (which may be this call's own first try, whose reply was lost: compare the
+        holder, which is unique to the acquisition)."""
+        values = {"store_id": store_id, "attempt": 1, "holder": holder, "acquired_at": now, "expires_at": expires}
+        if self._one("insert_lease", values) is not None:
+            return 1
+        row = self._one(
+            "take_lease", {"sid": store_id, "now": now, "expires": expires, "expected": expected, "holder": holder}
+        )
+        return None if row is None else int(row[0])
+
+    @_operation("renew the leader lease")
+    def renew_lease(self, store_id: int, attempt: int, expires: datetime) -> bool:
+        """Push the lease's expiry to ``expires`` if it is still ``attempt``; False if it was taken."""
+        return self._rowcount("renew_lease", {"sid": store_id, "attempt": attempt, "expires": expires}) == 1
+
+    @_operation("read the leader lease")
+    def get_lease(self, store_id: int) -> LeaseRow | None:
+        row = self._one("select_lease", {"sid": store_id})
+        return None if row is None else LeaseRow(int(row[0]), str(row[1]), _aware(row[2]), _aware(row[3]))
 
     @_operation("look up the store")
     def revision_and_store(self, name: str) -> tuple[str | None, StoreRow | None]:
@@ -594,6 +626,11 @@ class CatalogOperations:
         if existing is not None and existing.workflow_id == workflow_id and existing.blob_url == blob_url:
             return existing.id
         return None
+
+
+def _aware(moment: datetime) -> datetime:
+    """UTC with its zone: SQLite hands timestamps back without one."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _content_parameters(store_id: int, file_id: str, expected_version: int, values: dict[str, Any]) -> dict[str, Any]:

@@ -80,6 +80,13 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "result": [],
         "sql": "DELETE FROM jobs WHERE jobs.store_id = %s::INTEGER",
     },
+    "delete_store_leases": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [],
+        "sql": "DELETE FROM leases WHERE leases.store_id = %s::INTEGER",
+    },
     "delete_store_logs": {
         "bind": [None],
         "defaults": {},
@@ -342,6 +349,15 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "unit_name, state, remaining_tries, memory, cores, disk, description, "
         "write_token)",
     },
+    "insert_lease": {
+        "bind": [None, None, None, None, None],
+        "defaults": {},
+        "names": ["store_id", "attempt", "holder", "acquired_at", "expires_at"],
+        "result": [None],
+        "sql": "INSERT INTO leases (store_id, attempt, holder, acquired_at, expires_at) VALUES "
+        "(%s::INTEGER, %s::BIGINT, %s::VARCHAR, %s::TIMESTAMP WITH TIME ZONE, %s::TIMESTAMP "
+        "WITH TIME ZONE) ON CONFLICT DO NOTHING RETURNING leases.store_id",
+    },
     "insert_log": {
         "bind": [None, None, "boolean", None],
         "defaults": {},
@@ -417,6 +433,14 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "sql": "SELECT logs.seq, logs.message \n"
         "FROM logs \n"
         "WHERE logs.store_id = %s::INTEGER AND logs.is_read IS true ORDER BY logs.seq",
+    },
+    "renew_lease": {
+        "bind": [None, None, None],
+        "defaults": {},
+        "names": ["expires", "sid", "attempt"],
+        "result": [],
+        "sql": "UPDATE leases SET expires_at=%s::TIMESTAMP WITH TIME ZONE WHERE leases.store_id = "
+        "%s::INTEGER AND leases.attempt = %s::BIGINT",
     },
     "replace_file_content": {
         "bind": [None, None, None, None, "boolean", "boolean", None, None, None, None, None, None],
@@ -494,6 +518,25 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "stores.blob_url, stores.workflow_id, stores.config_json, stores.created_at \n"
         "FROM jobstore_alembic_version LEFT OUTER JOIN stores ON stores.name = "
         "%s::VARCHAR",
+    },
+    "select_lease": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [None, None, None, None],
+        "sql": "SELECT leases.attempt, leases.holder, leases.acquired_at, leases.expires_at \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = %s::INTEGER",
+    },
+    "take_lease": {
+        "bind": [None, None, None, None, None, None, None],
+        "defaults": {"attempt_1": 1},
+        "names": ["attempt_1", "holder", "now", "expires", "sid", "now", "expected"],
+        "result": [None],
+        "sql": "UPDATE leases SET attempt=(leases.attempt + %s::BIGINT), holder=%s::VARCHAR, "
+        "acquired_at=%s::TIMESTAMP WITH TIME ZONE, expires_at=%s::TIMESTAMP WITH TIME ZONE "
+        "WHERE leases.store_id = %s::INTEGER AND (leases.expires_at < %s::TIMESTAMP WITH TIME "
+        "ZONE OR leases.attempt = %s::BIGINT) RETURNING leases.attempt",
     },
     "unclaim_log": {
         "bind": ["boolean", None, None],

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     Table,
@@ -32,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import BindParameter
 
 from jobstore.catalog.rows import JOB_FIELD_NAMES
-from jobstore.catalog.schema import VERSION_TABLE, condemned_blobs, files, jobs, logs, stores
+from jobstore.catalog.schema import VERSION_TABLE, condemned_blobs, files, jobs, leases, logs, stores
 
 _FILE_COLUMNS = (
     files.c.id,
@@ -80,7 +81,7 @@ _UNCLAIM_LOG = update(logs).where(logs.c.store_id == _store_id, logs.c.seq == bi
 DELETE_STORE_ROWS = {
     **{
         f"delete_store_{each.name}": delete(each).where(each.c.store_id == _store_id)
-        for each in (logs, files, jobs, condemned_blobs)
+        for each in (logs, files, jobs, condemned_blobs, leases)
     },
     "delete_store_row": delete(stores).where(stores.c.id == _store_id),
 }
@@ -319,4 +320,34 @@ _JOB_FILE_SUMMARY = (
     .where(jobs.c.store_id == _store_id)
     .group_by(jobs.c.id, jobs.c.name, jobs.c.state)
     .order_by(_BYTES_OWNED.desc(), jobs.c.name)
+)
+
+
+# --- the leader lease -------------------------------------------------------------------------
+
+_lease_now = bindparam("now", type_=DateTime(timezone=True))
+_lease_expires = bindparam("expires", type_=DateTime(timezone=True))
+#: Take a lease that has expired, or the very lease (``expected``: its attempt) the caller saw and
+#: chose to take over; the new attempt, or no row when neither holds (someone else holds it).
+_TAKE_LEASE = (
+    update(leases)
+    .where(
+        leases.c.store_id == _store_id,
+        (leases.c.expires_at < _lease_now) | (leases.c.attempt == bindparam("expected", type_=BigInteger)),
+    )
+    .values(
+        attempt=leases.c.attempt + 1,
+        holder=bindparam("holder", type_=Text),
+        acquired_at=_lease_now,
+        expires_at=_lease_expires,
+    )
+    .returning(leases.c.attempt)
+)
+_RENEW_LEASE = (
+    update(leases)
+    .where(leases.c.store_id == _store_id, leases.c.attempt == bindparam("attempt", type_=BigInteger))
+    .values(expires_at=_lease_expires)
+)
+_SELECT_LEASE = select(leases.c.attempt, leases.c.holder, leases.c.acquired_at, leases.c.expires_at).where(
+    leases.c.store_id == _store_id
 )

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 #: The newest revision of this code's migrations. A constant, so that checking a catalog's revision
 #: needs neither Alembic nor SQLAlchemy; tests/test_migrations.py checks it against the scripts.
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 
 
 def utc_now() -> datetime:
@@ -48,6 +48,15 @@ class FileRow(NamedTuple):
     updated_at: datetime
     #: The source's fingerprint (JSON) when the file is a reference import, else None.
     reference: str | None = None
+
+
+class LeaseRow(NamedTuple):
+    """A store's leader lease as the catalog holds it."""
+
+    attempt: int
+    holder: str
+    acquired_at: datetime
+    expires_at: datetime
 
 
 class NewFile(NamedTuple):

@@ -141,3 +141,18 @@ condemned_blobs = Table(
     Column("size", BigInteger, nullable=True),
     Column("condemned_at", DateTime(timezone=True), nullable=False),
 )
+
+
+#: The leader lease of each store (migration 0007): at most one leader at a time. ``attempt`` only
+#: grows (each acquisition or takeover adds one), so it is the fencing token; ``expires_at`` is
+#: pushed forward by the holder's heartbeat, and a lease past it may be taken by anyone.
+leases = Table(
+    "leases",
+    metadata,
+    Column("store_id", Integer, ForeignKey("stores.id", ondelete="CASCADE"), primary_key=True),
+    Column("attempt", BigInteger, nullable=False),
+    # JSON: host, pid, user, started (the process's start), nonce (unique to one acquisition).
+    Column("holder", Text, nullable=False),
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)

@@ -101,6 +101,20 @@ SNAPSHOT: dict[str, Any] = {
             "CASCADE\n"
             ")",
         ),
+        (
+            "table",
+            "leases",
+            "CREATE TABLE leases (\n"
+            "\tstore_id INTEGER NOT NULL, \n"
+            "\tattempt BIGINT NOT NULL, \n"
+            "\tholder TEXT NOT NULL, \n"
+            "\tacquired_at DATETIME NOT NULL, \n"
+            "\texpires_at DATETIME NOT NULL, \n"
+            "\tCONSTRAINT pk_leases PRIMARY KEY (store_id), \n"
+            "\tCONSTRAINT fk_leases_store_id_stores FOREIGN KEY(store_id) REFERENCES stores (id) ON DELETE "
+            "CASCADE\n"
+            ")",
+        ),
         ("index", "ix_jobs_store_id_state", "CREATE INDEX ix_jobs_store_id_state ON jobs (store_id, state)"),
         (
             "index",
@@ -188,7 +202,7 @@ SNAPSHOT: dict[str, Any] = {
             "f.job_id)",
         ),
     ],
-    "revision": "0006",
+    "revision": "0007",
     "statistics": [
         ("condemned_blobs", "sqlite_autoindex_condemned_blobs_1", "10000 10000 1"),
         ("files", "ix_files_store_id_job_id", "1000000 1000000 10"),
@@ -198,5 +212,5 @@ SNAPSHOT: dict[str, Any] = {
         ("jobs", "sqlite_autoindex_jobs_1", "100000 100000 1"),
         ("logs", "ix_logs_store_id_is_read_seq", "100000 100000 50000 1"),
     ],
-    "versions": [("0006",)],
+    "versions": [("0007",)],
 }

@@ -61,6 +61,13 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "result": [],
         "sql": "DELETE FROM jobs WHERE jobs.store_id = ?",
     },
+    "delete_store_leases": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [],
+        "sql": "DELETE FROM leases WHERE leases.store_id = ?",
+    },
     "delete_store_logs": {
         "bind": [None],
         "defaults": {},
@@ -305,6 +312,14 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "memory, cores, disk, description, created_at, updated_at, write_token) VALUES (?, "
         "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     },
+    "insert_lease": {
+        "bind": [None, None, None, "datetime", "datetime"],
+        "defaults": {},
+        "names": ["store_id", "attempt", "holder", "acquired_at", "expires_at"],
+        "result": [None],
+        "sql": "INSERT INTO leases (store_id, attempt, holder, acquired_at, expires_at) VALUES (?, "
+        "?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING store_id",
+    },
     "insert_log": {
         "bind": [None, None, "boolean", "datetime"],
         "defaults": {},
@@ -379,6 +394,13 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "FROM logs \n"
         "WHERE logs.store_id = ? AND logs.is_read IS 1 ORDER BY logs.seq",
     },
+    "renew_lease": {
+        "bind": ["datetime", None, None],
+        "defaults": {},
+        "names": ["expires", "sid", "attempt"],
+        "result": [],
+        "sql": "UPDATE leases SET expires_at=? WHERE leases.store_id = ? AND leases.attempt = ?",
+    },
     "replace_file_content": {
         "bind": [None, None, None, None, "boolean", "boolean", None, "datetime", None, None, None, None],
         "defaults": {"version_1": 1},
@@ -410,6 +432,24 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "sql": "SELECT jobstore_alembic_version.version_num, stores.id, stores.name, "
         "stores.blob_url, stores.workflow_id, stores.config_json, stores.created_at \n"
         "FROM jobstore_alembic_version LEFT OUTER JOIN stores ON stores.name = ?",
+    },
+    "select_lease": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [None, None, "datetime", "datetime"],
+        "sql": "SELECT leases.attempt, leases.holder, leases.acquired_at, leases.expires_at \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = ?",
+    },
+    "take_lease": {
+        "bind": [None, None, "datetime", "datetime", None, "datetime", None],
+        "defaults": {"attempt_1": 1},
+        "names": ["attempt_1", "holder", "now", "expires", "sid", "now", "expected"],
+        "result": [None],
+        "sql": "UPDATE leases SET attempt=(leases.attempt + ?), holder=?, acquired_at=?, "
+        "expires_at=? WHERE leases.store_id = ? AND (leases.expires_at < ? OR leases.attempt "
+        "= ?) RETURNING attempt",
     },
     "unclaim_log": {
         "bind": ["boolean", None, None],

@@ -85,6 +85,7 @@ from jobstore.errors import (
     URLNotFoundError,
 )
 from jobstore.job import JobDescription as StoredDescription
+from jobstore.lease import DEFAULT_LEASE_SECONDS
 from jobstore.store import JobStore, create_job_store
 
 # Toil runs its leader, workers and utilities at INFO: keep Alembic's INFO lines (schema
@@ -98,6 +99,10 @@ PREFIX = "jobstore"
 #: Environment variables read when a Toil workflow creates its store (``initialize``).
 BLOB_STORE_ENV_VAR = "JOBSTORE_BLOB_STORE"
 SETTINGS_ENV_VAR = "JOBSTORE_SETTINGS"
+#: Set to 1 for a leader that must take the store over from a live lease (logged).
+TAKE_OVER_ENV_VAR = "JOBSTORE_TAKE_OVER_LEASE"
+#: The leader lease's length in seconds (default jobstore.lease.DEFAULT_LEASE_SECONDS).
+LEASE_SECONDS_ENV_VAR = "JOBSTORE_LEASE_SECONDS"
 
 #: The stored description's attribute that holds Toil's pickled JobDescription (base64).
 PICKLE_ATTRIBUTE = "toilPickle"
@@ -320,6 +325,19 @@ class ToilJobStore(AbstractJobStore, HintedJobStore):  # type: ignore[misc]
         if config.workflowID is None:
             raise JobStoreError(f"The Toil config stored in {self.locator!r} has no workflow ID; the store is damaged.")
         self._toil_config = config
+
+    def write_leader_pid(self) -> None:
+        """Toil's leader calls this first when it starts or restarts a workflow (workers never do):
+        the moment to become the store's only leader. A second leader (a ``--restart`` while the
+        workflow still runs) fails here with LeaseHeldError naming the first; one whose process is
+        gone is replaced at once on its own host, after its lease expires elsewhere.
+        ``JOBSTORE_TAKE_OVER_LEASE=1`` takes over a live lease; ``JOBSTORE_LEASE_SECONDS`` sets its
+        length."""
+        take_over = os.environ.get(TAKE_OVER_ENV_VAR, "").strip().lower() in ("1", "true", "yes")
+        seconds = float(os.environ.get(LEASE_SECONDS_ENV_VAR) or DEFAULT_LEASE_SECONDS)
+        with self._translated():
+            self._store.acquire_leader_lease(take_over=take_over, seconds=seconds)
+        super().write_leader_pid()
 
     def destroy(self) -> None:
         """Delete the store's rows and blobs (idempotent, also for a store that was never opened)."""

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -90,6 +91,18 @@ def test_features_workflow_and_toil_utilities(toil_env: dict[str, str], tmp_path
     assert not (workdir / "store").exists()
 
 
+def _crash(leader: subprocess.Popen[Any]) -> None:
+    """A crash of the leader's machine: the leader and every worker it started (Toil starts
+    workers in sessions of their own, so the process group is not enough) die at once."""
+    processes = [leader.pid] + [child.pid for child in psutil.Process(leader.pid).children(recursive=True)]
+    for pid in processes:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    leader.wait()
+
+
 def _kill_halfway_and_restart(env: dict[str, str], locator: str, workdir: Path) -> tuple[collections.Counter[str], str]:
     """Start the restartable workflow, SIGKILL its leader (and workers) while the gate job waits,
     take ``toil status`` of the halted workflow, open the gate, restart with --restart; return the
@@ -112,15 +125,7 @@ def _kill_halfway_and_restart(env: dict[str, str], locator: str, workdir: Path) 
             time.sleep(0.2)
         time.sleep(2)  # let the leader record the finished quick jobs, as it would in a real crash window
     finally:
-        # A crash of the leader's machine: the leader and every worker it started (Toil starts
-        # workers in sessions of their own, so the process group is not enough) die at once.
-        processes = [leader.pid] + [child.pid for child in psutil.Process(leader.pid).children(recursive=True)]
-        for pid in processes:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        leader.wait()
+        _crash(leader)
     halted_status = toil_command(env, "status", locator).stdout
     (workdir / "open-gate").touch()
     run_workflow(env, locator, "restartable", workdir, "--restart")
@@ -181,24 +186,37 @@ def test_workflow_on_postgres_and_s3(
     toil_command(env, "clean", locator)
 
 
-def test_toil_kill_stops_the_leader_and_the_workflow_restarts(toil_env: dict[str, str], tmp_path: Path) -> None:
-    """``toil kill jobstore:...`` finds the leader through the store (its PID and node ID are
-    shared files) and stops it; the killed workflow then finishes with ``--restart``."""
+def _start_until_gate(env: dict[str, str], tmp_path: Path) -> tuple[Path, str, list[str], subprocess.Popen[str]]:
+    """Start the restartable workflow on a jobstore:file: store and wait until its gate job waits
+    (for a file that is not there yet); the work dir, locator, command and running leader."""
     workdir = tmp_path / "run"
     workdir.mkdir()
     locator = f"jobstore:file:{tmp_path / 'store'}"
     command = [sys.executable, str(SCRIPT), locator, "restartable", str(workdir), *TOIL_OPTIONS]
     leader = subprocess.Popen(
-        command, env=toil_env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        command,
+        env=env,
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        text=True,
     )
+    deadline = time.monotonic() + 180
+    while executions(workdir)["gate"] < 1:
+        if leader.poll() is not None:
+            errors = leader.stderr.read()[-4000:] if leader.stderr else ""
+            raise AssertionError(f"the leader exited early:\n{errors}")
+        assert time.monotonic() < deadline, "the workflow never reached its gate job"
+        time.sleep(0.2)
+    return workdir, locator, command, leader
+
+
+def test_toil_kill_stops_the_leader_and_the_workflow_restarts(toil_env: dict[str, str], tmp_path: Path) -> None:
+    """``toil kill jobstore:...`` finds the leader through the store (its PID and node ID are
+    shared files) and stops it; the killed workflow then finishes with ``--restart``."""
+    workdir, locator, _, leader = _start_until_gate(toil_env, tmp_path)
     try:
-        deadline = time.monotonic() + 180
-        while executions(workdir)["gate"] < 1:  # the gate job waits for a file that is not there yet
-            if leader.poll() is not None:
-                errors = leader.stderr.read()[-4000:] if leader.stderr else ""
-                raise AssertionError(f"the leader exited early:\n{errors}")
-            assert time.monotonic() < deadline, "the workflow never reached its gate job"
-            time.sleep(0.2)
         toil_command(toil_env, "kill", locator)
         assert leader.wait(timeout=120) != 0, "the killed leader reported success"
     finally:
@@ -213,6 +231,27 @@ def test_toil_kill_stops_the_leader_and_the_workflow_restarts(toil_env: dict[str
             except (psutil.NoSuchProcess, ProcessLookupError):
                 pass
         leader.wait()
+    (workdir / "open-gate").touch()
+    run_workflow(toil_env, locator, "restartable", workdir, "--restart")
+    assert (workdir / "result.txt").read_text() == "45:opened"
+
+
+def test_a_second_restart_of_a_running_workflow_fails_at_once(toil_env: dict[str, str], tmp_path: Path) -> None:
+    """While a leader runs the workflow, ``--restart`` from another process fails at once with
+    the leader lease's message (and changes nothing); once that leader is SIGKILLed, a restart
+    takes over (its holder's process is gone) and finishes the workflow."""
+    workdir, locator, command, leader = _start_until_gate(toil_env, tmp_path)
+    try:
+        started = time.monotonic()
+        second = subprocess.run(
+            [*command, "--restart"], env=toil_env, cwd=workdir, capture_output=True, text=True, timeout=120
+        )
+        assert second.returncode != 0
+        assert "already has a leader" in second.stderr and "JOBSTORE_TAKE_OVER_LEASE" in second.stderr
+        assert time.monotonic() - started < 60  # at once, not after a lease period
+        assert leader.poll() is None  # the running leader is unharmed
+    finally:
+        _crash(leader)
     (workdir / "open-gate").touch()
     run_workflow(toil_env, locator, "restartable", workdir, "--restart")
     assert (workdir / "result.txt").read_text() == "45:opened"
