@@ -32,7 +32,7 @@ from jobstore.catalog.operations import CatalogOperations
 from jobstore.catalog.rows import LeaseRow, utc_now
 from jobstore.errors import InvalidArgumentError, LeaseHeldError, LeaseLostError
 
-__all__ = ["DEFAULT_LEASE_SECONDS", "LeaderLease", "acquire", "describe_holder"]
+__all__ = ["DEFAULT_LEASE_SECONDS", "LeaderLease", "acquire", "describe_holder", "describe_lease"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,17 @@ def describe_holder(row: LeaseRow) -> str:
         f"{row.acquired_at.isoformat(timespec='seconds')}, attempt {row.attempt}, lease expiring "
         f"{row.expires_at.isoformat(timespec='seconds')}"
     )
+
+
+def describe_lease(row: LeaseRow) -> dict[str, Any]:
+    """The lease as JSON-serialisable values (``stats()``, ``jobstore status``)."""
+    return {
+        "attempt": row.attempt,
+        "holder": json.loads(row.holder),
+        "acquired_at": row.acquired_at.isoformat(),
+        "expires_at": row.expires_at.isoformat(),
+        "live": row.expires_at > utc_now(),
+    }
 
 
 def _holder_is_gone(row: LeaseRow) -> bool:

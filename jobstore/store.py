@@ -48,7 +48,7 @@ from jobstore.errors import (
     PublicURLError,
 )
 from jobstore.job import JobDescription, deserialise_description, serialise_description
-from jobstore.lease import DEFAULT_LEASE_SECONDS, LeaderLease, acquire
+from jobstore.lease import DEFAULT_LEASE_SECONDS, LeaderLease, acquire, describe_lease
 from jobstore.locator import SQLITE_CATALOG_NAME, StoreLocation, parse_locator
 from jobstore.placement import (
     apply_locator_defaults,
@@ -1108,9 +1108,13 @@ class JobStore(AbstractJobStore):
     def stats(self) -> dict[str, Any]:
         """Totals of this store, from the reporting views in one snapshot (JSON-serialisable):
         jobs (total, by state, failed), files and bytes, shared files, logs and unread logs,
-        orphaned files and bytes, condemned blobs, catalog dialect and schema revision."""
+        orphaned files and bytes, condemned blobs, catalog dialect and schema revision, and the
+        leader lease (``leader``: holder, attempt, times and whether it is live; None if no leader
+        ever held one)."""
         stats = self.maintenance_catalog.stats()
         stats["schema_revision"] = stats["schema_revision"] or HEAD_REVISION
+        lease = self.leader_lease()
+        stats["leader"] = None if lease is None else describe_lease(lease)
         return stats
 
 

@@ -58,6 +58,8 @@ def test_two_leaders_started_together_exactly_one_wins(backend: Backend) -> None
         assert first[0] == "held" and first[1] == "won 1", first
         holder = store.leader_lease()
         assert holder is not None and holder.attempt == 1
+        leader = store.stats()["leader"]
+        assert leader["attempt"] == 1 and leader["live"] and leader["holder"]["pid"] in [p.pid for p in leaders]
         with pytest.raises(LeaseHeldError, match="already has a leader: pid"):
             store.acquire_leader_lease()
     finally:

@@ -57,7 +57,18 @@ def _print_stats(locator: str, stats: dict[str, Any]) -> None:
     table.add_row("catalog", str(stats["catalog"]))
     table.add_row("blob store", redact_url(str(stats["blob_store"])))
     table.add_row("schema revision", str(stats["schema_revision"]))
+    table.add_row("leader", _leader_text(stats.get("leader")))
     console.print(table)
+
+
+def _leader_text(leader: dict[str, Any] | None) -> str:
+    if leader is None:
+        return "none yet"
+    holder = leader["holder"]
+    state = "live until" if leader["live"] else "expired"
+    return (
+        f"pid {holder.get('pid')} on {holder.get('host')}, attempt {leader['attempt']} ({state} {leader['expires_at']})"
+    )
 
 
 @app.command("demo")
