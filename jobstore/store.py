@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import atexit
 import io
-import logging
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -68,7 +67,6 @@ if TYPE_CHECKING:
     from jobstore.catalog.rows import LeaseRow
     from jobstore.urls.references import Reference
 
-log = logging.getLogger(__name__)
 
 #: Job and file IDs: generated IDs are 32 hex digits; IDs chosen by callers must be plain tokens.
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
