@@ -57,7 +57,7 @@ from jobstore.catalog.schema import KEY_LENGTH, condemned_blobs, files, jobs, lo
 #: Rows per executemany / IN list: large enough to be fast, small enough for any driver's limits.
 CHUNK = 5000
 
-# --- the reporting views (created by migration 0002) ------------------------------------------
+# --- the reporting views (created by migration 0002; store totals replaced by 0008) ---------------
 
 _views = MetaData()
 
@@ -79,6 +79,8 @@ report_store_totals = Table(
     Column("orphaned_files", BigInteger),
     Column("orphaned_bytes", BigInteger),
     Column("condemned_blobs", BigInteger),
+    Column("referenced_files", BigInteger),  # revision 0008
+    Column("referenced_bytes", BigInteger),
 )
 
 report_job_counts = Table(

@@ -130,40 +130,6 @@ SNAPSHOT: dict[str, Any] = {
         ),
         (
             "view",
-            "report_store_totals",
-            "CREATE VIEW report_store_totals AS SELECT s.id AS store_id,\n"
-            "               s.name AS store_name,\n"
-            "               s.workflow_id AS workflow_id,\n"
-            "               s.blob_url AS blob_url,\n"
-            "               s.created_at AS created_at,\n"
-            "               (SELECT COUNT(*) FROM jobs j WHERE j.store_id = s.id) AS jobs,\n"
-            "               (SELECT COUNT(*) FROM jobs j WHERE j.store_id = s.id\n"
-            "                  AND (j.state = 'failed' OR (j.remaining_tries <= 0 AND j.state <> "
-            "'completed'))) AS failed_jobs,\n"
-            "               (SELECT COUNT(*) FROM files f WHERE f.store_id = s.id) AS files,\n"
-            "               (SELECT COALESCE(SUM(f.size), 0) FROM files f WHERE f.store_id = s.id) AS "
-            "bytes,\n"
-            "               (SELECT COUNT(*) FROM files f WHERE f.store_id = s.id AND f.shared_name IS NOT "
-            "NULL) AS shared_files,\n"
-            "               (SELECT COUNT(*) FROM logs l WHERE l.store_id = s.id) AS logs,\n"
-            "               (SELECT COUNT(*) FROM logs l WHERE l.store_id = s.id AND NOT l.is_read) AS "
-            "unread_logs,\n"
-            "               (SELECT COUNT(*) FROM files f WHERE f.store_id = s.id AND f.job_id IS NOT "
-            "NULL\n"
-            "                    AND NOT EXISTS (SELECT 1 FROM jobs o\n"
-            "                                    WHERE o.store_id = f.store_id AND o.id = f.job_id)) AS "
-            "orphaned_files,\n"
-            "               (SELECT COALESCE(SUM(f.size), 0) FROM files f WHERE f.store_id = s.id AND "
-            "f.job_id IS NOT NULL\n"
-            "                    AND NOT EXISTS (SELECT 1 FROM jobs o\n"
-            "                                    WHERE o.store_id = f.store_id AND o.id = f.job_id)) AS "
-            "orphaned_bytes,\n"
-            "               (SELECT COUNT(*) FROM condemned_blobs c WHERE c.store_id = s.id) AS "
-            "condemned_blobs\n"
-            "        FROM stores s",
-        ),
-        (
-            "view",
             "report_job_counts",
             "CREATE VIEW report_job_counts AS SELECT j.store_id AS store_id, s.name AS store_name, j.state "
             "AS state, COUNT(*) AS jobs\n"
@@ -201,8 +167,44 @@ SNAPSHOT: dict[str, Any] = {
             "          AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.store_id = f.store_id AND o.id = "
             "f.job_id)",
         ),
+        (
+            "view",
+            "report_store_totals",
+            "CREATE VIEW report_store_totals AS SELECT s.id AS store_id,\n"
+            "           s.name AS store_name,\n"
+            "           s.workflow_id AS workflow_id,\n"
+            "           s.blob_url AS blob_url,\n"
+            "           s.created_at AS created_at,\n"
+            "           (SELECT COUNT(*) FROM jobs j WHERE j.store_id = s.id) AS jobs,\n"
+            "           (SELECT COUNT(*) FROM jobs j WHERE j.store_id = s.id\n"
+            "              AND (j.state = 'failed' OR (j.remaining_tries <= 0 AND j.state <> "
+            "'completed'))) AS failed_jobs,\n"
+            "           (SELECT COUNT(*) FROM files f WHERE f.store_id = s.id) AS files,\n"
+            "           (SELECT COALESCE(SUM(f.size), 0) FROM files f WHERE f.store_id = s.id) AS bytes,\n"
+            "           (SELECT COUNT(*) FROM files f WHERE f.store_id = s.id AND f.shared_name IS NOT "
+            "NULL) AS shared_files,\n"
+            "           (SELECT COUNT(*) FROM logs l WHERE l.store_id = s.id) AS logs,\n"
+            "           (SELECT COUNT(*) FROM logs l WHERE l.store_id = s.id AND NOT l.is_read) AS "
+            "unread_logs,\n"
+            "           (SELECT COUNT(*) FROM files f WHERE f.store_id = s.id AND f.job_id IS NOT NULL\n"
+            "                AND NOT EXISTS (SELECT 1 FROM jobs o\n"
+            "                                WHERE o.store_id = f.store_id AND o.id = f.job_id)) AS "
+            "orphaned_files,\n"
+            "           (SELECT COALESCE(SUM(f.size), 0) FROM files f WHERE f.store_id = s.id AND f.job_id "
+            "IS NOT NULL\n"
+            "                AND NOT EXISTS (SELECT 1 FROM jobs o\n"
+            "                                WHERE o.store_id = f.store_id AND o.id = f.job_id)) AS "
+            "orphaned_bytes,\n"
+            "           (SELECT COUNT(*) FROM condemned_blobs c WHERE c.store_id = s.id) AS "
+            "condemned_blobs,\n"
+            "           (SELECT COUNT(*) FROM files f WHERE f.store_id = s.id AND f.reference IS NOT NULL) "
+            "AS referenced_files,\n"
+            "           (SELECT COALESCE(SUM(f.size), 0) FROM files f\n"
+            "              WHERE f.store_id = s.id AND f.reference IS NOT NULL) AS referenced_bytes\n"
+            "    FROM stores s",
+        ),
     ],
-    "revision": "0007",
+    "revision": "0008",
     "statistics": [
         ("condemned_blobs", "sqlite_autoindex_condemned_blobs_1", "10000 10000 1"),
         ("files", "ix_files_store_id_job_id", "1000000 1000000 10"),
@@ -212,5 +214,5 @@ SNAPSHOT: dict[str, Any] = {
         ("jobs", "sqlite_autoindex_jobs_1", "100000 100000 1"),
         ("logs", "ix_logs_store_id_is_read_seq", "100000 100000 50000 1"),
     ],
-    "versions": [("0007",)],
+    "versions": [("0008",)],
 }

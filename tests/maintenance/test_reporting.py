@@ -39,9 +39,12 @@ def test_the_cookbook_has_the_promised_queries() -> None:
 
 
 @pytest.mark.parametrize("backend", ["sqlite-local", "postgres-local"], indirect=True)
-def test_cookbook_queries_run_and_answer(backend: Backend) -> None:
+def test_cookbook_queries_run_and_answer(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> None:
     store: JobStore = backend.new_store()
     data = populate(store, jobs_count=4)
+    source = tmp_path_factory.mktemp("inputs") / "reference.bin"
+    source.write_bytes(b"r" * 1234)
+    store.import_file(str(source), mode="reference")
     gone = next(job_id for job_id, job in data.jobs.items() if job.state == "running")
     delete_job_row(store, gone)
     failed = next(job_id for job_id, job in data.jobs.items() if job.state == "failed")
@@ -76,6 +79,10 @@ def test_cookbook_queries_run_and_answer(backend: Backend) -> None:
         row for row in results["Store totals for every store of the catalog"] if row["files"] == store.stats()["files"]
     ]
     assert totals and totals[0]["orphaned_files"] == 2
+    (referenced,) = results["Referenced inputs, apart from stored bytes"]
+    stats = store.stats()
+    assert (referenced["referenced_files"], referenced["referenced_bytes"]) == (1, 1234)
+    assert (referenced["bytes"], referenced["stored_bytes"]) == (stats["bytes"], stats["stored_bytes"])
     assert {row["file_id"] for row in results["Orphaned files and their size"]} == {
         file_id for file_id, owner in data.owners.items() if owner == gone
     }
