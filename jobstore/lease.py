@@ -6,13 +6,14 @@ the lease's length. Another process may take the lease once it has expired, or a
 holder is a process of this host that no longer exists; taking over a live lease is explicit
 (``take_over=True``) and logged.
 
-Fencing: a holder writes only while it *knows* its lease is valid, i.e. less than one lease length
-(minus a margin) after the start of its last successful renewal, measured on its own monotonic
-clock. Past that (a paused process, a heartbeat that could not reach the catalog) the next write
-first renews synchronously; a renewal that finds another attempt in the row raises
-LeaseLostError, and so does every write after it. This assumes the hosts' clocks agree to within
-the margin; a process paused between that check and its statement reaching the catalog is the
-window the check cannot close.
+Fencing happens in the catalog (``CatalogOperations.fence``): from ``acquire_leader_lease()`` on,
+every write operation of the holder's handle runs in a transaction that first reads the lease row
+and refuses the write with LeaseLostError unless the row still holds this attempt; on PostgreSQL the
+read locks the row FOR KEY SHARE, so a takeover waits for writes in flight. No clock is trusted
+for that. The time-based validity kept here (a holder counts on its lease for less than one lease
+length, minus a margin, after the start of its last renewal, on its own monotonic clock; past that
+the next operation renews synchronously) only makes a leader that was cut off notice early, even
+before it writes.
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ from jobstore.errors import (
     InvalidNameError,
     JobStoreError,
     JobStoreExistsException,
+    LeaseLostError,
     NoSuchFileException,
     NoSuchJobException,
     NoSuchJobStoreException,
@@ -242,8 +243,9 @@ class JobStore(AbstractJobStore):
             except NoSuchJobStoreException:
                 remove_store_directory(self._location)
                 return
-        self.release_leader_lease()
         catalog, blobs, store_id = self._require()
+        catalog.operations.check_fence(store_id)  # a leader that lost the store destroys nothing
+        self.release_leader_lease()
         blobs.check_owner(blob_owner(self._location.store_name, self.config.workflowID))
         blobs.destroy()
         database = sqlite_path(catalog.url)
@@ -304,9 +306,10 @@ class JobStore(AbstractJobStore):
         Takes the store's lease: created if there is none, taken if it expired or its holder was
         a process of this host that has exited, and with ``take_over=True`` taken from a live
         holder (logged). Raises LeaseHeldError naming the holder otherwise. A heartbeat thread
-        renews it every ``seconds / 3``; from then on every operation of this object first checks
-        that the lease is still this process's, and raises LeaseLostError once another leader took
-        it over. ``close()`` (or ``release_leader_lease()``) lets it go. Reading the store from
+        renews it every ``seconds / 3``; from then on every write of this object is fenced (its
+        transaction first checks that the lease row still holds this attempt), and raises
+        LeaseLostError, committing nothing, once another leader took it over. ``close()`` (or
+        ``release_leader_lease()``) lets it go. Reading the store from
         other processes (workers, ``jobstore status``) never needs the lease.
         """
         if self._lease is not None and self._lease.held:
@@ -315,6 +318,7 @@ class JobStore(AbstractJobStore):
         self._lease = acquire(
             catalog.operations, store_id, redact_url(self.locator), take_over=take_over, seconds=seconds
         )
+        catalog.operations.fence(store_id, self._lease.attempt)
         # A leader that exits without close() lets the lease go too (the next one need not wait).
         atexit.register(self.release_leader_lease)
         return self._lease
@@ -324,7 +328,28 @@ class JobStore(AbstractJobStore):
         lease, self._lease = self._lease, None
         if lease is not None:
             atexit.unregister(self.release_leader_lease)
+            if self._catalog is not None and self._store_id is not None:
+                self._catalog.operations.fence(self._store_id, None)
             lease.release()
+
+    def require_lease_attempt(self, attempt: int | None) -> None:
+        """Write through this handle only while the store's leader lease is at ``attempt``: what a
+        worker started by a leader does with the leader's ``LeaderLease.attempt`` (the fencing
+        token; the Toil adapter passes it on by itself). Each write operation then runs in a
+        transaction whose first statement reads the lease row, and raises LeaseLostError, writing
+        nothing, once another leader has taken the store over. ``None`` stops checking. A leader's
+        own writes are fenced from ``acquire_leader_lease()`` on."""
+        if attempt is not None and (isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1):
+            raise InvalidArgumentError(
+                f"A lease attempt is a positive integer (the leader's LeaderLease.attempt), not {attempt!r}."
+            )
+        catalog, _, store_id = self._require()
+        catalog.operations.fence(store_id, attempt)
+
+    @property
+    def current_leader_lease(self) -> LeaderLease | None:
+        """The lease this handle holds (``acquire_leader_lease``), or None."""
+        return self._lease if self._lease is not None and self._lease.held else None
 
     def leader_lease(self) -> LeaseRow | None:
         """The store's lease as the catalog records it (holder, attempt, expiry), or None."""
@@ -358,6 +383,15 @@ class JobStore(AbstractJobStore):
 
     def _refused(self, written: str) -> None:
         self._blob_lifecycle.refused(self._require()[1], written)
+
+    @contextmanager
+    def _refused_if_fenced_out(self, written: str) -> Iterator[None]:
+        """A fenced write refused (LeaseLostError) committed nothing, so ``written`` is garbage."""
+        try:
+            yield
+        except LeaseLostError:
+            self._refused(written)
+            raise
 
     # --- jobs --------------------------------------------------------------------------------
 
@@ -535,7 +569,8 @@ class JobStore(AbstractJobStore):
         # If the commit itself fails we cannot know whether it happened, so the blob is left alone:
         # garbage collection removes it later if, and only if, no row references it.
         operations, store_id = self._operations()
-        problem = operations.insert_file(store_id, new)
+        with self._refused_if_fenced_out(new.blob_key):
+            problem = operations.insert_file(store_id, new)
         if problem is not None:
             self._refused(new.blob_key)
             if problem == "no job":
@@ -701,9 +736,8 @@ class JobStore(AbstractJobStore):
         """Point a file at a freshly written blob if nobody else changed it meanwhile."""
         values = dict(size=info.size, checksum=info.checksum, blob_key=key, encrypted=self._require()[1].encrypted)
         operations, store_id = self._operations()
-        outcome = operations.replace_file_content(
-            store_id, file_id, expected_version, {**values, **extra}
-        )  # on failure the new blob is left for gc
+        with self._refused_if_fenced_out(key):  # on any other failure the new blob is left for gc
+            outcome = operations.replace_file_content(store_id, file_id, expected_version, {**values, **extra})
         if outcome is False:
             self._refused(key)
             raise NoSuchFileException(file_id, "It was deleted while the update was being written.")
@@ -1039,7 +1073,8 @@ class JobStore(AbstractJobStore):
             reference=reference,
         )
         operations, store_id = self._operations()
-        outcome = operations.put_shared_file(store_id, new)
+        with self._refused_if_fenced_out(key):
+            outcome = operations.put_shared_file(store_id, new)
         if outcome is True:
             self._refused(key)
             raise ConcurrentFileModificationException(name, "Too many concurrent writers of this shared file.")

@@ -426,3 +426,38 @@ def test_0007_leader_leases_down_and_up(kind: str, tmp_path: Path, request: pyte
     assert reopened.leader_lease() is None
     assert reopened.acquire_leader_lease(seconds=30).attempt == 1
     reopened.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_0009_lease_attempt_key_down_and_up(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """0009 adds the unique index over (store_id, attempt) that fenced writes lock against: down to
+    0008 drops only the index (the lease row stays), back up recreates it, and fencing works on."""
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from jobstore import JobDescription, LeaseLostError, create_job_store
+
+    def lease_indexes(catalog: Catalog) -> list[str]:
+        with catalog.engine.begin() as connection:
+            return [str(index["name"]) for index in inspect(connection).get_indexes("leases")]
+
+    url = _catalog_url(kind, tmp_path, request)
+    store = create_job_store(f"sql:{url}#wf")
+    store.initialize(Config(blobStore=f"file://{tmp_path}/blobs"))
+    assert store.acquire_leader_lease(seconds=30).attempt == 1
+    catalog = Catalog(url)
+    assert "uq_leases_store_id_attempt" in lease_indexes(catalog)
+    with catalog.engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "0008")
+    assert "uq_leases_store_id_attempt" not in lease_indexes(catalog)
+    assert store.leader_lease() is not None and store.leader_lease().attempt == 1  # type: ignore[union-attr]
+    assert upgrade(catalog.engine) == ("0008", head_revision())
+    assert "uq_leases_store_id_attempt" in lease_indexes(catalog)
+    catalog.dispose()
+    rival = create_job_store(f"sql:{url}#wf")
+    rival.resume()
+    assert rival.acquire_leader_lease(take_over=True, seconds=30).attempt == 2
+    with pytest.raises(LeaseLostError, match="now at attempt 2"):
+        store.create_job(JobDescription(jobName="zombie"))
+    store.close()
+    rival.close()

@@ -79,6 +79,7 @@ def _constructs(dialect: str) -> dict[str, tuple[Any, list[str] | None]]:
         "take_lease": (queries._TAKE_LEASE, None),
         "renew_lease": (queries._RENEW_LEASE, None),
         "select_lease": (queries._SELECT_LEASE, None),
+        "lease_attempt": (queries._LEASE_ATTEMPT, None),
     }
     if dialect == "postgresql":  # data-modifying WITH clauses: SQLite has none
         constructs["delete_job_with_cleanup_files"] = (queries.delete_job_with_cleanup_files(), None)

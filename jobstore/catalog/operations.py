@@ -28,7 +28,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
@@ -43,7 +43,7 @@ from jobstore.catalog.retry import is_catalog_error, is_transient, run_with_retr
 from jobstore.catalog.rows import FileRow, JobFields, LeaseRow, NewFile, StoreRow, utc_now
 from jobstore.catalog.sqlite_pragmas import connection_pragmas
 from jobstore.catalog.sqlite_statements import STATEMENTS as SQLITE_STATEMENTS
-from jobstore.errors import CatalogError, CatalogUnavailableError, JobStoreError, batch_id_taken
+from jobstore.errors import CatalogError, CatalogUnavailableError, JobStoreError, LeaseLostError, batch_id_taken
 from jobstore.redact import redact_url
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -101,11 +101,16 @@ class _ThreadState(threading.local):
     batch: _Batch | None = None
     #: True while an operation runs: operations it calls run inside it, not retried on their own.
     busy = False
+    #: The connection of the fenced write transaction open on this thread (see ``_fenced``).
+    fenced: Any = None
 
 
-def _operation(describe: str) -> Callable[[F], F]:
+def _operation(describe: str, *, writes: bool = False) -> Callable[[F], F]:
     """Run the method as one operation: retried as a whole outside a batch, joined to the batch's
-    transaction inside one. An operation called by another runs inside its caller's."""
+    transaction inside one. An operation called by another runs inside its caller's.
+
+    ``writes``: the method writes rows of the store its first argument names; for a store with a
+    fence (``fence()``) it runs in a transaction that first checks the lease (``_fenced``)."""
 
     def decorate(method: F) -> F:
         @functools.wraps(method)
@@ -117,7 +122,14 @@ def _operation(describe: str) -> Callable[[F], F]:
             try:
                 batch = state.batch
                 if batch is None:
-                    return run_with_retries(self.where, lambda: method(self, *args), describe=describe)
+                    attempt = self._fences.get(args[0]) if writes and self._fences else None
+                    if attempt is None:
+                        return run_with_retries(self.where, lambda: method(self, *args), describe=describe)
+                    return run_with_retries(
+                        self.where,
+                        lambda: self._fenced(args[0], attempt, lambda: method(self, *args)),
+                        describe=describe,
+                    )
                 return self._in_batch(batch, describe, lambda: method(self, *args))
             finally:
                 state.busy = False
@@ -141,6 +153,8 @@ class CatalogOperations:
         self._state = _ThreadState()
         self._lock = threading.Lock()
         self._holders: weakref.WeakSet[_Holder] = weakref.WeakSet()
+        #: store ID -> the lease attempt this process writes for (see ``fence``).
+        self._fences: dict[int, int] = {}
         self._statements = {name: self._statement(name) for name in self.STATEMENTS}
 
     def _statement(self, name: str) -> Statement:
@@ -200,11 +214,18 @@ class CatalogOperations:
         """Commit (``error`` None) or roll back the transaction ``_begin`` opened."""
         raise NotImplementedError
 
+    def _savepoint(self, connection: Any) -> AbstractContextManager[Any]:
+        """A nested transaction inside the open one: rolled back alone if its block raises."""
+        raise NotImplementedError
+
     def _in_transaction(self, work: Callable[[Any], Any]) -> Any:
-        """Several statements as one write transaction (the batch's, when one is open)."""
+        """Several statements as one write transaction (the batch's or a fenced write's, when one
+        is open)."""
         batch = self._state.batch
         if batch is not None and batch.connection is not None:
             return work(batch.connection)
+        if self._state.fenced is not None:
+            return work(self._state.fenced)
         connection = self._connection()
         transaction = self._begin(connection)
         try:
@@ -261,6 +282,9 @@ class CatalogOperations:
                 connection = self._connection()
                 batch.transaction = self._begin(connection)
                 batch.connection = connection
+                attempt = self._fences.get(batch.store_id)
+                if attempt is not None:
+                    self._check_fence(batch.store_id, attempt)
             self._flush_creates()
             return work()
         except Exception as error:
@@ -285,6 +309,49 @@ class CatalogOperations:
             f"{redact_url(str(original)).strip()[:300]}. Nothing of the batch was committed; run it again "
             "(once the database is reachable)."
         )
+
+    # --- fencing -----------------------------------------------------------------------------
+
+    def fence(self, store_id: int, attempt: int | None) -> None:
+        """From now on, write the store's rows only while its leader lease is at ``attempt``
+        (None: no longer check). Each write operation then runs in a transaction whose first
+        statement reads the lease row (locking it against a takeover on PostgreSQL) and raises
+        LeaseLostError, writing nothing, when another attempt holds the store."""
+        if attempt is None:
+            self._fences.pop(store_id, None)
+        else:
+            self._fences[store_id] = attempt
+
+    def _fenced(self, store_id: int, attempt: int, work: Callable[[], Any]) -> Any:
+        """``work`` in one write transaction that first checks the fence."""
+        connection = self._connection()
+        transaction = self._begin(connection)
+        self._state.fenced = connection
+        try:
+            self._check_fence(store_id, attempt)
+            result = work()
+        except BaseException as error:
+            self._state.fenced = None
+            self._end(connection, transaction, error)
+            raise
+        self._state.fenced = None
+        self._end(connection, transaction, None)
+        return result
+
+    def _check_fence(self, store_id: int, attempt: int) -> None:
+        row = self._one("lease_attempt", {"sid": store_id})
+        if row is not None and int(row[0]) == attempt:
+            return
+        now = "no longer exists (the store was destroyed)" if row is None else f"is now at attempt {row[0]}"
+        raise LeaseLostError(
+            f"Refused a write to the job store: this process writes for attempt {attempt} of the store's "
+            f"leader lease, and the lease {now}. Another leader runs the workflow; stop this process "
+            "(its writes would corrupt that leader's state)."
+        )
+
+    @_operation("check the leader lease", writes=True)
+    def check_fence(self, store_id: int) -> None:
+        """Raise LeaseLostError if the store has a fence that no longer holds (else nothing)."""
 
     # --- jobs --------------------------------------------------------------------------------
 
@@ -318,7 +385,7 @@ class CatalogOperations:
             return True
         return bool(self._create_job(store_id, fields))
 
-    @_operation("create a job")
+    @_operation("create a job", writes=True)
     def _create_job(self, store_id: int, fields: JobFields) -> bool:
         # A retry whose first attempt committed finds its own token (random per write): success.
         return self._insert_job(store_id, fields) or self._job_write_token(store_id, fields.id) == fields.write_token
@@ -329,7 +396,7 @@ class CatalogOperations:
         values.update(store_id=store_id, version=1, created_at=now, updated_at=now)
         return self._one("insert_job", values) is not None
 
-    @_operation("create the batch's jobs")
+    @_operation("create the batch's jobs", writes=True)
     def _insert_new_jobs(self, store_id: int, many: Sequence[JobFields]) -> bool:
         """A batch's creations when it did nothing else, in one transaction of their own."""
         # A retry whose first attempt committed finds its own token: the batch went in whole.
@@ -344,15 +411,23 @@ class CatalogOperations:
             [fields.as_params() for fields in many],
             {"store_id": store_id, "version": 1, "created_at": now, "updated_at": now},
         )
+
+        def insert(connection: Any) -> None:
+            if self._state.fenced is None:
+                connection.cursor().executemany(statement.sql, rows)
+            else:  # rows inserted before a taken ID must not commit with the fenced transaction
+                with self._savepoint(connection):
+                    connection.cursor().executemany(statement.sql, rows)
+
         try:
-            self._in_transaction(lambda connection: connection.cursor().executemany(statement.sql, rows))
+            self._in_transaction(insert)
         except Exception as error:
             if self._is_integrity_error(error):
                 return False
             raise
         return True
 
-    @_operation("update a job")
+    @_operation("update a job", writes=True)
     def update_job(self, store_id: int, fields: JobFields, expected_version: int | None) -> int | bool:
         """Store a job's new fields if its version is still ``expected_version`` (any version when
         None). The new version on success; True if the version moved on; False if there is no job.
@@ -378,7 +453,7 @@ class CatalogOperations:
         row = self._one("update_job_any", values)
         return None if row is None else int(row[0])
 
-    @_operation("save jobs")
+    @_operation("save jobs", writes=True)
     def save_jobs(self, store_id: int, many: Sequence[JobFields]) -> list[int]:
         """Overwrite each job, or create it if it does not exist, all in one transaction; the
         version each job now has."""
@@ -395,7 +470,7 @@ class CatalogOperations:
             versions.append(version)
         return versions
 
-    @_operation("delete a job")
+    @_operation("delete a job", writes=True)
     def delete_job(self, store_id: int, job_id: str) -> tuple[bool, list[str]]:
         """Delete a job and its cleanup files in one transaction; (existed, blob keys released)."""
 
@@ -427,7 +502,7 @@ class CatalogOperations:
         row = self._one("file_size", {"sid": store_id, "id": file_id})
         return None if row is None else int(row[0])
 
-    @_operation("record a new file")
+    @_operation("record a new file", writes=True)
     def insert_file(self, store_id: int, new: NewFile) -> str | None:
         """Insert a file row (its job must exist) in one atomic statement.
 
@@ -444,7 +519,7 @@ class CatalogOperations:
             return "no job"
         return None if existing.blob_key == new.blob_key else "taken"
 
-    @_operation("update a file")
+    @_operation("update a file", writes=True)
     def replace_file_content(
         self, store_id: int, file_id: str, expected_version: int, values: dict[str, Any]
     ) -> str | bool | None:
@@ -467,7 +542,7 @@ class CatalogOperations:
 
         return cast("str | bool | None", self._in_transaction(work))
 
-    @_operation("write a shared file")
+    @_operation("write a shared file", writes=True)
     def put_shared_file(self, store_id: int, new: NewFile) -> str | bool | None:
         """Point the shared file ``new.shared_name`` at ``new``'s blob: insert it, or replace its
         content by compare-and-set (last writer wins, as Toil's shared files do).
@@ -498,7 +573,7 @@ class CatalogOperations:
                 return replaced
         return True
 
-    @_operation("delete a file")
+    @_operation("delete a file", writes=True)
     def delete_file(self, store_id: int, file_id: str) -> str | None:
         """Delete a file row; its blob key, or None if there was no such file."""
         row = self._one("delete_file", {"sid": store_id, "id": file_id})
@@ -522,7 +597,7 @@ class CatalogOperations:
 
     # --- logs --------------------------------------------------------------------------------
 
-    @_operation("write a log")
+    @_operation("write a log", writes=True)
     def append_log(self, store_id: int, message: bytes) -> None:
         self._one("insert_log", {"store_id": store_id, "message": message, "is_read": False, "created_at": utc_now()})
 
@@ -530,7 +605,7 @@ class CatalogOperations:
     def has_unread_logs(self, store_id: int) -> bool:
         return self._one("has_unread_logs", {"sid": store_id}) is not None
 
-    @_operation("claim unread logs")
+    @_operation("claim unread logs", writes=True)
     def claim_unread_logs(self, store_id: int) -> list[tuple[int, bytes]]:
         """Mark every unread log read and return them (seq, message) in order, in one statement:
         two concurrent readers never receive the same message."""
@@ -541,7 +616,7 @@ class CatalogOperations:
         """Logs already marked read, in order."""
         return [(int(seq), bytes(message)) for seq, message in self._all("read_logs", {"sid": store_id})]
 
-    @_operation("return undelivered logs")
+    @_operation("return undelivered logs", writes=True)
     def unclaim_logs(self, store_id: int, seqs: Sequence[int]) -> None:
         """Return logs to the unread state, in one transaction."""
         statement = self._statements["unclaim_log"]
@@ -551,7 +626,7 @@ class CatalogOperations:
 
     # --- stores ------------------------------------------------------------------------------
 
-    @_operation("delete the store's rows")
+    @_operation("delete the store's rows", writes=True)
     def delete_store(self, store_id: int) -> None:
         """A store's rows in every table, then its own row, in one transaction."""
         names = (
@@ -678,6 +753,17 @@ class SQLiteOperations(CatalogOperations):
     def _end(self, connection: Any, transaction: Any, error: BaseException | None) -> None:
         connection.execute("ROLLBACK" if error is not None else "COMMIT")
 
+    @contextmanager
+    def _savepoint(self, connection: Any) -> Iterator[None]:
+        connection.execute("SAVEPOINT nested")
+        try:
+            yield
+        except BaseException:
+            connection.execute("ROLLBACK TO nested")
+            connection.execute("RELEASE nested")
+            raise
+        connection.execute("RELEASE nested")
+
     @_operation("create the catalog's schema")
     def create_schema_if_empty(self) -> bool:
         """Create the head schema in a database that holds nothing at all (a new catalog file)
@@ -737,13 +823,16 @@ class PostgresOperations(CatalogOperations):
         else:
             transaction.__exit__(type(error), error, error.__traceback__)
 
-    @_operation("delete a job")
+    def _savepoint(self, connection: Any) -> AbstractContextManager[Any]:
+        return cast(AbstractContextManager[Any], connection.transaction())  # nested: a savepoint
+
+    @_operation("delete a job", writes=True)
     def delete_job(self, store_id: int, job_id: str) -> tuple[bool, list[str]]:
         """One round trip (one statement) where the transaction of two deletes takes four."""
         rows = self._all("delete_job_with_cleanup_files", {"sid": store_id, "id": job_id, "job_id": job_id})
         return bool(rows[0][0]), [str(row[1]) for row in rows if row[1] is not None]
 
-    @_operation("update a file")
+    @_operation("update a file", writes=True)
     def replace_file_content(
         self, store_id: int, file_id: str, expected_version: int, values: dict[str, Any]
     ) -> str | bool | None:
@@ -770,7 +859,7 @@ class PostgresOperations(CatalogOperations):
             values[name] = [None if value is None else round(value) for value in values[name]]
         return values
 
-    @_operation("save jobs")
+    @_operation("save jobs", writes=True)
     def save_jobs(self, store_id: int, many: Sequence[JobFields]) -> list[int]:
         """One round trip (one upsert of column arrays) where the transaction takes two plus one
         or two per job; a list naming a job twice is saved job by job, in order."""
@@ -788,8 +877,13 @@ class PostgresOperations(CatalogOperations):
         if not many:
             return True
         statement = self._statements["insert_jobs_from_arrays"]
+        connection = self._connection()
         try:
-            self._connection().execute(statement.sql, statement.parameters(self._job_arrays(store_id, many)))
+            if self._state.fenced is None:
+                connection.execute(statement.sql, statement.parameters(self._job_arrays(store_id, many)))
+            else:  # a taken ID must not abort the fenced transaction around it
+                with self._savepoint(connection):
+                    connection.execute(statement.sql, statement.parameters(self._job_arrays(store_id, many)))
         except Exception as error:
             if self._is_integrity_error(error):
                 return False

@@ -413,6 +413,13 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "FROM jobs \n"
         "WHERE jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR",
     },
+    "lease_attempt": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [None],
+        "sql": "SELECT leases.attempt \nFROM leases \nWHERE leases.store_id = %s::INTEGER FOR KEY SHARE",
+    },
     "orphaned_file_ids": {
         "bind": [None],
         "defaults": {},

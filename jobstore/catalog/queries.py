@@ -351,3 +351,9 @@ _RENEW_LEASE = (
 _SELECT_LEASE = select(leases.c.attempt, leases.c.holder, leases.c.acquired_at, leases.c.expires_at).where(
     leases.c.store_id == _store_id
 )
+#: A fenced write's check, inside its transaction: the lease's attempt now. On PostgreSQL the row is
+#: locked FOR KEY SHARE until the write commits, so a takeover (a key update: migration 0009) waits
+#: for the write, while a renewal does not; SQLite's write transaction already excludes a takeover.
+_LEASE_ATTEMPT = (
+    select(leases.c.attempt).where(leases.c.store_id == _store_id).with_for_update(read=True, key_share=True)
+)

@@ -155,4 +155,7 @@ leases = Table(
     Column("holder", Text, nullable=False),
     Column("acquired_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+    # Migration 0009: a key over the attempt, so that a fenced write's FOR KEY SHARE lock blocks a
+    # takeover (a new attempt) but not a renewal (a new expiry) on PostgreSQL.
+    Index("uq_leases_store_id_attempt", "store_id", "attempt", unique=True),
 )

@@ -129,6 +129,11 @@ SNAPSHOT: dict[str, Any] = {
             "shared_name IS NOT NULL",
         ),
         (
+            "index",
+            "uq_leases_store_id_attempt",
+            "CREATE UNIQUE INDEX uq_leases_store_id_attempt ON leases (store_id, attempt)",
+        ),
+        (
             "view",
             "report_job_counts",
             "CREATE VIEW report_job_counts AS SELECT j.store_id AS store_id, s.name AS store_name, j.state "
@@ -204,7 +209,7 @@ SNAPSHOT: dict[str, Any] = {
             "    FROM stores s",
         ),
     ],
-    "revision": "0008",
+    "revision": "0009",
     "statistics": [
         ("condemned_blobs", "sqlite_autoindex_condemned_blobs_1", "10000 10000 1"),
         ("files", "ix_files_store_id_job_id", "1000000 1000000 10"),
@@ -214,5 +219,5 @@ SNAPSHOT: dict[str, Any] = {
         ("jobs", "sqlite_autoindex_jobs_1", "100000 100000 1"),
         ("logs", "ix_logs_store_id_is_read_seq", "100000 100000 50000 1"),
     ],
-    "versions": [("0008",)],
+    "versions": [("0009",)],
 }

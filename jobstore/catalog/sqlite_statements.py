@@ -373,6 +373,13 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "FROM jobs \n"
         "WHERE jobs.store_id = ? AND jobs.id = ?",
     },
+    "lease_attempt": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [None],
+        "sql": "SELECT leases.attempt \nFROM leases \nWHERE leases.store_id = ?",
+    },
     "orphaned_file_ids": {
         "bind": [None],
         "defaults": {},

@@ -75,6 +75,7 @@ from toil.jobStores.abstractJobStore import (
 from jobstore.config import Config as StoreConfig
 from jobstore.errors import (
     ConcurrentFileModificationException,
+    InvalidArgumentError,
     JobStoreError,
     JobStoreExistsException,
     NoSuchFileException,
@@ -103,6 +104,9 @@ SETTINGS_ENV_VAR = "JOBSTORE_SETTINGS"
 TAKE_OVER_ENV_VAR = "JOBSTORE_TAKE_OVER_LEASE"
 #: The leader lease's length in seconds (default jobstore.lease.DEFAULT_LEASE_SECONDS).
 LEASE_SECONDS_ENV_VAR = "JOBSTORE_LEASE_SECONDS"
+#: ``WORKFLOW_ID:ATTEMPT``: the leader's fencing token, which ``get_env`` hands to the workers it
+#: starts; a worker's writes are refused once another leader took the workflow over.
+LEASE_ATTEMPT_ENV_VAR = "JOBSTORE_LEASE_ATTEMPT"
 
 #: The stored description's attribute that holds Toil's pickled JobDescription (base64).
 PICKLE_ATTRIBUTE = "toilPickle"
@@ -325,6 +329,22 @@ class ToilJobStore(AbstractJobStore, HintedJobStore):  # type: ignore[misc]
         if config.workflowID is None:
             raise JobStoreError(f"The Toil config stored in {self.locator!r} has no workflow ID; the store is damaged.")
         self._toil_config = config
+        self._fence_to_leader_attempt()
+
+    def _fence_to_leader_attempt(self) -> None:
+        """A worker started by a leader that holds the lease writes only while that leader does."""
+        token = os.environ.get(LEASE_ATTEMPT_ENV_VAR, "").strip()
+        if not token:
+            return
+        workflow_id, _, attempt = token.rpartition(":")
+        if not workflow_id or not attempt.isdigit() or int(attempt) < 1:
+            raise InvalidArgumentError(
+                f"{LEASE_ATTEMPT_ENV_VAR}={token!r} is not WORKFLOW_ID:ATTEMPT (what the leader's get_env() sets); "
+                "unset it, or start the worker from the leader."
+            )
+        if workflow_id == self._store.config.workflowID:  # a token of another workflow is not ours to check
+            with self._translated():
+                self._store.require_lease_attempt(int(attempt))
 
     def write_leader_pid(self) -> None:
         """Toil's leader calls this first when it starts or restarts a workflow (workers never do):
@@ -345,9 +365,14 @@ class ToilJobStore(AbstractJobStore, HintedJobStore):  # type: ignore[misc]
             self._store.destroy()
 
     def get_env(self) -> dict[str, str]:
-        """Environment a worker needs to reach this store: jobstore's variables, where set."""
+        """Environment a worker needs to reach this store: jobstore's variables, where set, and
+        the leader's fencing token (``JOBSTORE_LEASE_ATTEMPT``) once it holds the lease."""
         names = ("JOBSTORE_CATALOG", BLOB_STORE_ENV_VAR, SETTINGS_ENV_VAR)
-        return {name: os.environ[name] for name in names if os.environ.get(name)}
+        env = {name: os.environ[name] for name in names if os.environ.get(name)}
+        lease = self._store.current_leader_lease
+        if lease is not None:
+            env[LEASE_ATTEMPT_ENV_VAR] = f"{self._store.config.workflowID}:{lease.attempt}"
+        return env
 
     def default_caching(self) -> bool:
         """Like Toil's FileJobStore, prefer no caching when the blobs are on a local file system."""

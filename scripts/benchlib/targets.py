@@ -15,6 +15,7 @@ every child unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import os
@@ -203,6 +204,8 @@ class JobstoreTarget(Target):
     store_class: str = "FileJobStore"
     requires: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)  # option name -> environment variable
+    #: Hold the leader lease (every write fenced), and fence W10's workers with its attempt.
+    fenced: bool = False
 
     def unavailable(self, opts: dict[str, Any]) -> str | None:
         try:
@@ -233,11 +236,16 @@ class JobstoreTarget(Target):
             # aws:/gce: locators do not name their catalog: a worker resuming from the locator
             # alone (W10) finds it in the environment, as a Toil worker would.
             os.environ["JOBSTORE_CATALOG"] = str(settings["catalog"])
-        return JobstoreSession(store, {"locator": locator, "workdir": str(workdir), **settings}, module)
+        handle = {"locator": locator, "workdir": str(workdir), **settings}
+        if self.fenced:
+            handle["lease_attempt"] = store.acquire_leader_lease(seconds=3600).attempt
+        return JobstoreSession(store, handle, module)
 
     def attach(self, handle: dict[str, Any], opts: dict[str, Any]) -> Session:
         module, store = self._open(handle["locator"])
         store.resume()
+        if handle.get("lease_attempt"):
+            store.require_lease_attempt(handle["lease_attempt"])
         return JobstoreSession(store, handle, module)
 
 
@@ -306,10 +314,28 @@ def _gcs_locator(workdir: Path, opts: dict[str, Any]) -> str:
     return f"gce:{opts.get('gcs_region') or 'us-central1'}:{opts['gcs_bucket']}:{_unique()}"
 
 
+_POSTGRES = JobstoreTarget(
+    "jobstore-postgres",
+    "jobstore on a PostgreSQL catalog (--catalog or $JOBSTORE_BENCH_POSTGRES) + local blobs",
+    locator=_postgres_locator,
+    config=lambda loc, workdir, opts: {
+        "catalog": opts["catalog"],
+        "blobStore": f"file://{workdir / 'blobs'}",
+    },
+    store_class="JobStore",
+    keeps_remote_state=True,
+    requires={"catalog": "needs a PostgreSQL URL: --catalog URL or $JOBSTORE_BENCH_POSTGRES"},
+)
+
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
         JobstoreTarget("jobstore", "jobstore FileJobStore: SQLite catalog + local blob directory"),
+        JobstoreTarget(
+            "jobstore-fenced",
+            "target jobstore holding the leader lease: every write checks the fencing token",
+            fenced=True,
+        ),
         ToilTarget(
             "toil",
             "Toil 9.6 FileJobStore (the baseline)",
@@ -334,17 +360,12 @@ TARGETS: dict[str, Target] = {
             "plain files: shutil.copyfile (and cp), open/read/write",
             skips={w: "raw-copy has no jobs or catalog" for w in ALL_WORKLOADS - FILE_WORKLOADS},
         ),
-        JobstoreTarget(
-            "jobstore-postgres",
-            "jobstore on a PostgreSQL catalog (--catalog or $JOBSTORE_BENCH_POSTGRES) + local blobs",
-            locator=_postgres_locator,
-            config=lambda loc, workdir, opts: {
-                "catalog": opts["catalog"],
-                "blobStore": f"file://{workdir / 'blobs'}",
-            },
-            store_class="JobStore",
-            keeps_remote_state=True,
-            requires={"catalog": "needs a PostgreSQL URL: --catalog URL or $JOBSTORE_BENCH_POSTGRES"},
+        _POSTGRES,
+        dataclasses.replace(
+            _POSTGRES,
+            name="jobstore-postgres-fenced",
+            description="target jobstore-postgres holding the leader lease: every write checks the fencing token",
+            fenced=True,
         ),
         JobstoreTarget(
             "jobstore-s3",
