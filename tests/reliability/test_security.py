@@ -214,6 +214,8 @@ _ALLOWED_PRAGMAS = {"PRAGMA synchronous=", "PRAGMA busy_timeout=", "PRAGMA wal_a
 _ALLOWED = {
     ("migrations/versions/0002_reporting_views.py", "CREATE VIEW  AS "),  # view names and bodies are literals
     ("migrations/versions/0002_reporting_views.py", "DROP VIEW IF EXISTS "),
+    # the body is the module's literal (upgrade) or 0002's (downgrade)
+    ("migrations/versions/0008_referenced_bytes_in_store_totals.py", "CREATE VIEW report_store_totals AS "),
 }
 
 
