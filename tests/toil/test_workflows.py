@@ -255,3 +255,6 @@ def test_a_second_restart_of_a_running_workflow_fails_at_once(toil_env: dict[str
     (workdir / "open-gate").touch()
     run_workflow(toil_env, locator, "restartable", workdir, "--restart")
     assert (workdir / "result.txt").read_text() == "45:opened"
+    # Every worker carried its leader's fencing token: attempt 1 before the crash, 2 after it.
+    attempts = dict(line.split() for line in (workdir / "attempts.log").read_text().splitlines())
+    assert attempts["root"] == "1" and attempts["combine"] == "2", attempts

@@ -2,7 +2,9 @@
 ``python toil_workflows.py JOBSTORE KIND WORKDIR [Toil options]``.
 
 Each job appends its name to ``WORKDIR/executions.log`` when its body runs, so a test can count how
-many times each job ran (for example after a leader was killed and the workflow restarted).
+many times each job ran (for example after a leader was killed and the workflow restarted), and
+its name with the leader attempt its worker was given (``JOBSTORE_LEASE_ATTEMPT``'s attempt, ``-``
+for none) to ``WORKDIR/attempts.log``.
 
 ``features``: children and follow-ons, promises, files passed between jobs (imported, written,
 read, exported), a service job, a checkpoint job, and a job that fails once and is retried.
@@ -26,6 +28,9 @@ from toil.job import Job
 def record(workdir: str, name: str) -> None:
     with open(os.path.join(workdir, "executions.log"), "a") as log:
         log.write(name + "\n")
+    attempt = os.environ.get("JOBSTORE_LEASE_ATTEMPT", "-").rpartition(":")[2]
+    with open(os.path.join(workdir, "attempts.log"), "a") as log:
+        log.write(f"{name} {attempt}\n")
 
 
 # --- features --------------------------------------------------------------------------------
