@@ -122,13 +122,10 @@ def _operation(describe: str, *, writes: bool = False) -> Callable[[F], F]:
             try:
                 batch = state.batch
                 if batch is None:
-                    attempt = self._fences.get(args[0]) if writes and self._fences else None
-                    if attempt is None:
+                    if not (writes and args[0] in self._fences):
                         return run_with_retries(self.where, lambda: method(self, *args), describe=describe)
                     return run_with_retries(
-                        self.where,
-                        lambda: self._fenced(args[0], attempt, lambda: method(self, *args)),
-                        describe=describe,
+                        self.where, lambda: self._fenced(args[0], lambda: method(self, *args)), describe=describe
                     )
                 return self._in_batch(batch, describe, lambda: method(self, *args))
             finally:
@@ -280,11 +277,8 @@ class CatalogOperations:
         try:
             if batch.connection is None:
                 connection = self._connection()
-                batch.transaction = self._begin(connection)
+                batch.transaction = self._begin_checked(connection, batch.store_id)
                 batch.connection = connection
-                attempt = self._fences.get(batch.store_id)
-                if attempt is not None:
-                    self._check_fence(batch.store_id, attempt)
             self._flush_creates()
             return work()
         except Exception as error:
@@ -322,13 +316,12 @@ class CatalogOperations:
         else:
             self._fences[store_id] = attempt
 
-    def _fenced(self, store_id: int, attempt: int, work: Callable[[], Any]) -> Any:
+    def _fenced(self, store_id: int, work: Callable[[], Any]) -> Any:
         """``work`` in one write transaction that first checks the fence."""
         connection = self._connection()
-        transaction = self._begin(connection)
+        transaction = self._begin_checked(connection, store_id)
         self._state.fenced = connection
         try:
-            self._check_fence(store_id, attempt)
             result = work()
         except BaseException as error:
             self._state.fenced = None
@@ -338,16 +331,26 @@ class CatalogOperations:
         self._end(connection, transaction, None)
         return result
 
-    def _check_fence(self, store_id: int, attempt: int) -> None:
-        row = self._one("lease_attempt", {"sid": store_id})
-        if row is not None and int(row[0]) == attempt:
-            return
-        now = "no longer exists (the store was destroyed)" if row is None else f"is now at attempt {row[0]}"
-        raise LeaseLostError(
-            f"Refused a write to the job store: this process writes for attempt {attempt} of the store's "
-            f"leader lease, and the lease {now}. Another leader runs the workflow; stop this process "
-            "(its writes would corrupt that leader's state)."
-        )
+    def _begin_checked(self, connection: Any, store_id: int) -> Any:
+        """``_begin``; for a fenced store the transaction's first statement then reads the lease
+        (closing the transaction again and raising LeaseLostError when another attempt holds it)."""
+        attempt = self._fences.get(store_id)
+        transaction = self._begin(connection)
+        if attempt is None:
+            return transaction
+        try:
+            row = self._one("lease_attempt", {"sid": store_id})
+            if row is None or int(row[0]) != attempt:
+                now = "no longer exists (the store was destroyed)" if row is None else f"is now at attempt {row[0]}"
+                raise LeaseLostError(
+                    f"Refused a write to the job store: this process writes for attempt {attempt} of the "
+                    f"store's leader lease, and the lease {now}. Another leader runs the workflow; stop this "
+                    "process (its writes would corrupt that leader's state)."
+                )
+        except BaseException as error:
+            self._end(connection, transaction, error)
+            raise
+        return transaction
 
     @_operation("check the leader lease", writes=True)
     def check_fence(self, store_id: int) -> None:
