@@ -7,9 +7,10 @@ holder is a process of this host that no longer exists; taking over a live lease
 (``take_over=True``) and logged.
 
 Fencing happens in the catalog (``CatalogOperations.fence``): from ``acquire_leader_lease()`` on,
-every write operation of the holder's handle runs in a transaction that first reads the lease row
-and refuses the write with LeaseLostError unless the row still holds this attempt; on PostgreSQL the
-read locks the row FOR KEY SHARE, so a takeover waits for writes in flight. No clock is trusted
+every write operation of the holder's handle checks the lease row in the transaction that writes
+(a condition of its statement, or the first statement of a transaction around it) and refuses
+the write with LeaseLostError unless the row still holds this attempt; on PostgreSQL the check
+locks the row FOR KEY SHARE, so a takeover waits for writes in flight. No clock is trusted
 for that. The time-based validity kept here (a holder counts on its lease for less than one lease
 length, minus a margin, after the start of its last renewal, on its own monotonic clock; past that
 the next operation renews synchronously) only makes a leader that was cut off notice early, even

@@ -164,3 +164,45 @@ def test_a_renewal_never_waits_for_a_fenced_write(backend: Backend) -> None:
         assert renewed.wait(timeout=10), "the renewal waited for the open fenced transaction"
     thread.join(timeout=10)
     leader.destroy()
+
+
+@pytest.mark.parametrize("backend", ["postgres-local"], indirect=True)
+def test_fenced_writes_on_postgresql_carry_the_check_in_their_one_statement(backend: Backend, tmp_path: Path) -> None:
+    """On PostgreSQL the hot writes of a fenced handle stay one statement each (the fence is a
+    condition of the statement itself, no BEGIN/COMMIT around it), and the check is in that
+    statement: refused after a takeover with nothing written."""
+    from tests.statement_log import record_statements
+
+    leader = backend.new_store()
+    leader.acquire_leader_lease(seconds=3600)
+    job = leader.create_job(JobDescription(jobName="job"))
+    source = tmp_path / "in.txt"
+    source.write_bytes(b"content")
+    recording = record_statements(leader)
+    writes = {
+        "create_job": lambda: leader.create_job(JobDescription(jobName="child")),
+        "update_job": lambda: leader.update_job(job),
+        "save_jobs": lambda: leader.save_jobs([job, JobDescription(jobName="saved")]),
+        "write_file": lambda: leader.write_file(str(source), job.jobStoreID),
+        "write_logs": lambda: leader.write_logs("a log"),
+    }
+    for name, write in writes.items():
+        recording.sent.clear()
+        write()
+        assert len(recording.sent) == 1 and "FOR KEY SHARE" in recording.sent[0], (name, recording.sent)
+    rival = backend.reopen(leader)
+    _take_over(rival)
+    for name, write in writes.items():
+        with pytest.raises(LeaseLostError, match=REFUSED):
+            write()
+        assert sorted(j.jobName for j in rival.jobs()) == ["child", "job", "saved"], name
+    rival.destroy()
+
+
+def test_every_operation_named_for_fenced_statements_exists() -> None:
+    """The operations PostgreSQL runs with the fence inside their statements are real operations
+    (a renamed one would silently fall back to the slower fenced transaction)."""
+    from jobstore.catalog.operations import PostgresOperations
+
+    for name in PostgresOperations.FENCED_STATEMENT_OPERATIONS:
+        assert callable(getattr(PostgresOperations, name, None)), name

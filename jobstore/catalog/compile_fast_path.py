@@ -27,7 +27,7 @@ from sqlalchemy.types import TypeEngine
 
 from jobstore.catalog import queries
 from jobstore.catalog.rows import JOB_FIELD_NAMES
-from jobstore.catalog.schema import files, jobs, leases
+from jobstore.catalog.schema import files, jobs, leases, logs
 
 #: dialect name -> (the dialect compiled for, positional parameters; the generated module)
 _POSTGRES: Any = psycopg_dialect.dialect(paramstyle="format")  # type: ignore[no-untyped-call]
@@ -86,6 +86,23 @@ def _constructs(dialect: str) -> dict[str, tuple[Any, list[str] | None]]:
         constructs["replace_file_content_in_one_statement"] = (queries.replace_file_content_in_one_statement(), None)
         constructs["upsert_jobs_from_arrays"] = (queries.upsert_jobs_from_arrays(), None)
         constructs["insert_jobs_from_arrays"] = (queries.insert_jobs_from_arrays(), None)
+        # Fenced variants (CatalogOperations.fence): each write carries the lease check itself.
+        constructs["update_job_cas_fenced"] = (queries._UPDATE_JOB_CAS.where(queries.FENCE), None)
+        constructs["update_job_any_fenced"] = (
+            queries._UPDATE_JOB_ANY.where(queries.FENCE).returning(jobs.c.version),
+            None,
+        )
+        constructs["delete_file_fenced"] = (queries._DELETE_FILE_RETURNING_KEY.where(queries.FENCE), None)
+        constructs["claim_unread_logs_fenced"] = (queries._CLAIM_UNREAD_LOGS.where(queries.FENCE), None)
+        constructs["insert_job_fenced"] = (queries.fenced_insert(jobs, JOB_INSERT_COLUMNS, jobs.c.store_id), None)
+        constructs["insert_file_fenced"] = (queries.fenced_insert(files, FILE_INSERT_COLUMNS, files.c.store_id), None)
+        constructs["insert_job_file_fenced"] = (queries.insert_file_of_existing_job(dialect, fenced=True), None)
+        constructs["insert_log_fenced"] = (
+            queries.fenced_insert(logs, LOG_INSERT_COLUMNS, logs.c.seq, ignoring_conflicts=False),
+            None,
+        )
+        constructs["upsert_jobs_from_arrays_fenced"] = (queries.upsert_jobs_from_arrays(fenced=True), None)
+        constructs["insert_jobs_from_arrays_fenced"] = (queries.insert_jobs_from_arrays(fenced=True), None)
     return constructs
 
 

@@ -103,6 +103,8 @@ class _ThreadState(threading.local):
     busy = False
     #: The connection of the fenced write transaction open on this thread (see ``_fenced``).
     fenced: Any = None
+    #: (store ID, attempt) while a write operation runs with its fence in its statements.
+    fence: tuple[int, int] | None = None
 
 
 def _operation(describe: str, *, writes: bool = False) -> Callable[[F], F]:
@@ -124,6 +126,12 @@ def _operation(describe: str, *, writes: bool = False) -> Callable[[F], F]:
                 if batch is None:
                     if not (writes and args[0] in self._fences):
                         return run_with_retries(self.where, lambda: method(self, *args), describe=describe)
+                    if method.__name__ in self.FENCED_STATEMENT_OPERATIONS:
+                        state.fence = (args[0], self._fences[args[0]])
+                        try:
+                            return run_with_retries(self.where, lambda: method(self, *args), describe=describe)
+                        finally:
+                            state.fence = None
                     return run_with_retries(
                         self.where, lambda: self._fenced(args[0], lambda: method(self, *args)), describe=describe
                     )
@@ -141,6 +149,9 @@ class CatalogOperations:
     compiled statements and conversions to use, and how to begin and end a transaction."""
 
     STATEMENTS: dict[str, dict[str, Any]]
+    #: Write operations whose every write statement has a ``<name>_fenced`` variant that carries
+    #: the lease check itself (no transaction needed around it); other fenced writes run in one.
+    FENCED_STATEMENT_OPERATIONS: frozenset[str] = frozenset()
     BIND_CONVERSIONS: dict[str, Callable[[Any], Any]]
     RESULT_CONVERSIONS: dict[str, Callable[[Any], Any]]
 
@@ -181,21 +192,49 @@ class CatalogOperations:
             holder.close()
         self._state = _ThreadState()
 
+    def _execute(self, name: str, values: dict[str, Any]) -> tuple[Statement, Any, bool]:
+        """Run the statement ``name`` (its fenced variant while a fence is in force): the
+        statement run, its cursor, and whether it was fenced."""
+        fence = self._state.fence
+        fenced = self._statements.get(f"{name}_fenced") if fence is not None else None
+        if fenced is None:
+            statement = self._statements[name]
+            return statement, self._connection().execute(statement.sql, statement.parameters(values)), False
+        assert fence is not None
+        values = {**values, "fence_sid": fence[0], "fence_attempt": fence[1]}
+        return fenced, self._connection().execute(fenced.sql, fenced.parameters(values)), True
+
     def _one(self, name: str, values: dict[str, Any]) -> tuple[Any, ...] | None:
         # fetchall, not fetchone: a statement (and in autocommit its transaction, with any write
         # lock) only finishes when it has been stepped to the end.
-        statement = self._statements[name]
-        cursor = self._connection().execute(statement.sql, statement.parameters(values))
+        statement, cursor, fenced = self._execute(name, values)
         rows = cursor.fetchall() if cursor.description is not None else []
+        if fenced and not rows:
+            self._check_fence_held()
         return statement.convert(rows[0]) if rows else None
 
     def _all(self, name: str, values: dict[str, Any]) -> list[Any]:
-        statement = self._statements[name]
-        return list(self._connection().execute(statement.sql, statement.parameters(values)).fetchall())
+        _, cursor, fenced = self._execute(name, values)
+        rows = list(cursor.fetchall())
+        if fenced and not rows:
+            self._check_fence_held()
+        return rows
 
     def _rowcount(self, name: str, values: dict[str, Any]) -> int:
-        statement = self._statements[name]
-        return int(self._connection().execute(statement.sql, statement.parameters(values)).rowcount)
+        _, cursor, fenced = self._execute(name, values)
+        count = int(cursor.rowcount)
+        if fenced and count == 0:
+            self._check_fence_held()
+        return count
+
+    def _check_fence_held(self) -> None:
+        """A fenced statement did nothing: raise LeaseLostError if that is because the lease moved
+        on (an attempt only grows, so a lease still at ours now was at ours when it ran)."""
+        fence = self._state.fence
+        assert fence is not None
+        row = self._one("lease_attempt", {"sid": fence[0]})
+        if row is None or int(row[0]) != fence[1]:
+            raise _lease_lost(fence[1], row)
 
     def _is_integrity_error(self, error: BaseException) -> bool:
         """A constraint violation (a taken key), which no retry cures."""
@@ -308,9 +347,10 @@ class CatalogOperations:
 
     def fence(self, store_id: int, attempt: int | None) -> None:
         """From now on, write the store's rows only while its leader lease is at ``attempt``
-        (None: no longer check). Each write operation then runs in a transaction whose first
-        statement reads the lease row (locking it against a takeover on PostgreSQL) and raises
-        LeaseLostError, writing nothing, when another attempt holds the store."""
+        (None: no longer check). Each write operation then checks the lease row in the transaction
+        that writes (locking it against a takeover on PostgreSQL), and raises LeaseLostError,
+        writing nothing, when another attempt holds the store: as a condition of its one statement
+        (``FENCED_STATEMENT_OPERATIONS``), else as the first statement of a transaction around it."""
         if attempt is None:
             self._fences.pop(store_id, None)
         else:
@@ -341,12 +381,7 @@ class CatalogOperations:
         try:
             row = self._one("lease_attempt", {"sid": store_id})
             if row is None or int(row[0]) != attempt:
-                now = "no longer exists (the store was destroyed)" if row is None else f"is now at attempt {row[0]}"
-                raise LeaseLostError(
-                    f"Refused a write to the job store: this process writes for attempt {attempt} of the "
-                    f"store's leader lease, and the lease {now}. Another leader runs the workflow; stop this "
-                    "process (its writes would corrupt that leader's state)."
-                )
+                raise _lease_lost(attempt, row)
         except BaseException as error:
             self._end(connection, transaction, error)
             raise
@@ -706,6 +741,16 @@ class CatalogOperations:
         return None
 
 
+def _lease_lost(attempt: int, row: tuple[Any, ...] | None) -> LeaseLostError:
+    """The refusal of a write for ``attempt`` when the lease row reads ``row``."""
+    now = "no longer exists (the store was destroyed)" if row is None else f"is now at attempt {row[0]}"
+    return LeaseLostError(
+        f"Refused a write to the job store: this process writes for attempt {attempt} of the store's leader "
+        f"lease, and the lease {now}. Another leader runs the workflow; stop this process (its writes would "
+        "corrupt that leader's state)."
+    )
+
+
 def _aware(moment: datetime) -> datetime:
     """UTC with its zone: SQLite hands timestamps back without one."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
@@ -799,6 +844,18 @@ class PostgresOperations(CatalogOperations):
     round trip, one statement with data-modifying WITH clauses or column arrays does the same."""
 
     STATEMENTS = POSTGRES_STATEMENTS
+    FENCED_STATEMENT_OPERATIONS = frozenset(
+        {
+            "update_job",
+            "_create_job",
+            "_insert_new_jobs",
+            "save_jobs",
+            "insert_file",
+            "delete_file",
+            "append_log",
+            "claim_unread_logs",
+        }
+    )
     BIND_CONVERSIONS = POSTGRES_CONVERSIONS
     RESULT_CONVERSIONS = POSTGRES_CONVERSIONS
 
@@ -879,14 +936,13 @@ class PostgresOperations(CatalogOperations):
         transaction takes three; False, nothing inserted, if an ID is taken or repeated."""
         if not many:
             return True
-        statement = self._statements["insert_jobs_from_arrays"]
-        connection = self._connection()
+        arrays = self._job_arrays(store_id, many)
         try:
             if self._state.fenced is None:
-                connection.execute(statement.sql, statement.parameters(self._job_arrays(store_id, many)))
+                self._rowcount("insert_jobs_from_arrays", arrays)
             else:  # a taken ID must not abort the fenced transaction around it
-                with self._savepoint(connection):
-                    connection.execute(statement.sql, statement.parameters(self._job_arrays(store_id, many)))
+                with self._savepoint(self._connection()):
+                    self._rowcount("insert_jobs_from_arrays", arrays)
         except Exception as error:
             if self._is_integrity_error(error):
                 return False

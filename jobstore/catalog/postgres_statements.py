@@ -19,6 +19,17 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "sql": "UPDATE logs SET is_read=%s WHERE logs.store_id = %s::INTEGER AND logs.is_read "
         "IS false RETURNING logs.seq, logs.message",
     },
+    "claim_unread_logs_fenced": {
+        "bind": ["boolean", None, None, None, None],
+        "defaults": {"is_read": True, "param_1": 1},
+        "names": ["is_read", "sid", "param_1", "fence_sid", "fence_attempt"],
+        "result": [None, None],
+        "sql": "UPDATE logs SET is_read=%s WHERE logs.store_id = %s::INTEGER AND "
+        "logs.is_read IS false AND (EXISTS (SELECT %s::INTEGER AS anon_1 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = %s::INTEGER AND leases.attempt = %s::BIGINT "
+        "FOR KEY SHARE)) RETURNING logs.seq, logs.message",
+    },
     "delete_cleanup_files": {
         "bind": [None, None],
         "defaults": {},
@@ -34,6 +45,17 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "result": [None],
         "sql": "DELETE FROM files WHERE files.store_id = %s::INTEGER AND files.id = %s::VARCHAR "
         "RETURNING files.blob_key",
+    },
+    "delete_file_fenced": {
+        "bind": [None, None, None, None, None],
+        "defaults": {"param_1": 1},
+        "names": ["sid", "id", "param_1", "fence_sid", "fence_attempt"],
+        "result": [None],
+        "sql": "DELETE FROM files WHERE files.store_id = %s::INTEGER AND files.id = "
+        "%s::VARCHAR AND (EXISTS (SELECT %s::INTEGER AS anon_1 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = %s::INTEGER AND leases.attempt = %s::BIGINT FOR KEY "
+        "SHARE)) RETURNING files.blob_key",
     },
     "delete_job": {
         "bind": [None, None],
@@ -206,6 +228,69 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "%s::VARCHAR, %s::TIMESTAMP WITH TIME ZONE, %s::TIMESTAMP WITH TIME ZONE, "
         "%s::VARCHAR) ON CONFLICT DO NOTHING RETURNING files.store_id",
     },
+    "insert_file_fenced": {
+        "bind": [
+            None,
+            None,
+            None,
+            None,
+            "boolean",
+            None,
+            None,
+            None,
+            None,
+            None,
+            "boolean",
+            "boolean",
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        ],
+        "defaults": {"param_1": 1},
+        "names": [
+            "store_id",
+            "id",
+            "version",
+            "job_id",
+            "cleanup",
+            "shared_name",
+            "basename",
+            "size",
+            "checksum",
+            "blob_key",
+            "executable",
+            "encrypted",
+            "source_url",
+            "created_at",
+            "updated_at",
+            "reference",
+            "param_1",
+            "fence_sid",
+            "fence_attempt",
+        ],
+        "result": [None],
+        "sql": "INSERT INTO files (store_id, id, version, job_id, cleanup, shared_name, "
+        "basename, size, checksum, blob_key, executable, encrypted, source_url, "
+        "created_at, updated_at, reference) SELECT CAST(%s::INTEGER AS INTEGER) AS "
+        "anon_1, CAST(%s::VARCHAR AS VARCHAR(128)) AS anon_2, CAST(%s::INTEGER AS "
+        "INTEGER) AS anon_3, CAST(%s::VARCHAR AS VARCHAR(128)) AS anon_4, CAST(%s AS "
+        "BOOLEAN) AS anon_5, CAST(%s::VARCHAR AS VARCHAR(255)) AS anon_6, "
+        "CAST(%s::VARCHAR AS VARCHAR(255)) AS anon_7, CAST(%s::BIGINT AS BIGINT) AS "
+        "anon_8, CAST(%s::VARCHAR AS VARCHAR(64)) AS anon_9, CAST(%s::VARCHAR AS "
+        "VARCHAR(512)) AS anon_10, CAST(%s AS BOOLEAN) AS anon_11, CAST(%s AS "
+        "BOOLEAN) AS anon_12, CAST(%s::VARCHAR AS TEXT) AS anon_13, "
+        "CAST(%s::TIMESTAMP WITH TIME ZONE AS TIMESTAMP WITH TIME ZONE) AS anon_14, "
+        "CAST(%s::TIMESTAMP WITH TIME ZONE AS TIMESTAMP WITH TIME ZONE) AS anon_15, "
+        "CAST(%s::VARCHAR AS TEXT) AS anon_16 \n"
+        "WHERE EXISTS (SELECT %s::INTEGER AS anon_17 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = %s::INTEGER AND leases.attempt = %s::BIGINT FOR KEY "
+        "SHARE) ON CONFLICT DO NOTHING RETURNING files.store_id",
+    },
     "insert_job": {
         "bind": [None, None, None, None, None, None, None, None, None, None, None, None, None, None],
         "defaults": {},
@@ -232,6 +317,45 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "%s::INTEGER, %s::BIGINT, %s, %s::BIGINT, %s::VARCHAR, %s::TIMESTAMP WITH TIME ZONE, "
         "%s::TIMESTAMP WITH TIME ZONE, %s::BIGINT) ON CONFLICT DO NOTHING RETURNING "
         "jobs.store_id",
+    },
+    "insert_job_fenced": {
+        "bind": [None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None],
+        "defaults": {"param_1": 1},
+        "names": [
+            "store_id",
+            "version",
+            "created_at",
+            "updated_at",
+            "id",
+            "name",
+            "unit_name",
+            "state",
+            "remaining_tries",
+            "memory",
+            "cores",
+            "disk",
+            "description",
+            "write_token",
+            "param_1",
+            "fence_sid",
+            "fence_attempt",
+        ],
+        "result": [None],
+        "sql": "INSERT INTO jobs (store_id, version, created_at, updated_at, id, name, "
+        "unit_name, state, remaining_tries, memory, cores, disk, description, "
+        "write_token) SELECT CAST(%s::INTEGER AS INTEGER) AS anon_1, CAST(%s::INTEGER "
+        "AS INTEGER) AS anon_2, CAST(%s::TIMESTAMP WITH TIME ZONE AS TIMESTAMP WITH "
+        "TIME ZONE) AS anon_3, CAST(%s::TIMESTAMP WITH TIME ZONE AS TIMESTAMP WITH "
+        "TIME ZONE) AS anon_4, CAST(%s::VARCHAR AS VARCHAR(128)) AS anon_5, "
+        "CAST(%s::VARCHAR AS VARCHAR(255)) AS anon_6, CAST(%s::VARCHAR AS "
+        "VARCHAR(255)) AS anon_7, CAST(%s::VARCHAR AS VARCHAR(32)) AS anon_8, "
+        "CAST(%s::INTEGER AS INTEGER) AS anon_9, CAST(%s::BIGINT AS BIGINT) AS "
+        "anon_10, CAST(%s AS FLOAT) AS anon_11, CAST(%s::BIGINT AS BIGINT) AS anon_12, "
+        "CAST(%s::VARCHAR AS TEXT) AS anon_13, CAST(%s::BIGINT AS BIGINT) AS anon_14 \n"
+        "WHERE EXISTS (SELECT %s::INTEGER AS anon_15 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = %s::INTEGER AND leases.attempt = %s::BIGINT FOR KEY "
+        "SHARE) ON CONFLICT DO NOTHING RETURNING jobs.store_id",
     },
     "insert_job_file": {
         "bind": [
@@ -288,6 +412,72 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "FROM jobs \n"
         "WHERE jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR) ON CONFLICT DO "
         "NOTHING RETURNING files.store_id",
+    },
+    "insert_job_file_fenced": {
+        "bind": [
+            None,
+            None,
+            None,
+            None,
+            "boolean",
+            None,
+            None,
+            None,
+            None,
+            None,
+            "boolean",
+            "boolean",
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        ],
+        "defaults": {"param_1": 1},
+        "names": [
+            "store_id",
+            "id",
+            "version",
+            "job_id",
+            "cleanup",
+            "shared_name",
+            "basename",
+            "size",
+            "checksum",
+            "blob_key",
+            "executable",
+            "encrypted",
+            "source_url",
+            "created_at",
+            "updated_at",
+            "reference",
+            "store_id",
+            "job_id",
+            "param_1",
+            "fence_sid",
+            "fence_attempt",
+        ],
+        "result": [None],
+        "sql": "INSERT INTO files (store_id, id, version, job_id, cleanup, shared_name, "
+        "basename, size, checksum, blob_key, executable, encrypted, source_url, "
+        "created_at, updated_at, reference) SELECT %s::INTEGER AS anon_1, "
+        "%s::VARCHAR AS anon_2, %s::INTEGER AS anon_3, %s::VARCHAR AS anon_4, %s "
+        "AS anon_5, %s::VARCHAR AS anon_6, %s::VARCHAR AS anon_7, %s::BIGINT AS "
+        "anon_8, %s::VARCHAR AS anon_9, %s::VARCHAR AS anon_10, %s AS anon_11, %s "
+        "AS anon_12, %s::VARCHAR AS anon_13, %s::TIMESTAMP WITH TIME ZONE AS "
+        "anon_14, %s::TIMESTAMP WITH TIME ZONE AS anon_15, %s::VARCHAR AS "
+        "anon_16 \n"
+        "WHERE (EXISTS (SELECT * \n"
+        "FROM jobs \n"
+        "WHERE jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR)) AND "
+        "(EXISTS (SELECT %s::INTEGER AS anon_17 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = %s::INTEGER AND leases.attempt = %s::BIGINT FOR "
+        "KEY SHARE)) ON CONFLICT DO NOTHING RETURNING files.store_id",
     },
     "insert_jobs": {
         "bind": [None, None, None, None, None, None, None, None, None, None, None, None, None, None],
@@ -349,6 +539,48 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "unit_name, state, remaining_tries, memory, cores, disk, description, "
         "write_token)",
     },
+    "insert_jobs_from_arrays_fenced": {
+        "bind": [None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None],
+        "defaults": {"param_1": 1, "param_2": 1},
+        "names": [
+            "sid",
+            "param_1",
+            "now",
+            "now",
+            "all_id",
+            "all_name",
+            "all_unit_name",
+            "all_state",
+            "all_remaining_tries",
+            "all_memory",
+            "all_cores",
+            "all_disk",
+            "all_description",
+            "all_write_token",
+            "param_2",
+            "fence_sid",
+            "fence_attempt",
+        ],
+        "result": [],
+        "sql": "INSERT INTO jobs (store_id, version, id, name, unit_name, state, "
+        "remaining_tries, memory, cores, disk, description, write_token, "
+        "created_at, updated_at) SELECT %s AS anon_1, %s::INTEGER AS "
+        "anon_2, given.id, given.name, given.unit_name, given.state, "
+        "given.remaining_tries, given.memory, given.cores, given.disk, "
+        "given.description, given.write_token, %s::TIMESTAMP WITH TIME "
+        "ZONE AS anon_3, %s::TIMESTAMP WITH TIME ZONE AS anon__1 \n"
+        "FROM unnest(CAST(%s AS VARCHAR(128)[]), CAST(%s AS "
+        "VARCHAR(255)[]), CAST(%s AS VARCHAR(255)[]), CAST(%s AS "
+        "VARCHAR(32)[]), CAST(%s AS INTEGER[]), CAST(%s AS BIGINT[]), "
+        "CAST(%s AS FLOAT[]), CAST(%s AS BIGINT[]), CAST(%s AS TEXT[]), "
+        "CAST(%s AS BIGINT[])) AS given(id, name, unit_name, state, "
+        "remaining_tries, memory, cores, disk, description, "
+        "write_token) \n"
+        "WHERE EXISTS (SELECT %s::INTEGER AS anon_4 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = %s::INTEGER AND leases.attempt = "
+        "%s::BIGINT FOR KEY SHARE)",
+    },
     "insert_lease": {
         "bind": [None, None, None, None, None],
         "defaults": {},
@@ -365,6 +597,20 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "result": [],
         "sql": "INSERT INTO logs (store_id, message, is_read, created_at) VALUES (%s::INTEGER, %s, "
         "%s, %s::TIMESTAMP WITH TIME ZONE) RETURNING logs.seq",
+    },
+    "insert_log_fenced": {
+        "bind": [None, None, "boolean", None, None, None, None],
+        "defaults": {"param_1": 1},
+        "names": ["store_id", "message", "is_read", "created_at", "param_1", "fence_sid", "fence_attempt"],
+        "result": [None],
+        "sql": "INSERT INTO logs (store_id, message, is_read, created_at) SELECT "
+        "CAST(%s::INTEGER AS INTEGER) AS anon_1, CAST(%s AS BYTEA) AS anon_2, CAST(%s "
+        "AS BOOLEAN) AS anon_3, CAST(%s::TIMESTAMP WITH TIME ZONE AS TIMESTAMP WITH "
+        "TIME ZONE) AS anon_4 \n"
+        "WHERE EXISTS (SELECT %s::INTEGER AS anon_5 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = %s::INTEGER AND leases.attempt = %s::BIGINT FOR KEY "
+        "SHARE) RETURNING logs.seq",
     },
     "insert_store": {
         "bind": [None, None, None, None, None],
@@ -577,6 +823,38 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "updated_at=%s::TIMESTAMP WITH TIME ZONE, write_token=%s::BIGINT WHERE "
         "jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR RETURNING jobs.version",
     },
+    "update_job_any_fenced": {
+        "bind": [None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None],
+        "defaults": {"param_1": 1, "version_1": 1},
+        "names": [
+            "version_1",
+            "new_name",
+            "new_unit_name",
+            "new_state",
+            "new_remaining_tries",
+            "new_memory",
+            "new_cores",
+            "new_disk",
+            "new_description",
+            "new_updated_at",
+            "new_write_token",
+            "sid",
+            "match_id",
+            "param_1",
+            "fence_sid",
+            "fence_attempt",
+        ],
+        "result": [None],
+        "sql": "UPDATE jobs SET version=(jobs.version + %s::INTEGER), name=%s::VARCHAR, "
+        "unit_name=%s::VARCHAR, state=%s::VARCHAR, remaining_tries=%s::INTEGER, "
+        "memory=%s::BIGINT, cores=%s, disk=%s::BIGINT, description=%s::VARCHAR, "
+        "updated_at=%s::TIMESTAMP WITH TIME ZONE, write_token=%s::BIGINT WHERE "
+        "jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR AND (EXISTS (SELECT "
+        "%s::INTEGER AS anon_1 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = %s::INTEGER AND leases.attempt = %s::BIGINT FOR "
+        "KEY SHARE)) RETURNING jobs.version",
+    },
     "update_job_cas": {
         "bind": [None, None, None, None, None, None, None, None, None, None, None, None, None, None],
         "defaults": {"version_1": 1},
@@ -603,6 +881,39 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "updated_at=%s::TIMESTAMP WITH TIME ZONE, write_token=%s::BIGINT WHERE "
         "jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR AND jobs.version = "
         "%s::INTEGER",
+    },
+    "update_job_cas_fenced": {
+        "bind": [None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None],
+        "defaults": {"param_1": 1, "version_1": 1},
+        "names": [
+            "version_1",
+            "new_name",
+            "new_unit_name",
+            "new_state",
+            "new_remaining_tries",
+            "new_memory",
+            "new_cores",
+            "new_disk",
+            "new_description",
+            "new_updated_at",
+            "new_write_token",
+            "sid",
+            "match_id",
+            "expected",
+            "param_1",
+            "fence_sid",
+            "fence_attempt",
+        ],
+        "result": [],
+        "sql": "UPDATE jobs SET version=(jobs.version + %s::INTEGER), name=%s::VARCHAR, "
+        "unit_name=%s::VARCHAR, state=%s::VARCHAR, remaining_tries=%s::INTEGER, "
+        "memory=%s::BIGINT, cores=%s, disk=%s::BIGINT, description=%s::VARCHAR, "
+        "updated_at=%s::TIMESTAMP WITH TIME ZONE, write_token=%s::BIGINT WHERE "
+        "jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR AND jobs.version = "
+        "%s::INTEGER AND (EXISTS (SELECT %s::INTEGER AS anon_1 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = %s::INTEGER AND leases.attempt = %s::BIGINT FOR "
+        "KEY SHARE))",
     },
     "upsert_jobs_from_arrays": {
         "bind": [None, None, None, None, None, None, None, None, None, None, None, None, None, None, None],
@@ -644,5 +955,74 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "excluded.cores, disk = excluded.disk, description = "
         "excluded.description, updated_at = excluded.updated_at, write_token = "
         "excluded.write_token RETURNING jobs.id, jobs.version",
+    },
+    "upsert_jobs_from_arrays_fenced": {
+        "bind": [
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        ],
+        "defaults": {"param_1": 1, "param_2": 1, "version_1": 1},
+        "names": [
+            "sid",
+            "param_1",
+            "now",
+            "now",
+            "all_id",
+            "all_name",
+            "all_unit_name",
+            "all_state",
+            "all_remaining_tries",
+            "all_memory",
+            "all_cores",
+            "all_disk",
+            "all_description",
+            "all_write_token",
+            "param_2",
+            "fence_sid",
+            "fence_attempt",
+            "version_1",
+        ],
+        "result": [None, None],
+        "sql": "INSERT INTO jobs (store_id, version, id, name, unit_name, state, "
+        "remaining_tries, memory, cores, disk, description, write_token, "
+        "created_at, updated_at) SELECT %s AS anon_1, %s::INTEGER AS "
+        "anon_2, given.id, given.name, given.unit_name, given.state, "
+        "given.remaining_tries, given.memory, given.cores, given.disk, "
+        "given.description, given.write_token, %s::TIMESTAMP WITH TIME "
+        "ZONE AS anon_3, %s::TIMESTAMP WITH TIME ZONE AS anon__1 \n"
+        "FROM unnest(CAST(%s AS VARCHAR(128)[]), CAST(%s AS "
+        "VARCHAR(255)[]), CAST(%s AS VARCHAR(255)[]), CAST(%s AS "
+        "VARCHAR(32)[]), CAST(%s AS INTEGER[]), CAST(%s AS BIGINT[]), "
+        "CAST(%s AS FLOAT[]), CAST(%s AS BIGINT[]), CAST(%s AS TEXT[]), "
+        "CAST(%s AS BIGINT[])) AS given(id, name, unit_name, state, "
+        "remaining_tries, memory, cores, disk, description, "
+        "write_token) \n"
+        "WHERE EXISTS (SELECT %s::INTEGER AS anon_4 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = %s::INTEGER AND leases.attempt = "
+        "%s::BIGINT FOR KEY SHARE) ON CONFLICT (store_id, id) DO UPDATE "
+        "SET version = (jobs.version + %s::INTEGER), name = "
+        "excluded.name, unit_name = excluded.unit_name, state = "
+        "excluded.state, remaining_tries = excluded.remaining_tries, "
+        "memory = excluded.memory, cores = excluded.cores, disk = "
+        "excluded.disk, description = excluded.description, updated_at = "
+        "excluded.updated_at, write_token = excluded.write_token "
+        "RETURNING jobs.id, jobs.version",
     },
 }

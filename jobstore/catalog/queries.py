@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Integer,
     Table,
     Text,
     and_,
@@ -156,7 +157,7 @@ def replace_file_content_in_one_statement() -> Any:
     ).select_from(one_row.outerjoin(current, true()))
 
 
-def _insert_jobs_from_arrays() -> Any:
+def _insert_jobs_from_arrays(fenced: bool = False) -> Any:
     """PostgreSQL only: version 1 of many jobs from one array per column, in one statement."""
     from sqlalchemy.dialects.postgresql import ARRAY
     from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -168,25 +169,27 @@ def _insert_jobs_from_arrays() -> Any:
     )
     now = bindparam("now", type_=DateTime(timezone=True))
     rows = select(_store_id, literal(1), *[given.c[name] for name in JOB_FIELD_NAMES], now, now)
+    if fenced:
+        rows = rows.where(FENCE)
     return postgresql_insert(jobs).from_select(
         ["store_id", "version", *JOB_FIELD_NAMES, "created_at", "updated_at"], rows
     )
 
 
-def insert_jobs_from_arrays() -> Any:
+def insert_jobs_from_arrays(*, fenced: bool = False) -> Any:
     """PostgreSQL only: ``batch()``'s creations in ONE statement (one round trip where BEGIN, the
     inserts and COMMIT take three); a taken or repeated ID fails the whole statement."""
-    return _insert_jobs_from_arrays()
+    return _insert_jobs_from_arrays(fenced)
 
 
-def upsert_jobs_from_arrays() -> Any:
+def upsert_jobs_from_arrays(*, fenced: bool = False) -> Any:
     """PostgreSQL only: create or overwrite many jobs in ONE statement (``save_jobs``: a Toil
     worker's commit of its job and its new children), from one array per column, where the
     statement-per-job transaction takes 2 + one or two round trips per job. A new job gets version
     1; an existing one is overwritten at its version + 1, as ``_UPDATE_JOB_ANY`` does. Each
     ``id`` at most once (ON CONFLICT cannot change a row twice in one statement). Returns
     ``(id, version)`` rows, in no particular order."""
-    insert = _insert_jobs_from_arrays()
+    insert = _insert_jobs_from_arrays(fenced)
     overwrite = {name: insert.excluded[name] for name in JOB_FIELD_NAMES if name != "id"}
     return insert.on_conflict_do_update(
         index_elements=[jobs.c.store_id, jobs.c.id],
@@ -279,7 +282,7 @@ def _insert_ignoring_conflicts(table: Table, dialect: str) -> Any:
     return statement
 
 
-def insert_file_of_existing_job(dialect: str) -> Any:
+def insert_file_of_existing_job(dialect: str, *, fenced: bool = False) -> Any:
     """One statement that inserts a job-associated file row only if its job exists.
 
     ``INSERT ... SELECT <values> WHERE EXISTS (<the job>) ON CONFLICT DO NOTHING RETURNING``: the
@@ -297,6 +300,8 @@ def insert_file_of_existing_job(dialect: str) -> Any:
     values = select(*(bindparam(column.key, type_=column.type) for column in files.columns)).where(
         exists().where(jobs.c.store_id == bindparam("store_id"), jobs.c.id == bindparam("job_id"))
     )
+    if fenced:
+        values = values.where(FENCE)
     return (
         dialect_insert(files)
         .from_select([column.key for column in files.columns], values)
@@ -357,3 +362,33 @@ _SELECT_LEASE = select(leases.c.attempt, leases.c.holder, leases.c.acquired_at, 
 _LEASE_ATTEMPT = (
     select(leases.c.attempt).where(leases.c.store_id == _store_id).with_for_update(read=True, key_share=True)
 )
+
+
+# --- fenced writes (PostgreSQL) ----------------------------------------------------------------
+
+#: The condition a fenced write statement carries (``CatalogOperations.fence``): the store's lease
+#: is still at the writer's attempt. One primary-key lookup, locked FOR KEY SHARE for the
+#: statement's transaction, so that a takeover (a new attempt: a key update since migration 0009)
+#: waits for the write and every later write of the old attempt finds no row to act on.
+FENCE = exists(
+    select(literal(1))
+    .where(
+        leases.c.store_id == bindparam("fence_sid", type_=Integer),
+        leases.c.attempt == bindparam("fence_attempt", type_=BigInteger),
+    )
+    .with_for_update(read=True, key_share=True)
+)
+
+
+def fenced_insert(table: Table, columns: list[str], returning: Any, *, ignoring_conflicts: bool = True) -> Any:
+    """PostgreSQL only: ``INSERT ... SELECT <values> WHERE <FENCE>`` [ON CONFLICT DO NOTHING]
+    RETURNING: an insert of one row that inserts nothing once the writer's attempt lost the lease."""
+    from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+    # Explicit casts: in a SELECT list an untyped NULL parameter would otherwise be text.
+    values = select(*(cast(bindparam(name, type_=table.c[name].type), table.c[name].type) for name in columns))
+    values = values.where(FENCE)
+    statement = postgresql_insert(table).from_select(columns, values)
+    if ignoring_conflicts:
+        statement = statement.on_conflict_do_nothing()
+    return statement.returning(returning)
