@@ -23,6 +23,7 @@ from tests.in_batch import EveryCallInABatch
 #: The real servers, as session fixtures (each started once, on demand, on 127.0.0.1).
 pytest_plugins = [
     "tests.services.postgres",
+    "tests.services.pgbouncer",
     "tests.services.s3",
     "tests.services.gcs",
     "tests.services.http",
@@ -75,16 +76,19 @@ def _sqlite_local(tmp_path_factory: pytest.TempPathFactory) -> Callable[[], tupl
 
 
 def _postgres_catalog(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, blobs: str
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, blobs: str, *, pooled: bool = False
 ) -> Callable[[], tuple[str, Config]]:
-    server = request.getfixturevalue("postgres_server")
+    """PostgreSQL directly, or (``pooled``) through PgBouncer in transaction mode, spelled as a
+    user behind PgBouncer must spell it: server-side prepared statements off."""
+    server = request.getfixturevalue("pgbouncer_server" if pooled else "postgres_server")
+    catalog_url = f"{server.url}?prepare_threshold=none" if pooled else server.url
     blob_factory = _blob_url_factory(request, tmp_path_factory, blobs)
 
     def make() -> tuple[str, Config]:
         name = "wf-" + uuid.uuid4().hex[:12]
         blob_url, config = blob_factory()
         config.blobStore = blob_url
-        return f"sql:{server.url}#{name}", config
+        return f"sql:{catalog_url}#{name}", config
 
     return make
 
@@ -120,7 +124,16 @@ def _blob_url_factory(
 
 
 #: Every catalog x blob store combination the suite runs on. Extend here, nowhere else.
-BACKENDS = ["sqlite-local", "postgres-local", "sqlite-s3", "postgres-s3", "sqlite-gcs", "postgres-gcs"]
+#: ``pgbouncer-local`` is PostgreSQL through PgBouncer in transaction pooling mode.
+BACKENDS = [
+    "sqlite-local",
+    "postgres-local",
+    "sqlite-s3",
+    "postgres-s3",
+    "sqlite-gcs",
+    "postgres-gcs",
+    "pgbouncer-local",
+]
 if os.environ.get("JOBSTORE_TEST_BACKENDS"):
     BACKENDS = os.environ["JOBSTORE_TEST_BACKENDS"].split(",")
 
@@ -132,8 +145,8 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         make = _sqlite_local(tmp_path_factory)
     else:
         catalog, blobs = name.split("-", 1)
-        if catalog == "postgres":
-            make = _postgres_catalog(request, tmp_path_factory, blobs)
+        if catalog in ("postgres", "pgbouncer"):
+            make = _postgres_catalog(request, tmp_path_factory, blobs, pooled=catalog == "pgbouncer")
         else:
             make = _sqlite_catalog(request, tmp_path_factory, blobs)
     backend = Backend(name, make)

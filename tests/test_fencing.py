@@ -124,7 +124,7 @@ def test_a_worker_of_an_old_attempt_is_refused(backend: Backend) -> None:
         worker.create_job(JobDescription(jobName="after-destroy"))
 
 
-@pytest.mark.parametrize("backend", ["sqlite-local", "postgres-local"], indirect=True)
+@pytest.mark.parametrize("backend", ["sqlite-local", "postgres-local", "pgbouncer-local"], indirect=True)
 def test_a_takeover_waits_for_a_fenced_write_in_flight(backend: Backend) -> None:
     """The check and the write commit together: a takeover that starts while a fenced write's
     transaction is open waits for it (SQLite: the write lock; PostgreSQL: the lease row's
@@ -149,7 +149,7 @@ def test_a_takeover_waits_for_a_fenced_write_in_flight(backend: Backend) -> None
     rival.destroy()
 
 
-@pytest.mark.parametrize("backend", ["postgres-local"], indirect=True)
+@pytest.mark.parametrize("backend", ["postgres-local", "pgbouncer-local"], indirect=True)
 def test_a_renewal_never_waits_for_a_fenced_write(backend: Backend) -> None:
     """On PostgreSQL the key-share lock of a fenced write does not block the holder's own
     heartbeat (a renewal changes no key column), so a long batch cannot cost the leader its lease."""
@@ -166,7 +166,7 @@ def test_a_renewal_never_waits_for_a_fenced_write(backend: Backend) -> None:
     leader.destroy()
 
 
-@pytest.mark.parametrize("backend", ["postgres-local"], indirect=True)
+@pytest.mark.parametrize("backend", ["postgres-local", "pgbouncer-local"], indirect=True)
 def test_fenced_writes_on_postgresql_carry_the_check_in_their_one_statement(backend: Backend, tmp_path: Path) -> None:
     """On PostgreSQL the hot writes of a fenced handle stay one statement each (the fence is a
     condition of the statement itself, no BEGIN/COMMIT around it), and the check is in that

@@ -17,7 +17,7 @@ import pytest
 from jobstore import InvalidArgumentError, JobDescription, JobStore, LeaseHeldError, LeaseLostError
 from tests.conftest import Backend
 
-CATALOGS = pytest.mark.parametrize("backend", ["sqlite-local", "postgres-local"], indirect=True)
+CATALOGS = pytest.mark.parametrize("backend", ["sqlite-local", "postgres-local", "pgbouncer-local"], indirect=True)
 REPO = Path(__file__).resolve().parent.parent
 
 

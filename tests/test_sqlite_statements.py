@@ -278,6 +278,9 @@ PLAIN_POSTGRES_URLS = [
     "postgresql+psycopg://h/db?connect_timeout=3",
     "postgresql+psycopg://h/db?options=-c%20statement_timeout%3D5",
     "postgresql+psycopg://H.Example.ORG/db",
+    "postgresql+psycopg://h:6432/db?prepare_threshold=none",
+    "postgresql+psycopg://h/db?prepare_threshold=0&pool_size=2",
+    "postgresql+psycopg://h/db?prepare_threshold=NONE",
 ]
 
 
@@ -289,7 +292,7 @@ def test_plain_postgres_urls_parse_as_sqlalchemy_parses_them(url: str) -> None:
     from jobstore.catalog.engine import make_engine
     from jobstore.catalog.location import postgres_connect_args
 
-    assert postgres_connect_args(url) == _psycopg_connect_args(make_engine(url))
+    assert postgres_connect_args(url) == _psycopg_connect_args(make_engine(url), url)
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,14 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from jobstore.catalog.location import dialect_name, postgres_connect_args, sqlite_path
+from jobstore.catalog.location import (
+    PREPARE_THRESHOLD,
+    dialect_name,
+    parse_catalog_url,
+    postgres_connect_args,
+    prepare_threshold,
+    sqlite_path,
+)
 from jobstore.catalog.operations import CatalogOperations, PostgresOperations, SQLiteOperations
 from jobstore.catalog.retry import SQLITE_BUSY_TIMEOUT_MS, run_with_retries
 from jobstore.catalog.rows import HEAD_REVISION, FileRow, JobFields, NewFile, StoreRow
@@ -68,7 +75,7 @@ class Catalog:
             # anything else goes through SQLAlchemy's parser now, which validates it.
             arguments = postgres_connect_args(url) if importlib.util.find_spec("psycopg") else None
             if arguments is None:
-                arguments = _psycopg_connect_args(self._make_engines())
+                arguments = _psycopg_connect_args(self._make_engines(), url)
             self.operations = PostgresOperations(arguments, self.where)
 
     def _make_engines(self) -> Engine:
@@ -192,10 +199,14 @@ class Catalog:
         return run_with_retries(self.where, attempt, describe=describe)
 
 
-def _psycopg_connect_args(engine: Engine) -> dict[str, Any]:
-    """psycopg.connect() arguments for the engine's URL (pool options already removed)."""
+def _psycopg_connect_args(engine: Engine, catalog_url: str) -> dict[str, Any]:
+    """psycopg.connect() arguments for the engine's URL (pool options already removed), with the
+    ``prepare_threshold`` of ``catalog_url`` (which the engine moved out of its URL)."""
     url = engine.url
     arguments: dict[str, Any] = url.translate_connect_args(username="user", database="dbname")
     arguments.update({key: value for key, value in url.query.items() if isinstance(value, str)})
     arguments.setdefault("connect_timeout", 10)
+    original = parse_catalog_url(catalog_url)
+    if PREPARE_THRESHOLD in original.query:
+        arguments[PREPARE_THRESHOLD] = prepare_threshold(str(original.query[PREPARE_THRESHOLD]), catalog_url)
     return arguments

@@ -23,7 +23,7 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from jobstore.catalog.location import parse_catalog_url, sqlite_path
+from jobstore.catalog.location import PREPARE_THRESHOLD, parse_catalog_url, prepare_threshold, sqlite_path
 from jobstore.catalog.retry import SQLITE_BUSY_TIMEOUT_MS, is_transient, run_with_retries
 from jobstore.catalog.sqlite_file import prepare_sqlite_file
 from jobstore.catalog.sqlite_pragmas import connection_pragmas
@@ -117,6 +117,13 @@ def _make_postgres_engine(url: URL, pool_size: int) -> Engine:
         url = url.difference_update_query(["pool_size"])
     if pool_size < 1:
         raise InvalidLocatorError(f"The catalog pool size must be at least 1, not {pool_size}.")
+    connect_args: dict[str, Any] = {"connect_timeout": 10}
+    # psycopg's own option, not libpq's: it goes to psycopg.connect() as a keyword, not in the
+    # connection string (which would refuse it).
+    if PREPARE_THRESHOLD in url.query:
+        rendered = url.render_as_string(hide_password=True)
+        connect_args[PREPARE_THRESHOLD] = prepare_threshold(str(url.query[PREPARE_THRESHOLD]), rendered)
+        url = url.difference_update_query([PREPARE_THRESHOLD])
     return create_engine(
         url,
         pool_size=pool_size,
@@ -125,5 +132,5 @@ def _make_postgres_engine(url: URL, pool_size: int) -> Engine:
         # restarted server fails its first statement instead; SQLAlchemy then invalidates the pool
         # and run_with_retries runs the whole transaction again on a fresh connection.
         pool_recycle=3600,
-        connect_args={"connect_timeout": 10},
+        connect_args=connect_args,
     )

@@ -64,11 +64,34 @@ _POSTGRES_SCHEMES = ("postgresql", "postgresql+psycopg")
 _NETLOC = re.compile(r"(?:(?P<user>[^:@/]*)(?::(?P<password>[^@]*))?@)?(?P<host>[^@:/\[\]]*)(?::(?P<port>\d+))?")
 
 
+#: The URL option that sets psycopg's ``prepare_threshold``: how many runs of one statement before
+#: psycopg prepares it on the server. ``none`` turns server-side prepared statements off, which a
+#: pooler in transaction mode (PgBouncer before 1.21, or without ``max_prepared_statements``)
+#: needs: it hands each transaction to any server connection, and a statement prepared on one is
+#: unknown to the next.
+PREPARE_THRESHOLD = "prepare_threshold"
+
+
+def prepare_threshold(value: str, url: str = "") -> int | None:
+    """The ``prepare_threshold`` URL option as psycopg takes it: ``none`` or a count >= 0."""
+    if value.lower() == "none":
+        return None
+    if value.isdigit():
+        return int(value)
+    where = f" in {redact_url(url)!r}" if url else ""
+    raise InvalidLocatorError(
+        f"{PREPARE_THRESHOLD}={value!r}{where} is not valid: give a whole number of runs before a statement is "
+        f"prepared on the server (psycopg's default is 5), or {PREPARE_THRESHOLD}=none behind a pooler in "
+        "transaction mode such as PgBouncer."
+    )
+
+
 def postgres_connect_args(url: str) -> dict[str, Any] | None:
     """``psycopg.connect()`` keyword arguments for a plain PostgreSQL URL, or None.
 
     The same arguments the engine's URL gives (a test holds the two equal over many spellings),
-    parsed without SQLAlchemy. ``pool_size`` is the engine's and is left out. None for anything
+    parsed without SQLAlchemy. ``pool_size`` is the engine's and is left out; ``prepare_threshold``
+    is converted (``none`` is None), and an invalid one raises :class:`InvalidLocatorError`. None for anything
     unusual (another driver, repeated or invalid options, IPv6 literals): the caller then asks
     SQLAlchemy, which also reports what is wrong.
     """
@@ -99,6 +122,9 @@ def postgres_connect_args(url: str) -> dict[str, Any] | None:
         if key == "pool_size":
             if not value.isdigit() or int(value) < 1:
                 return None  # invalid: the engine's parser says so
+            continue
+        if key == PREPARE_THRESHOLD:
+            arguments[key] = prepare_threshold(value, url)
             continue
         arguments[key] = value
     arguments.setdefault("connect_timeout", 10)

@@ -40,6 +40,10 @@ _TRANSIENT_PHRASES = (
     "the database system is",
 )
 
+#: "prepared statement ... already exists" / "... does not exist": psycopg prepared a statement on
+#: one server connection and a pooler in transaction mode ran the next transaction on another.
+_PREPARED_STATEMENT_CLASHES = frozenset({"42P05", "26000"})
+
 #: A server that answers but refuses the login or the database: the same attempt fails the same way
 #: (retrying would only add seconds of silence before the same answer).
 _REFUSAL_PHRASES = (
@@ -71,6 +75,8 @@ def _driver_error(error: BaseException) -> BaseException:
 def is_refusal(error: BaseException) -> bool:
     """True when a PostgreSQL server answered but refused the login (user, password, database)."""
     original = _driver_error(error)
+    if getattr(original, "sqlstate", None) in _PREPARED_STATEMENT_CLASHES:
+        return False  # "prepared statement ... does not exist" is not about the login
     text = str(original).lower()
     return "psycopg" in type(original).__module__ and any(phrase in text for phrase in _REFUSAL_PHRASES)
 
@@ -109,6 +115,13 @@ def run_with_retries(where: str, work: Callable[[], T], *, describe: str) -> T:
             if not is_catalog_error(error):
                 raise
             original = _driver_error(error)
+            if getattr(original, "sqlstate", None) in _PREPARED_STATEMENT_CLASHES:
+                raise CatalogError(
+                    f"The catalog ({where}) lost a prepared statement while trying to {describe}: "
+                    f"{redact_url(str(original)).strip()[:200]}. This happens behind a connection pooler in "
+                    "transaction mode (PgBouncer): add ?prepare_threshold=none to the catalog URL, or set "
+                    "max_prepared_statements in PgBouncer 1.21 or later. Nothing was committed."
+                ) from None
             if is_refusal(error):
                 reason = " ".join(redact_url(str(original)).split())[:300]
                 raise CatalogError(

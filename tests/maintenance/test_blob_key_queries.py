@@ -58,7 +58,7 @@ def test_blob_key_questions_are_set_operations(tmp_path: Path) -> None:
 AWKWARD_KEYS = ["f/zz/tab\there", "f/zz/new\nline", "f/zz/back\\slash", "f/zz/\\N", "f/zz/quote'\"", "f/zz/ünï"]
 
 
-@pytest.mark.parametrize("backend", ["sqlite-local", "postgres-local"], indirect=True)
+@pytest.mark.parametrize("backend", ["sqlite-local", "postgres-local", "pgbouncer-local"], indirect=True)
 def test_a_listing_arrives_as_data_on_every_catalog(store: JobStore, tmp_path: Path) -> None:
     """PostgreSQL loads the listing with COPY, SQLite with executemany: the same keys come back."""
     source = tmp_path / "source"

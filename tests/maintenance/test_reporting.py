@@ -38,7 +38,7 @@ def test_the_cookbook_has_the_promised_queries() -> None:
     } <= names
 
 
-@pytest.mark.parametrize("backend", ["sqlite-local", "postgres-local"], indirect=True)
+@pytest.mark.parametrize("backend", ["sqlite-local", "postgres-local", "pgbouncer-local"], indirect=True)
 def test_cookbook_queries_run_and_answer(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> None:
     store: JobStore = backend.new_store()
     data = populate(store, jobs_count=4)

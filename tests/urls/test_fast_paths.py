@@ -151,7 +151,7 @@ def test_gs_import_into_a_gcs_store_is_a_rewrite(
     assert outcomes[-1] is None
 
 
-@pytest.mark.parametrize("backend", ["sqlite-local", "postgres-local"], indirect=True)
+@pytest.mark.parametrize("backend", ["sqlite-local", "postgres-local", "pgbouncer-local"], indirect=True)
 def test_file_import_into_a_local_store_is_a_kernel_copy(
     backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
