@@ -26,7 +26,16 @@ from tests.services.postgres import PostgresServer
 def round_robin_pgbouncer(postgres_server: PostgresServer) -> Iterator[PgBouncerServer]:
     """A PgBouncer that hands consecutive transactions to different server connections, so that a
     statement prepared by one transaction is missing in the next (a busy pool does this at random)."""
-    with PgBouncerServer(postgres_server, pool_size=2, round_robin=True, min_pool_size=2) as server:
+    with PgBouncerServer(postgres_server, pool_size=2, round_robin=True) as server:
+        # Two clients inside a transaction at once make PgBouncer open both server connections;
+        # from then on, round robin alternates between them.
+        clients = [psycopg.connect(server.url.replace("+psycopg", ""), prepare_threshold=None) for _ in range(2)]
+        for client in clients:
+            client.execute("SELECT 1")  # opens a transaction, which holds a server connection
+        for client in clients:
+            client.commit()  # (a client that leaves mid-transaction makes PgBouncer drop its server)
+            client.close()
+        assert _server_connections(server, "postgres") == 2
         yield server
 
 
