@@ -152,6 +152,11 @@ class CatalogUnavailableError(CatalogError):
     """The catalog database could not be reached even after retries."""
 
 
+class CatalogConnectionLimitError(CatalogUnavailableError):
+    """The PostgreSQL server (or the role) had no connection slot free for as long as jobstore
+    waits for one (``max_connections`` reached)."""
+
+
 class SchemaVersionError(CatalogError):
     """The catalog's schema revision does not match this version of jobstore."""
 

@@ -281,6 +281,8 @@ PLAIN_POSTGRES_URLS = [
     "postgresql+psycopg://h:6432/db?prepare_threshold=none",
     "postgresql+psycopg://h/db?prepare_threshold=0&pool_size=2",
     "postgresql+psycopg://h/db?prepare_threshold=NONE",
+    "postgresql+psycopg://h/db?idle_timeout=30",
+    "postgresql+psycopg://h/db?idle_timeout=0.5&prepare_threshold=none",
 ]
 
 

@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
+from jobstore.catalog.idle import IDLE_TIMEOUT, idle_timeout_option
 from jobstore.catalog.location import (
     PREPARE_THRESHOLD,
     dialect_name,
@@ -201,7 +202,8 @@ class Catalog:
 
 def _psycopg_connect_args(engine: Engine, catalog_url: str) -> dict[str, Any]:
     """psycopg.connect() arguments for the engine's URL (pool options already removed), with the
-    ``prepare_threshold`` of ``catalog_url`` (which the engine moved out of its URL)."""
+    ``prepare_threshold`` and ``idle_timeout`` of ``catalog_url`` (which the engine moved out of its
+    URL)."""
     url = engine.url
     arguments: dict[str, Any] = url.translate_connect_args(username="user", database="dbname")
     arguments.update({key: value for key, value in url.query.items() if isinstance(value, str)})
@@ -209,4 +211,6 @@ def _psycopg_connect_args(engine: Engine, catalog_url: str) -> dict[str, Any]:
     original = parse_catalog_url(catalog_url)
     if PREPARE_THRESHOLD in original.query:
         arguments[PREPARE_THRESHOLD] = prepare_threshold(str(original.query[PREPARE_THRESHOLD]), catalog_url)
+    if IDLE_TIMEOUT in original.query:
+        arguments[IDLE_TIMEOUT] = idle_timeout_option(str(original.query[IDLE_TIMEOUT]), catalog_url)
     return arguments

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+import weakref
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
@@ -23,6 +25,13 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from jobstore.catalog.idle import (
+    DEFAULT_IDLE_TIMEOUT_SECONDS,
+    IDLE_TIMEOUT,
+    application_name,
+    idle_timeout_option,
+    release_when_idle,
+)
 from jobstore.catalog.location import PREPARE_THRESHOLD, parse_catalog_url, prepare_threshold, sqlite_path
 from jobstore.catalog.retry import SQLITE_BUSY_TIMEOUT_MS, is_transient, run_with_retries
 from jobstore.catalog.sqlite_file import prepare_sqlite_file
@@ -124,7 +133,11 @@ def _make_postgres_engine(url: URL, pool_size: int) -> Engine:
         rendered = url.render_as_string(hide_password=True)
         connect_args[PREPARE_THRESHOLD] = prepare_threshold(str(url.query[PREPARE_THRESHOLD]), rendered)
         url = url.difference_update_query([PREPARE_THRESHOLD])
-    return create_engine(
+    idle_timeout = DEFAULT_IDLE_TIMEOUT_SECONDS
+    if IDLE_TIMEOUT in url.query:
+        idle_timeout = idle_timeout_option(str(url.query[IDLE_TIMEOUT]), url.render_as_string(hide_password=True))
+        url = url.difference_update_query([IDLE_TIMEOUT])
+    engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
@@ -134,3 +147,36 @@ def _make_postgres_engine(url: URL, pool_size: int) -> Engine:
         pool_recycle=3600,
         connect_args=connect_args,
     )
+
+    @event.listens_for(engine, "do_connect")
+    def _name_the_client(_dialect: Any, _record: Any, _args: Any, kwargs: dict[str, Any]) -> None:
+        kwargs.setdefault("application_name", application_name())  # the pid at connect time
+
+    _PoolIdleCloser(engine, idle_timeout).register()
+    return engine
+
+
+class _PoolIdleCloser:
+    """Closes the engine pool's idle connections once none has been checked out for
+    ``idle_timeout`` seconds (see ``idle.py``); checked-out connections are never touched."""
+
+    def __init__(self, engine: Engine, idle_timeout: float) -> None:
+        self.idle_timeout = idle_timeout
+        self._engine = weakref.ref(engine)
+        self._last_used = time.monotonic()
+        event.listen(engine, "checkin", self._touch)
+        event.listen(engine, "checkout", self._touch)
+
+    def register(self) -> None:
+        release_when_idle(self)
+
+    def _touch(self, *_args: Any) -> None:
+        self._last_used = time.monotonic()
+
+    def close_idle(self, now: float) -> None:
+        engine = self._engine()
+        if engine is None or now - self._last_used < self.idle_timeout:
+            return
+        pool = engine.pool
+        if pool.checkedout() == 0 and pool.checkedin() > 0:  # type: ignore[attr-defined]
+            pool.dispose()  # closes the checked-in connections; the pool opens new ones on demand

@@ -14,6 +14,7 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from jobstore.catalog.idle import IDLE_TIMEOUT, idle_timeout_option
 from jobstore.errors import InvalidLocatorError
 from jobstore.redact import redact_url
 
@@ -91,7 +92,8 @@ def postgres_connect_args(url: str) -> dict[str, Any] | None:
 
     The same arguments the engine's URL gives (a test holds the two equal over many spellings),
     parsed without SQLAlchemy. ``pool_size`` is the engine's and is left out; ``prepare_threshold``
-    is converted (``none`` is None), and an invalid one raises :class:`InvalidLocatorError`. None for anything
+    is converted (``none`` is None) and ``idle_timeout`` (jobstore's, see ``idle.py``) made a
+    number; an invalid value of either raises :class:`InvalidLocatorError`. None for anything
     unusual (another driver, repeated or invalid options, IPv6 literals): the caller then asks
     SQLAlchemy, which also reports what is wrong.
     """
@@ -125,6 +127,9 @@ def postgres_connect_args(url: str) -> dict[str, Any] | None:
             continue
         if key == PREPARE_THRESHOLD:
             arguments[key] = prepare_threshold(value, url)
+            continue
+        if key == IDLE_TIMEOUT:
+            arguments[key] = idle_timeout_option(value, url)
             continue
         arguments[key] = value
     arguments.setdefault("connect_timeout", 10)

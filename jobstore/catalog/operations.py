@@ -26,6 +26,7 @@ import os
 import sqlite3
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -38,6 +39,7 @@ from jobstore.catalog.compiled import (
     SQLITE_RESULT_CONVERSIONS,
     Statement,
 )
+from jobstore.catalog.idle import DEFAULT_IDLE_TIMEOUT_SECONDS, IDLE_TIMEOUT, application_name, release_when_idle
 from jobstore.catalog.postgres_statements import STATEMENTS as POSTGRES_STATEMENTS
 from jobstore.catalog.retry import is_catalog_error, is_transient, run_with_retries
 from jobstore.catalog.rows import FileRow, JobFields, LeaseRow, NewFile, StoreRow, utc_now
@@ -55,13 +57,17 @@ SHARED_FILE_ATTEMPTS = 20
 class _Holder:
     """Owns one thread's connection and closes it when that thread ends (its thread-local
     storage, and so this holder, goes away): threads come and go (transfer pools), connections
-    must not pile up, least of all on a PostgreSQL server."""
+    must not pile up, least of all on a PostgreSQL server. ``in_use`` and ``last_used`` tell the
+    idle reaper (``idle.py``) which connections it may close; ``lock`` guards the three."""
 
-    __slots__ = ("__weakref__", "connection", "pid")
+    __slots__ = ("__weakref__", "connection", "in_use", "last_used", "lock", "pid")
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
         self.pid = os.getpid()
+        self.lock = threading.Lock()
+        self.in_use = True
+        self.last_used = time.monotonic()
 
     def close(self, getpid: Callable[[], int] = os.getpid) -> None:
         # getpid is bound at definition: at interpreter shutdown a holder may be collected after
@@ -138,6 +144,8 @@ def _operation(describe: str, *, writes: bool = False) -> Callable[[F], F]:
                 return self._in_batch(batch, describe, lambda: method(self, *args))
             finally:
                 state.busy = False
+                if state.batch is None:
+                    self._release()
 
         return cast(F, run)
 
@@ -163,6 +171,8 @@ class CatalogOperations:
         self._holders: weakref.WeakSet[_Holder] = weakref.WeakSet()
         #: store ID -> the lease attempt this process writes for (see ``fence``).
         self._fences: dict[int, int] = {}
+        #: Seconds after which an unused connection is closed (PostgreSQL only; 0: never).
+        self.idle_timeout = 0.0
         self._statements = {name: self._statement(name) for name in self.STATEMENTS}
 
     def _statement(self, name: str) -> Statement:
@@ -174,15 +184,46 @@ class CatalogOperations:
         raise NotImplementedError
 
     def _connection(self) -> Any:
+        """This thread's connection, marked in use until the operation ends (``_release``)."""
         holder = self._state.holder
-        connection = None if holder is None or holder.pid != os.getpid() else holder.connection
-        if connection is None or getattr(connection, "closed", False) or getattr(connection, "broken", False):
-            connection = self._connect()
-            holder = _Holder(connection)
-            self._state.holder = holder
-            with self._lock:
-                self._holders.add(holder)
+        if holder is not None and holder.pid == os.getpid():
+            with holder.lock:
+                connection = holder.connection
+                if not (
+                    connection is None or getattr(connection, "closed", False) or getattr(connection, "broken", False)
+                ):
+                    holder.in_use = True
+                    return connection
+        connection = self._connect()
+        holder = _Holder(connection)
+        self._state.holder = holder
+        with self._lock:
+            self._holders.add(holder)
         return connection
+
+    def _release(self) -> None:
+        """The thread's operation (or batch) is over: its connection may now be closed when idle."""
+        holder = self._state.holder
+        if holder is not None:
+            with holder.lock:
+                holder.in_use = False
+                holder.last_used = time.monotonic()
+
+    def close_idle(self, now: float) -> None:
+        """Close every thread's connection that no operation uses and that has been idle for
+        ``idle_timeout`` seconds (called by the idle reaper's thread; see ``idle.py``)."""
+        with self._lock:
+            holders = list(self._holders)
+        for holder in holders:
+            with holder.lock:
+                if holder.in_use or holder.connection is None or now - holder.last_used < self.idle_timeout:
+                    continue
+                connection, holder.connection = holder.connection, None
+            if holder.pid == os.getpid():  # never a connection of the parent
+                try:
+                    connection.close()
+                except Exception:
+                    pass  # already broken: the server has let it go
 
     def close(self) -> None:
         """Close every thread's connection (a later operation opens a new one)."""
@@ -303,6 +344,7 @@ class CatalogOperations:
             raise
         finally:
             state.batch = None
+            self._release()
 
     def in_batch(self) -> bool:
         """Whether this thread is inside ``batch()``."""
@@ -861,12 +903,16 @@ class PostgresOperations(CatalogOperations):
 
     def __init__(self, connect_kwargs: dict[str, Any], where: str) -> None:
         super().__init__(where)
+        connect_kwargs = dict(connect_kwargs)
+        self.idle_timeout = float(connect_kwargs.pop(IDLE_TIMEOUT, DEFAULT_IDLE_TIMEOUT_SECONDS))
         self._connect_kwargs = connect_kwargs
+        release_when_idle(self)
 
     def _connect(self) -> Any:
         import psycopg
 
-        return psycopg.connect(autocommit=True, **self._connect_kwargs)
+        # The process ID names who holds each of the server's connections (pg_stat_activity).
+        return psycopg.connect(autocommit=True, **{"application_name": application_name(), **self._connect_kwargs})
 
     def _is_integrity_error(self, error: BaseException) -> bool:
         psycopg = sys.modules.get("psycopg")

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from jobstore.errors import CatalogError, CatalogUnavailableError
+from jobstore.errors import CatalogConnectionLimitError, CatalogError, CatalogUnavailableError
 from jobstore.redact import redact_url
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,20 @@ _REFUSAL_PHRASES = (
     "no pg_hba.conf entry",
     "does not exist",
     "permission denied",
-    "too many connections for role",
 )
+
+#: The server or the role has no connection slot free (SQLSTATE 53300, which libpq reports at
+#: connect time without its code). Slots free up as other clients finish, so this is waited out
+#: for longer than other transient failures before it is explained.
+_CONNECTION_LIMIT_PHRASES = (
+    "too many clients already",
+    "remaining connection slots are reserved",
+    "too many connections for role",
+    "too many connections for database",
+)
+_CONNECTION_LIMIT_SQLSTATE = "53300"
+#: How long an operation waits for a connection slot, in seconds.
+CONNECTION_LIMIT_WAIT_SECONDS = 60.0
 
 
 def is_catalog_error(error: BaseException) -> bool:
@@ -70,6 +82,15 @@ def is_catalog_error(error: BaseException) -> bool:
 
 def _driver_error(error: BaseException) -> BaseException:
     return getattr(error, "orig", None) or error
+
+
+def is_connection_limit(error: BaseException) -> bool:
+    """True when a PostgreSQL server refused a new connection for want of a free slot."""
+    original = _driver_error(error)
+    if getattr(original, "sqlstate", None) == _CONNECTION_LIMIT_SQLSTATE:
+        return True
+    text = str(original).lower()
+    return "psycopg" in type(original).__module__ and any(phrase in text for phrase in _CONNECTION_LIMIT_PHRASES)
 
 
 def is_refusal(error: BaseException) -> bool:
@@ -108,13 +129,33 @@ def run_with_retries(where: str, work: Callable[[], T], *, describe: str) -> T:
     from the start: it opens its own transaction each time.
     """
     delay = 0.05
-    for attempt in range(1, RETRY_ATTEMPTS + 1):
+    attempt = 0
+    waiting_for_a_slot_since: float | None = None
+    while True:
+        attempt += 1
         try:
             return work()
         except Exception as error:
             if not is_catalog_error(error):
                 raise
             original = _driver_error(error)
+            if is_connection_limit(error):
+                now = time.monotonic()
+                if waiting_for_a_slot_since is None:
+                    waiting_for_a_slot_since = now
+                if now - waiting_for_a_slot_since >= CONNECTION_LIMIT_WAIT_SECONDS:
+                    raise CatalogConnectionLimitError(
+                        f"The catalog ({where}) had no free connection for {CONNECTION_LIMIT_WAIT_SECONDS:.0f} s "
+                        f"while trying to {describe}: {' '.join(str(original).split())[:200]}. Every process "
+                        "holds one connection per thread that uses the store: put PgBouncer in front of the "
+                        "server (add ?prepare_threshold=none to the catalog URL), raise the server's "
+                        "max_connections, or run fewer workers at once. Nothing was committed."
+                    ) from None
+                log.info("catalog has no free connection while trying to %s; waiting", describe)
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 2.0)
+                attempt -= 1  # waiting for a slot does not use up the retries of other failures
+                continue
             if getattr(original, "sqlstate", None) in _PREPARED_STATEMENT_CLASHES:
                 raise CatalogError(
                     f"The catalog ({where}) lost a prepared statement while trying to {describe}: "
@@ -144,4 +185,3 @@ def run_with_retries(where: str, work: Callable[[], T], *, describe: str) -> T:
             log.info("transient catalog failure while trying to %s (attempt %d): %s", describe, attempt, original)
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 2.0)
-    raise AssertionError("unreachable")

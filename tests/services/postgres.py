@@ -128,10 +128,13 @@ class PostgresServer:
     client sees. ``close()`` (or leaving the ``with`` block) stops it and deletes everything.
     """
 
-    def __init__(self, *, bindir: str | None = None, embedded: bool | None = None) -> None:
+    def __init__(self, *, bindir: str | None = None, embedded: bool | None = None, max_connections: int = 200) -> None:
         if embedded is None:
             embedded = os.environ.get(FORCE_EMBEDDED_ENV, "") not in ("", "0", "false", "no")
         self.embedded = embedded
+        #: The server's connection limit. The tests connect as a superuser, so no slots are
+        #: reserved for superusers: the limit is what every client sees.
+        self.max_connections = max_connections
         self._requested_bindir = bindir or os.environ.get(BINDIR_ENV) or None
         self.bindir = ""
         self.port = 0
@@ -388,7 +391,9 @@ class PostgresServer:
             "-c",
             "full_page_writes=off",
             "-c",
-            "max_connections=200",
+            f"max_connections={self.max_connections}",
+            "-c",
+            "superuser_reserved_connections=0",
         ]
         with open(self.log_path, "ab") as log:
             process = subprocess.Popen(
