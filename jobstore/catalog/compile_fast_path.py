@@ -81,24 +81,29 @@ def _constructs(dialect: str) -> dict[str, tuple[Any, list[str] | None]]:
         "select_lease": (queries._SELECT_LEASE, None),
         "lease_attempt": (queries._LEASE_ATTEMPT, None),
     }
+    # Fenced variants (CatalogOperations.fence): each write carries the lease check itself.
+    constructs["update_job_cas_fenced"] = (queries._UPDATE_JOB_CAS.where(queries.FENCE), None)
+    constructs["update_job_any_fenced"] = (queries._UPDATE_JOB_ANY.where(queries.FENCE).returning(jobs.c.version), None)
+    constructs["delete_file_fenced"] = (queries._DELETE_FILE_RETURNING_KEY.where(queries.FENCE), None)
+    constructs["claim_unread_logs_fenced"] = (queries._CLAIM_UNREAD_LOGS.where(queries.FENCE), None)
+    constructs["insert_job_fenced"] = (queries.fenced_insert(jobs, JOB_INSERT_COLUMNS, jobs.c.store_id, dialect), None)
+    constructs["insert_file_fenced"] = (
+        queries.fenced_insert(files, FILE_INSERT_COLUMNS, files.c.store_id, dialect),
+        None,
+    )
+    constructs["insert_job_file_fenced"] = (queries.insert_file_of_existing_job(dialect, fenced=True), None)
+    constructs["insert_log_fenced"] = (
+        queries.fenced_insert(logs, LOG_INSERT_COLUMNS, logs.c.seq, dialect, ignoring_conflicts=False),
+        None,
+    )
     if dialect == "postgresql":  # data-modifying WITH clauses: SQLite has none
         constructs["delete_job_with_cleanup_files"] = (queries.delete_job_with_cleanup_files(), None)
         constructs["replace_file_content_in_one_statement"] = (queries.replace_file_content_in_one_statement(), None)
         constructs["upsert_jobs_from_arrays"] = (queries.upsert_jobs_from_arrays(), None)
         constructs["insert_jobs_from_arrays"] = (queries.insert_jobs_from_arrays(), None)
-        # Fenced variants (CatalogOperations.fence): each write carries the lease check itself.
-        constructs["update_job_cas_fenced"] = (queries._UPDATE_JOB_CAS.where(queries.FENCE), None)
-        constructs["update_job_any_fenced"] = (
-            queries._UPDATE_JOB_ANY.where(queries.FENCE).returning(jobs.c.version),
-            None,
-        )
-        constructs["delete_file_fenced"] = (queries._DELETE_FILE_RETURNING_KEY.where(queries.FENCE), None)
-        constructs["claim_unread_logs_fenced"] = (queries._CLAIM_UNREAD_LOGS.where(queries.FENCE), None)
-        constructs["insert_job_fenced"] = (queries.fenced_insert(jobs, JOB_INSERT_COLUMNS, jobs.c.store_id), None)
-        constructs["insert_file_fenced"] = (queries.fenced_insert(files, FILE_INSERT_COLUMNS, files.c.store_id), None)
-        constructs["insert_job_file_fenced"] = (queries.insert_file_of_existing_job(dialect, fenced=True), None)
-        constructs["insert_log_fenced"] = (
-            queries.fenced_insert(logs, LOG_INSERT_COLUMNS, logs.c.seq, ignoring_conflicts=False),
+        constructs["delete_job_with_cleanup_files_fenced"] = (queries.delete_job_with_cleanup_files(fenced=True), None)
+        constructs["replace_file_content_in_one_statement_fenced"] = (
+            queries.replace_file_content_in_one_statement(fenced=True),
             None,
         )
         constructs["upsert_jobs_from_arrays_fenced"] = (queries.upsert_jobs_from_arrays(fenced=True), None)

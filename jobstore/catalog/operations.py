@@ -812,6 +812,9 @@ class SQLiteOperations(CatalogOperations):
     """Per-thread sqlite3 connections to one catalog file, with the same pragmas as the engine."""
 
     STATEMENTS = SQLITE_STATEMENTS
+    FENCED_STATEMENT_OPERATIONS = frozenset(
+        {"update_job", "_create_job", "insert_file", "delete_file", "append_log", "claim_unread_logs"}
+    )
     BIND_CONVERSIONS = SQLITE_BIND_CONVERSIONS
     RESULT_CONVERSIONS = SQLITE_RESULT_CONVERSIONS
 
@@ -889,6 +892,8 @@ class PostgresOperations(CatalogOperations):
     FENCED_STATEMENT_OPERATIONS = frozenset(
         {
             "update_job",
+            "delete_job",
+            "replace_file_content",
             "_create_job",
             "_insert_new_jobs",
             "save_jobs",
@@ -936,6 +941,8 @@ class PostgresOperations(CatalogOperations):
     def delete_job(self, store_id: int, job_id: str) -> tuple[bool, list[str]]:
         """One round trip (one statement) where the transaction of two deletes takes four."""
         rows = self._all("delete_job_with_cleanup_files", {"sid": store_id, "id": job_id, "job_id": job_id})
+        if not rows[0][0] and self._state.fence is not None:
+            self._check_fence_held()  # nothing deleted: no such job, or the fence refused it
         return bool(rows[0][0]), [str(row[1]) for row in rows if row[1] is not None]
 
     @_operation("update a file", writes=True)
@@ -945,6 +952,8 @@ class PostgresOperations(CatalogOperations):
         """One round trip (one statement) where the transaction of a read and an update takes four."""
         parameters = _content_parameters(store_id, file_id, expected_version, values)
         ((replaced_key, updated),) = self._all("replace_file_content_in_one_statement", parameters)
+        if updated != 1 and self._state.fence is not None:
+            self._check_fence_held()  # nothing replaced: a miss, a newer version, or the fence
         if replaced_key is None:
             return False
         if updated == 1:

@@ -81,6 +81,42 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "FROM (SELECT %s::INTEGER AS one) AS one_row LEFT OUTER JOIN "
         "gone_files ON true",
     },
+    "delete_job_with_cleanup_files_fenced": {
+        "bind": [None, None, None, None, None, None, None, None, None, None, None],
+        "defaults": {"param_1": 1, "param_2": 1},
+        "names": [
+            "sid",
+            "id",
+            "param_1",
+            "fence_sid",
+            "fence_attempt",
+            "sid",
+            "job_id",
+            "param_1",
+            "fence_sid",
+            "fence_attempt",
+            "param_2",
+        ],
+        "result": [None, None],
+        "sql": "WITH gone_job AS \n"
+        "(DELETE FROM jobs WHERE jobs.store_id = %s::INTEGER AND "
+        "jobs.id = %s::VARCHAR AND (EXISTS (SELECT %s::INTEGER AS "
+        "anon_1 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = %s::INTEGER AND leases.attempt = "
+        "%s::BIGINT FOR KEY SHARE)) RETURNING jobs.id), \n"
+        "gone_files AS \n"
+        "(DELETE FROM files WHERE files.store_id = %s::INTEGER AND "
+        "files.job_id = %s::VARCHAR AND files.cleanup IS true AND "
+        "(EXISTS (SELECT %s::INTEGER AS anon_1 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = %s::INTEGER AND leases.attempt = "
+        "%s::BIGINT FOR KEY SHARE)) RETURNING files.blob_key)\n"
+        " SELECT (SELECT count(*) AS count_1 \n"
+        "FROM gone_job) AS jobs_deleted, gone_files.blob_key \n"
+        "FROM (SELECT %s::INTEGER AS one) AS one_row LEFT OUTER "
+        "JOIN gone_files ON true",
+    },
     "delete_store_condemned_blobs": {
         "bind": [None],
         "defaults": {},
@@ -761,6 +797,75 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "FROM updated_file) AS updated \n"
         "FROM (SELECT %s::INTEGER AS one) AS one_row LEFT OUTER "
         "JOIN current_file ON true",
+    },
+    "replace_file_content_in_one_statement_fenced": {
+        "bind": [
+            None,
+            None,
+            None,
+            None,
+            "boolean",
+            "boolean",
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        ],
+        "defaults": {"param_1": 1, "param_2": 1, "version_1": 1},
+        "names": [
+            "version_1",
+            "new_size",
+            "new_checksum",
+            "new_blob_key",
+            "new_executable",
+            "new_encrypted",
+            "new_source_url",
+            "new_updated_at",
+            "new_reference",
+            "sid",
+            "match_id",
+            "expected",
+            "param_1",
+            "fence_sid",
+            "fence_attempt",
+            "sid",
+            "match_id",
+            "param_2",
+        ],
+        "result": [None, None],
+        "sql": "WITH updated_file AS \n"
+        "(UPDATE files SET version=(files.version + "
+        "%s::INTEGER), size=%s::BIGINT, "
+        "checksum=%s::VARCHAR, blob_key=%s::VARCHAR, "
+        "executable=coalesce(%s, files.executable), "
+        "encrypted=%s, source_url=coalesce(%s::VARCHAR, "
+        "files.source_url), updated_at=%s::TIMESTAMP WITH "
+        "TIME ZONE, reference=%s::VARCHAR WHERE "
+        "files.store_id = %s::INTEGER AND files.id = "
+        "%s::VARCHAR AND files.version = %s::INTEGER AND "
+        "(EXISTS (SELECT %s::INTEGER AS anon_1 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = %s::INTEGER AND "
+        "leases.attempt = %s::BIGINT FOR KEY SHARE)) "
+        "RETURNING files.version), \n"
+        "current_file AS \n"
+        "(SELECT files.blob_key AS blob_key \n"
+        "FROM files \n"
+        "WHERE files.store_id = %s::INTEGER AND files.id = "
+        "%s::VARCHAR)\n"
+        " SELECT current_file.blob_key, (SELECT count(*) AS "
+        "count_1 \n"
+        "FROM updated_file) AS updated \n"
+        "FROM (SELECT %s::INTEGER AS one) AS one_row LEFT "
+        "OUTER JOIN current_file ON true",
     },
     "revision_and_store": {
         "bind": [None],

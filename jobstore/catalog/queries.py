@@ -137,7 +137,7 @@ def _one_row() -> Any:
     return select(literal(1).label("one")).subquery("one_row")
 
 
-def replace_file_content_in_one_statement() -> Any:
+def replace_file_content_in_one_statement(*, fenced: bool = False) -> Any:
     """PostgreSQL only: ``_UPDATE_FILE_CAS`` together with the blob key it replaces, in ONE
     statement (one round trip instead of BEGIN, SELECT, UPDATE and COMMIT). One row: the key the
     file had (NULL if there is no such file) and how many rows the compare-and-set changed (0 if the
@@ -149,7 +149,8 @@ def replace_file_content_in_one_statement() -> Any:
         .where(files.c.store_id == _store_id, files.c.id == bindparam("match_id"))
         .cte("current_file")
     )
-    updated = _UPDATE_FILE_CAS.returning(files.c.version).cte("updated_file")
+    update_cas = _UPDATE_FILE_CAS.where(FENCE) if fenced else _UPDATE_FILE_CAS
+    updated = update_cas.returning(files.c.version).cte("updated_file")
     one_row = _one_row()
     return select(
         current.c.blob_key,
@@ -197,13 +198,15 @@ def upsert_jobs_from_arrays(*, fenced: bool = False) -> Any:
     ).returning(jobs.c.id, jobs.c.version)
 
 
-def delete_job_with_cleanup_files() -> Any:
+def delete_job_with_cleanup_files(*, fenced: bool = False) -> Any:
     """PostgreSQL only: delete a job and its cleanup files in ONE statement, whose data-modifying
     WITH clauses each run once and to completion (atomic in autocommit). One round trip instead of
     BEGIN, two DELETEs and COMMIT: ~4x faster per deleted job on a networked catalog. One row per
     released blob key (one row with a NULL key when there is none), each with the jobs deleted."""
-    gone_job = _DELETE_JOB.returning(jobs.c.id).cte("gone_job")
-    gone_files = _DELETE_CLEANUP_FILES_RETURNING_KEYS.cte("gone_files")
+    delete_job = _DELETE_JOB.where(FENCE) if fenced else _DELETE_JOB
+    delete_files = _DELETE_CLEANUP_FILES_RETURNING_KEYS.where(FENCE) if fenced else _DELETE_CLEANUP_FILES_RETURNING_KEYS
+    gone_job = delete_job.returning(jobs.c.id).cte("gone_job")
+    gone_files = delete_files.cte("gone_files")
     one_row = _one_row()
     return select(
         select(func.count()).select_from(gone_job).scalar_subquery().label("jobs_deleted"),
@@ -364,12 +367,13 @@ _LEASE_ATTEMPT = (
 )
 
 
-# --- fenced writes (PostgreSQL) ----------------------------------------------------------------
+# --- fenced writes ----------------------------------------------------------------
 
 #: The condition a fenced write statement carries (``CatalogOperations.fence``): the store's lease
-#: is still at the writer's attempt. One primary-key lookup, locked FOR KEY SHARE for the
-#: statement's transaction, so that a takeover (a new attempt: a key update since migration 0009)
-#: waits for the write and every later write of the old attempt finds no row to act on.
+#: is still at the writer's attempt. One primary-key lookup; on PostgreSQL locked FOR KEY SHARE
+#: for the statement's transaction, so that a takeover (a new attempt: a key update since migration
+#: 0009) waits for the write and every later write of the old attempt finds no row to act on. On
+#: SQLite the statement's write lock does the same (SQLite renders no FOR clause).
 FENCE = exists(
     select(literal(1))
     .where(
@@ -380,15 +384,26 @@ FENCE = exists(
 )
 
 
-def fenced_insert(table: Table, columns: list[str], returning: Any, *, ignoring_conflicts: bool = True) -> Any:
-    """PostgreSQL only: ``INSERT ... SELECT <values> WHERE <FENCE>`` [ON CONFLICT DO NOTHING]
-    RETURNING: an insert of one row that inserts nothing once the writer's attempt lost the lease."""
-    from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+def fenced_insert(
+    table: Table, columns: list[str], returning: Any, dialect: str, *, ignoring_conflicts: bool = True
+) -> Any:
+    """``INSERT ... SELECT <values> WHERE <FENCE>`` [ON CONFLICT DO NOTHING] RETURNING: an insert
+    of one row that inserts nothing once the writer's attempt lost the lease. (On SQLite the
+    statement takes the write lock, or fails busy and is retried, so check and insert are one.)"""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
 
-    # Explicit casts: in a SELECT list an untyped NULL parameter would otherwise be text.
-    values = select(*(cast(bindparam(name, type_=table.c[name].type), table.c[name].type) for name in columns))
-    values = values.where(FENCE)
-    statement = postgresql_insert(table).from_select(columns, values)
+        # Explicit casts: in a SELECT list an untyped NULL parameter would otherwise be text.
+        parameters: list[Any] = [
+            cast(bindparam(name, type_=table.c[name].type), table.c[name].type) for name in columns
+        ]
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+
+        # No casts: SQLite's CAST(... AS DATETIME) would turn a timestamp into a number.
+        parameters = [bindparam(name, type_=table.c[name].type) for name in columns]
+    values = select(*parameters).where(FENCE)
+    statement = dialect_insert(table).from_select(columns, values)
     if ignoring_conflicts:
         statement = statement.on_conflict_do_nothing()
     return statement.returning(returning)

@@ -18,6 +18,17 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "result": [None, None],
         "sql": "UPDATE logs SET is_read=? WHERE logs.store_id = ? AND logs.is_read IS 0 RETURNING seq, message",
     },
+    "claim_unread_logs_fenced": {
+        "bind": ["boolean", None, None, None, None],
+        "defaults": {"is_read": True, "param_1": 1},
+        "names": ["is_read", "sid", "param_1", "fence_sid", "fence_attempt"],
+        "result": [None, None],
+        "sql": "UPDATE logs SET is_read=? WHERE logs.store_id = ? AND logs.is_read IS "
+        "0 AND (EXISTS (SELECT ? AS anon_1 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = ? AND leases.attempt = ?)) RETURNING seq, "
+        "message",
+    },
     "delete_cleanup_files": {
         "bind": [None, None],
         "defaults": {},
@@ -32,6 +43,16 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "names": ["sid", "id"],
         "result": [None],
         "sql": "DELETE FROM files WHERE files.store_id = ? AND files.id = ? RETURNING blob_key",
+    },
+    "delete_file_fenced": {
+        "bind": [None, None, None, None, None],
+        "defaults": {"param_1": 1},
+        "names": ["sid", "id", "param_1", "fence_sid", "fence_attempt"],
+        "result": [None],
+        "sql": "DELETE FROM files WHERE files.store_id = ? AND files.id = ? AND (EXISTS "
+        "(SELECT ? AS anon_1 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = ? AND leases.attempt = ?)) RETURNING blob_key",
     },
     "delete_job": {
         "bind": [None, None],
@@ -210,6 +231,62 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "updated_at, reference) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON "
         "CONFLICT DO NOTHING RETURNING store_id",
     },
+    "insert_file_fenced": {
+        "bind": [
+            None,
+            None,
+            None,
+            None,
+            "boolean",
+            None,
+            None,
+            None,
+            None,
+            None,
+            "boolean",
+            "boolean",
+            None,
+            "datetime",
+            "datetime",
+            None,
+            None,
+            None,
+            None,
+        ],
+        "defaults": {"param_1": 1},
+        "names": [
+            "store_id",
+            "id",
+            "version",
+            "job_id",
+            "cleanup",
+            "shared_name",
+            "basename",
+            "size",
+            "checksum",
+            "blob_key",
+            "executable",
+            "encrypted",
+            "source_url",
+            "created_at",
+            "updated_at",
+            "reference",
+            "param_1",
+            "fence_sid",
+            "fence_attempt",
+        ],
+        "result": [None],
+        "sql": "INSERT INTO files (store_id, id, version, job_id, cleanup, shared_name, "
+        "basename, size, checksum, blob_key, executable, encrypted, source_url, "
+        "created_at, updated_at, reference) SELECT ? AS anon_1, ? AS anon_2, ? AS "
+        "anon_3, ? AS anon_4, ? AS anon_5, ? AS anon_6, ? AS anon_7, ? AS anon_8, ? "
+        "AS anon_9, ? AS anon_10, ? AS anon_11, ? AS anon_12, ? AS anon_13, ? AS "
+        "anon_14, ? AS anon_15, ? AS anon_16 \n"
+        "WHERE EXISTS (SELECT ? AS anon_17 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = ? AND leases.attempt = ?) ON CONFLICT DO NOTHING "
+        "RETURNING store_id",
+    },
     "insert_job": {
         "bind": [None, None, None, None, None, None, None, None, "float", None, None, "datetime", "datetime", None],
         "defaults": {},
@@ -233,6 +310,57 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "sql": "INSERT INTO jobs (store_id, id, version, name, unit_name, state, remaining_tries, "
         "memory, cores, disk, description, created_at, updated_at, write_token) VALUES (?, ?, "
         "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING store_id",
+    },
+    "insert_job_fenced": {
+        "bind": [
+            None,
+            None,
+            "datetime",
+            "datetime",
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            "float",
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        ],
+        "defaults": {"param_1": 1},
+        "names": [
+            "store_id",
+            "version",
+            "created_at",
+            "updated_at",
+            "id",
+            "name",
+            "unit_name",
+            "state",
+            "remaining_tries",
+            "memory",
+            "cores",
+            "disk",
+            "description",
+            "write_token",
+            "param_1",
+            "fence_sid",
+            "fence_attempt",
+        ],
+        "result": [None],
+        "sql": "INSERT INTO jobs (store_id, version, created_at, updated_at, id, name, "
+        "unit_name, state, remaining_tries, memory, cores, disk, description, "
+        "write_token) SELECT ? AS anon_1, ? AS anon_2, ? AS anon_3, ? AS anon_4, ? AS "
+        "anon_5, ? AS anon_6, ? AS anon_7, ? AS anon_8, ? AS anon_9, ? AS anon_10, ? "
+        "AS anon_11, ? AS anon_12, ? AS anon_13, ? AS anon_14 \n"
+        "WHERE EXISTS (SELECT ? AS anon_15 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = ? AND leases.attempt = ?) ON CONFLICT DO NOTHING "
+        "RETURNING store_id",
     },
     "insert_job_file": {
         "bind": [
@@ -288,6 +416,69 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "WHERE jobs.store_id = ? AND jobs.id = ?) ON CONFLICT DO NOTHING RETURNING "
         "store_id",
     },
+    "insert_job_file_fenced": {
+        "bind": [
+            None,
+            None,
+            None,
+            None,
+            "boolean",
+            None,
+            None,
+            None,
+            None,
+            None,
+            "boolean",
+            "boolean",
+            None,
+            "datetime",
+            "datetime",
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        ],
+        "defaults": {"param_1": 1},
+        "names": [
+            "store_id",
+            "id",
+            "version",
+            "job_id",
+            "cleanup",
+            "shared_name",
+            "basename",
+            "size",
+            "checksum",
+            "blob_key",
+            "executable",
+            "encrypted",
+            "source_url",
+            "created_at",
+            "updated_at",
+            "reference",
+            "store_id",
+            "job_id",
+            "param_1",
+            "fence_sid",
+            "fence_attempt",
+        ],
+        "result": [None],
+        "sql": "INSERT INTO files (store_id, id, version, job_id, cleanup, shared_name, "
+        "basename, size, checksum, blob_key, executable, encrypted, source_url, "
+        "created_at, updated_at, reference) SELECT ? AS anon_1, ? AS anon_2, ? AS "
+        "anon_3, ? AS anon_4, ? AS anon_5, ? AS anon_6, ? AS anon_7, ? AS anon_8, "
+        "? AS anon_9, ? AS anon_10, ? AS anon_11, ? AS anon_12, ? AS anon_13, ? "
+        "AS anon_14, ? AS anon_15, ? AS anon_16 \n"
+        "WHERE (EXISTS (SELECT * \n"
+        "FROM jobs \n"
+        "WHERE jobs.store_id = ? AND jobs.id = ?)) AND (EXISTS (SELECT ? AS "
+        "anon_17 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = ? AND leases.attempt = ?)) ON CONFLICT DO "
+        "NOTHING RETURNING store_id",
+    },
     "insert_jobs": {
         "bind": [None, None, None, None, None, None, None, None, "float", None, None, "datetime", "datetime", None],
         "defaults": {},
@@ -326,6 +517,17 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "names": ["store_id", "message", "is_read", "created_at"],
         "result": [],
         "sql": "INSERT INTO logs (store_id, message, is_read, created_at) VALUES (?, ?, ?, ?)",
+    },
+    "insert_log_fenced": {
+        "bind": [None, None, "boolean", "datetime", None, None, None],
+        "defaults": {"param_1": 1},
+        "names": ["store_id", "message", "is_read", "created_at", "param_1", "fence_sid", "fence_attempt"],
+        "result": [None],
+        "sql": "INSERT INTO logs (store_id, message, is_read, created_at) SELECT ? AS anon_1, "
+        "? AS anon_2, ? AS anon_3, ? AS anon_4 \n"
+        "WHERE EXISTS (SELECT ? AS anon_5 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = ? AND leases.attempt = ?) RETURNING seq",
     },
     "insert_store": {
         "bind": [None, None, None, None, "datetime"],
@@ -488,6 +690,52 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "remaining_tries=?, memory=?, cores=?, disk=?, description=?, updated_at=?, "
         "write_token=? WHERE jobs.store_id = ? AND jobs.id = ? RETURNING version",
     },
+    "update_job_any_fenced": {
+        "bind": [
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            "float",
+            None,
+            None,
+            "datetime",
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        ],
+        "defaults": {"param_1": 1, "version_1": 1},
+        "names": [
+            "version_1",
+            "new_name",
+            "new_unit_name",
+            "new_state",
+            "new_remaining_tries",
+            "new_memory",
+            "new_cores",
+            "new_disk",
+            "new_description",
+            "new_updated_at",
+            "new_write_token",
+            "sid",
+            "match_id",
+            "param_1",
+            "fence_sid",
+            "fence_attempt",
+        ],
+        "result": [None],
+        "sql": "UPDATE jobs SET version=(jobs.version + ?), name=?, unit_name=?, state=?, "
+        "remaining_tries=?, memory=?, cores=?, disk=?, description=?, "
+        "updated_at=?, write_token=? WHERE jobs.store_id = ? AND jobs.id = ? AND "
+        "(EXISTS (SELECT ? AS anon_1 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = ? AND leases.attempt = ?)) RETURNING version",
+    },
     "update_job_cas": {
         "bind": [None, None, None, None, None, None, "float", None, None, "datetime", None, None, None, None],
         "defaults": {"version_1": 1},
@@ -511,5 +759,53 @@ STATEMENTS: dict[str, dict[str, Any]] = {
         "sql": "UPDATE jobs SET version=(jobs.version + ?), name=?, unit_name=?, state=?, "
         "remaining_tries=?, memory=?, cores=?, disk=?, description=?, updated_at=?, "
         "write_token=? WHERE jobs.store_id = ? AND jobs.id = ? AND jobs.version = ?",
+    },
+    "update_job_cas_fenced": {
+        "bind": [
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            "float",
+            None,
+            None,
+            "datetime",
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        ],
+        "defaults": {"param_1": 1, "version_1": 1},
+        "names": [
+            "version_1",
+            "new_name",
+            "new_unit_name",
+            "new_state",
+            "new_remaining_tries",
+            "new_memory",
+            "new_cores",
+            "new_disk",
+            "new_description",
+            "new_updated_at",
+            "new_write_token",
+            "sid",
+            "match_id",
+            "expected",
+            "param_1",
+            "fence_sid",
+            "fence_attempt",
+        ],
+        "result": [],
+        "sql": "UPDATE jobs SET version=(jobs.version + ?), name=?, unit_name=?, state=?, "
+        "remaining_tries=?, memory=?, cores=?, disk=?, description=?, "
+        "updated_at=?, write_token=? WHERE jobs.store_id = ? AND jobs.id = ? AND "
+        "jobs.version = ? AND (EXISTS (SELECT ? AS anon_1 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = ? AND leases.attempt = ?))",
     },
 }
