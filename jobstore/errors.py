@@ -93,6 +93,16 @@ class NoSuchJobStoreException(JobStoreError):
         super().__init__(f"{message} {detail}".strip())
 
 
+class StoreBeingDestroyedError(NoSuchJobStoreException):
+    """``destroy()`` has begun on the store (and may have been interrupted): it refuses resume(),
+    the leader lease and every fenced write; running destroy again finishes it."""
+
+    def __init__(self, locator: str, detail: str) -> None:
+        self.locator = locator
+        where = f"The job store {redact_url(locator)!r}" if locator else "The job store"
+        JobStoreError.__init__(self, f"{where} is being destroyed. {detail}".strip())
+
+
 # --- bad input ---------------------------------------------------------------------------------
 
 

@@ -31,8 +31,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from jobstore.catalog.operations import CatalogOperations
-from jobstore.catalog.rows import LeaseRow, utc_now
-from jobstore.errors import InvalidArgumentError, LeaseHeldError, LeaseLostError
+from jobstore.catalog.rows import DESTROYED_ATTEMPT, LeaseRow, utc_now
+from jobstore.errors import InvalidArgumentError, LeaseHeldError, LeaseLostError, StoreBeingDestroyedError
 
 __all__ = ["DEFAULT_LEASE_SECONDS", "LeaderLease", "acquire", "describe_holder", "describe_lease"]
 
@@ -172,6 +172,11 @@ class LeaderLease:
                 log.warning("could not release the leader lease (it expires by itself): %s", error)
 
 
+def _refuse_a_destroyed_store(current: LeaseRow | None, store_name: str) -> None:
+    if current is not None and current.attempt >= DESTROYED_ATTEMPT:
+        raise StoreBeingDestroyedError(store_name, "No leader can take it; run destroy again to finish it.")
+
+
 def acquire(
     operations: CatalogOperations, store_id: int, store_name: str, *, take_over: bool, seconds: float
 ) -> LeaderLease:
@@ -181,6 +186,7 @@ def acquire(
     holder = new_holder()
     holder_json = json.dumps(holder, sort_keys=True)
     current = operations.get_lease(store_id)
+    _refuse_a_destroyed_store(current, store_name)
     expected = 0
     if current is not None and current.expires_at > utc_now():
         if take_over:
@@ -194,6 +200,7 @@ def acquire(
     attempt = operations.take_lease(store_id, holder_json, now, now + timedelta(seconds=seconds), expected)
     if attempt is None:
         current = operations.get_lease(store_id)
+        _refuse_a_destroyed_store(current, store_name)
         if current is not None and current.holder == holder_json:
             attempt = current.attempt  # our own acquisition, whose reply was lost
         else:

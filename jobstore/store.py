@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import io
+import json
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -31,7 +32,7 @@ from jobstore.blobs.base import CHUNK_SIZE, REFERENCE_KEY_PREFIX, wrap_text
 from jobstore.catalog import Catalog, FileRow, JobFields, NewFile
 from jobstore.catalog.location import sqlite_path
 from jobstore.catalog.operations import CatalogOperations
-from jobstore.catalog.rows import HEAD_REVISION
+from jobstore.catalog.rows import HEAD_REVISION, utc_now
 from jobstore.config import Config
 from jobstore.errors import (
     ConcurrentFileModificationException,
@@ -46,9 +47,10 @@ from jobstore.errors import (
     NoSuchJobException,
     NoSuchJobStoreException,
     PublicURLError,
+    StoreBeingDestroyedError,
 )
 from jobstore.job import JobDescription, deserialise_description, serialise_description
-from jobstore.lease import DEFAULT_LEASE_SECONDS, LeaderLease, acquire, describe_lease
+from jobstore.lease import DEFAULT_LEASE_SECONDS, LeaderLease, acquire, describe_lease, new_holder
 from jobstore.locator import SQLITE_CATALOG_NAME, StoreLocation, parse_locator
 from jobstore.placement import (
     apply_locator_defaults,
@@ -203,7 +205,11 @@ class JobStore(AbstractJobStore):
 
     def resume(self, config: Config | None = None) -> None:
         """Open an existing store from its locator alone (plus secrets, which are never stored:
-        pass a Config holding them, e.g. ``sseKey``, if the store needs them)."""
+        pass a Config holding them, e.g. ``sseKey``, if the store needs them). A store whose
+        ``destroy()`` has begun is refused with StoreBeingDestroyedError (a NoSuchJobStoreException)."""
+        self._open(config, for_destroy=False)
+
+    def _open(self, config: Config | None, *, for_destroy: bool) -> None:
         location = self._location
         if config is not None:
             refuse_settings_the_locator_overrides(self.locator, location, config)
@@ -219,6 +225,10 @@ class JobStore(AbstractJobStore):
             row = catalog.find_store(self.locator, location.store_name)
             if row is None:
                 raise NoSuchJobStoreException(self.locator)
+            if row.being_destroyed and not for_destroy:
+                raise StoreBeingDestroyedError(
+                    self.locator, "Its destroy() began and did not finish: run destroy() (or `jobstore destroy`) again."
+                )
             stored = Config.from_json(row.config_json)
             if config is not None:
                 for name, value in vars(config).items():
@@ -235,22 +245,33 @@ class JobStore(AbstractJobStore):
         stored.jobStore = self.locator
         self._config, self._catalog, self._blobs, self._store_id = stored, catalog, blobs, row.id
 
-    def destroy(self) -> None:
-        """Delete this store's rows and blobs, and nothing else. Idempotent."""
+    def destroy(self, config: Config | None = None) -> None:
+        """Delete this store's rows and blobs, and nothing else. Idempotent, and resumable: an
+        interrupted destroy is finished by running it again. ``config``: what ``resume()`` would
+        need to open the store (its catalog) when this object is not open yet.
+
+        In this order (docs/RELIABILITY.md, "Destroy"): the store is marked as being destroyed (its
+        lease moves to a final attempt, so every fenced write of every process, ``resume()`` and
+        ``acquire_leader_lease()`` are refused from then on), its blobs are deleted, its rows, and
+        then the blobs once more (any an unfenced writer added meanwhile)."""
         if self._store_id is None:
             try:
-                self.resume()
+                self._open(config, for_destroy=True)
             except NoSuchJobStoreException:
                 remove_store_directory(self._location)
                 return
         catalog, blobs, store_id = self._require()
         catalog.operations.check_fence(store_id)  # a leader that lost the store destroys nothing
-        self.release_leader_lease()
         blobs.check_owner(blob_owner(self._location.store_name, self.config.workflowID))
-        blobs.destroy()
+        self.release_leader_lease()
         database = sqlite_path(catalog.url)
         if database is None or os.path.exists(database):  # else another handle destroyed it already
+            holder = json.dumps({"destroy": new_holder()}, sort_keys=True)
+            catalog.operations.mark_destroyed(store_id, holder, utc_now())
+        blobs.destroy(final=False)
+        if database is None or os.path.exists(database):
             catalog.operations.delete_store(store_id)
+        blobs.destroy()  # what writers that hold no lease added between the first sweep and the rows
         catalog.dispose()
         self._catalog = self._blobs = self._store_id = None
         remove_store_directory(self._location)
@@ -386,10 +407,11 @@ class JobStore(AbstractJobStore):
 
     @contextmanager
     def _refused_if_fenced_out(self, written: str) -> Iterator[None]:
-        """A fenced write refused (LeaseLostError) committed nothing, so ``written`` is garbage."""
+        """A fenced write refused (LeaseLostError, or StoreBeingDestroyedError once destroy began)
+        committed nothing, so ``written`` is garbage."""
         try:
             yield
-        except LeaseLostError:
+        except (LeaseLostError, StoreBeingDestroyedError):
             self._refused(written)
             raise
 

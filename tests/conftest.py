@@ -52,14 +52,15 @@ class Backend:
     def reopen(self, store: JobStore, **config_overrides: Any) -> JobStore:
         """A second, independent instance of the same store, resumed from its locator alone."""
         other = create_job_store(store.locator)
-        resume_config = (
-            Config(catalog=store.config.catalog, **config_overrides)
-            if config_overrides or store.config.catalog
-            else None
-        )
-        other.resume(resume_config)
+        other.resume(self.reopen_config(store, **config_overrides))
         self.opened.append(other)
         return other
+
+    def reopen_config(self, store: JobStore, **config_overrides: Any) -> Config | None:
+        """What ``resume()`` of another handle on ``store`` needs (its catalog, for cloud locators)."""
+        if config_overrides or store.config.catalog:
+            return Config(catalog=store.config.catalog, **config_overrides)
+        return None
 
     def close_all(self) -> None:
         for store in self.opened:

@@ -373,8 +373,10 @@ class BlobStore(ABC):
         """True if the directory / bucket exists."""
 
     @abstractmethod
-    def destroy(self) -> None:
-        """Delete every blob under this store's prefix (and the directory, for local stores)."""
+    def destroy(self, *, final: bool = True) -> None:
+        """Delete every blob under this store's prefix (and the directory, for local stores).
+        ``final=False`` keeps the directory's marker, so that a later, final pass still recognises
+        the directory as this store's (``JobStore.destroy`` sweeps twice)."""
 
     # --- provider primitives ------------------------------------------------------------------
 

@@ -191,12 +191,13 @@ class GCSBlobStore(BlobStore):
         with self._translated("check the bucket", self.bucket_name):
             return bool(self._bucket.exists(retry=self._retry))
 
-    def destroy(self) -> None:
+    def destroy(self, *, final: bool = True) -> None:
         """Delete every object under this store's prefix; objects outside it are never touched.
 
         The bucket itself stays (it may hold other stores, and may not be ours to delete); a store
         without a prefix therefore empties the whole bucket.
         """
+        del final  # a bucket prefix has no marker to keep
         with self._translated("check the bucket", self.bucket_name):
             if not self._bucket.exists(retry=self._retry):
                 return

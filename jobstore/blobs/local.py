@@ -12,6 +12,7 @@ marked directory holds that jobstore created, never an arbitrary directory a loc
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -307,7 +308,7 @@ class LocalBlobStore(BlobStore):
     def container_exists(self) -> bool:
         return os.path.exists(os.path.join(self.root, MARKER))
 
-    def destroy(self) -> None:
+    def destroy(self, *, final: bool = True) -> None:
         if not self.container_exists():
             return
         for entry in os.scandir(self.root):
@@ -316,7 +317,10 @@ class LocalBlobStore(BlobStore):
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path, onerror=_make_writable_and_retry)
             else:
-                os.unlink(entry.path)
+                with contextlib.suppress(FileNotFoundError):  # a writer's temporary file, renamed meanwhile
+                    os.unlink(entry.path)
+        if not final:
+            return
         os.unlink(os.path.join(self.root, MARKER))
         try:
             os.rmdir(self.root)

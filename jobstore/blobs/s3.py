@@ -252,13 +252,14 @@ class S3BlobStore(BlobStore):
             return False
         return True
 
-    def destroy(self) -> None:
+    def destroy(self, *, final: bool = True) -> None:
         """Delete every object and abort every pending upload under this store's prefix.
 
         Only this prefix is touched (keys are listed with ``PREFIX/``), so stores sharing a bucket
         under other prefixes survive. The bucket itself is left in place: it may hold other stores
         and other people's data. A missing bucket means there is nothing to destroy.
         """
+        del final  # a bucket prefix has no marker to keep
         try:
             batch: list[dict[str, str]] = []
             for full_key in self._list_full_keys(self._scope()):

@@ -78,6 +78,7 @@ def _constructs(dialect: str) -> dict[str, tuple[Any, list[str] | None]]:
         "insert_lease": (queries._insert_ignoring_conflicts(leases, dialect), LEASE_INSERT_COLUMNS),
         "take_lease": (queries._TAKE_LEASE, None),
         "renew_lease": (queries._RENEW_LEASE, None),
+        "mark_lease_destroyed": (queries._MARK_LEASE_DESTROYED, None),
         "select_lease": (queries._SELECT_LEASE, None),
         "lease_attempt": (queries._LEASE_ATTEMPT, None),
     }

@@ -42,10 +42,17 @@ from jobstore.catalog.compiled import (
 from jobstore.catalog.idle import DEFAULT_IDLE_TIMEOUT_SECONDS, IDLE_TIMEOUT, application_name, release_when_idle
 from jobstore.catalog.postgres_statements import STATEMENTS as POSTGRES_STATEMENTS
 from jobstore.catalog.retry import is_catalog_error, is_transient, run_with_retries
-from jobstore.catalog.rows import FileRow, JobFields, LeaseRow, NewFile, StoreRow, utc_now
+from jobstore.catalog.rows import DESTROYED_ATTEMPT, FileRow, JobFields, LeaseRow, NewFile, StoreRow, utc_now
 from jobstore.catalog.sqlite_pragmas import connection_pragmas
 from jobstore.catalog.sqlite_statements import STATEMENTS as SQLITE_STATEMENTS
-from jobstore.errors import CatalogError, CatalogUnavailableError, JobStoreError, LeaseLostError, batch_id_taken
+from jobstore.errors import (
+    CatalogError,
+    CatalogUnavailableError,
+    JobStoreError,
+    LeaseLostError,
+    StoreBeingDestroyedError,
+    batch_id_taken,
+)
 from jobstore.redact import redact_url
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -744,6 +751,21 @@ class CatalogOperations:
         """Push the lease's expiry to ``expires`` if it is still ``attempt``; False if it was taken."""
         return self._rowcount("renew_lease", {"sid": store_id, "attempt": attempt, "expires": expires}) == 1
 
+    @_operation("mark the store as being destroyed")
+    def mark_destroyed(self, store_id: int, holder: str, now: datetime) -> None:
+        """Move the store's lease to DESTROYED_ATTEMPT for good (creating it if there is none): from
+        the commit on, every fenced write of any process is refused, no leader can take the lease,
+        and resume() refuses the store. On PostgreSQL this waits for fenced writes in flight (their
+        FOR KEY SHARE lock), so none lands after it."""
+        forever = datetime(9999, 1, 1, tzinfo=UTC)
+        values = {"store_id": store_id, "attempt": DESTROYED_ATTEMPT, "holder": holder}
+
+        def work(_: Any) -> None:
+            if self._one("insert_lease", {**values, "acquired_at": now, "expires_at": forever}) is None:
+                self._rowcount("mark_lease_destroyed", {"sid": store_id, **values, "now": now, "expires": forever})
+
+        self._in_transaction(work)
+
     @_operation("read the leader lease")
     def get_lease(self, store_id: int) -> LeaseRow | None:
         row = self._one("select_lease", {"sid": store_id})
@@ -761,7 +783,11 @@ class CatalogOperations:
             raise
         if row is None:
             return None, None
-        return str(row[0]), (None if row[1] is None else StoreRow(*row[1:]))
+        if row[1] is None:
+            return str(row[0]), None
+        lease_attempt = row[7]
+        being_destroyed = lease_attempt is not None and int(lease_attempt) >= DESTROYED_ATTEMPT
+        return str(row[0]), StoreRow(*row[1:7])._replace(being_destroyed=being_destroyed)
 
     @_operation("create the store")
     def create_store(self, name: str, blob_url: str, workflow_id: str, config_json: str) -> int | None:
@@ -783,8 +809,11 @@ class CatalogOperations:
         return None
 
 
-def _lease_lost(attempt: int, row: tuple[Any, ...] | None) -> LeaseLostError:
-    """The refusal of a write for ``attempt`` when the lease row reads ``row``."""
+def _lease_lost(attempt: int, row: tuple[Any, ...] | None) -> JobStoreError:
+    """The refusal of a write for ``attempt`` when the lease row reads ``row``: LeaseLostError, or
+    NoSuchJobStoreException once the store is being destroyed."""
+    if row is not None and int(row[0]) >= DESTROYED_ATTEMPT:
+        return StoreBeingDestroyedError("", "This write was refused and nothing was written: stop this process.")
     now = "no longer exists (the store was destroyed)" if row is None else f"is now at attempt {row[0]}"
     return LeaseLostError(
         f"Refused a write to the job store: this process writes for attempt {attempt} of the store's leader "

@@ -241,12 +241,14 @@ _SELECT_STORE_BY_NAME = select(
 
 
 def revision_and_store() -> Any:
-    """The catalog's schema revision and the row of the store named ``:name`` (NULLs when there is
-    no such store) in one statement: a worker's resume is one round trip."""
+    """The catalog's schema revision, the row of the store named ``:name`` (NULLs when there is no
+    such store) and its lease's attempt (NULL without a lease; ``DESTROYED_ATTEMPT`` once destroy
+    began) in one statement: a worker's resume is one round trip."""
     version = table(VERSION_TABLE, column("version_num"))
-    return select(version.c.version_num, *_SELECT_STORE_BY_NAME.selected_columns).select_from(
-        version.outerjoin(stores, stores.c.name == bindparam("name"))
-    )
+    lease_attempt = select(leases.c.attempt).where(leases.c.store_id == stores.c.id).scalar_subquery()
+    return select(
+        version.c.version_num, *_SELECT_STORE_BY_NAME.selected_columns, lease_attempt.label("lease_attempt")
+    ).select_from(version.outerjoin(stores, stores.c.name == bindparam("name")))
 
 
 def insert_store_ignoring_conflicts(dialect: str) -> Any:
@@ -355,6 +357,17 @@ _RENEW_LEASE = (
     update(leases)
     .where(leases.c.store_id == _store_id, leases.c.attempt == bindparam("attempt", type_=BigInteger))
     .values(expires_at=_lease_expires)
+)
+#: ``destroy()``'s first step: the lease moves to DESTROYED_ATTEMPT for good (see rows.py).
+_MARK_LEASE_DESTROYED = (
+    update(leases)
+    .where(leases.c.store_id == _store_id)
+    .values(
+        attempt=bindparam("attempt", type_=BigInteger),
+        holder=bindparam("holder", type_=Text),
+        acquired_at=_lease_now,
+        expires_at=_lease_expires,
+    )
 )
 _SELECT_LEASE = select(leases.c.attempt, leases.c.holder, leases.c.acquired_at, leases.c.expires_at).where(
     leases.c.store_id == _store_id

@@ -29,6 +29,13 @@ class StoreRow(NamedTuple):
     workflow_id: str
     config_json: str
     created_at: datetime
+    #: ``destroy()`` has begun (the lease is at DESTROYED_ATTEMPT): the store only awaits its end.
+    being_destroyed: bool = False
+
+
+#: The leader lease's attempt once ``destroy()`` has begun: above any real attempt, never expiring,
+#: so that every fenced write of every earlier attempt is refused and no leader can take it.
+DESTROYED_ATTEMPT = 2**62
 
 
 class FileRow(NamedTuple):

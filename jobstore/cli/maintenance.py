@@ -20,9 +20,9 @@ from rich.table import Table
 
 from jobstore.cli.common import CatalogOption, LocatorArgument, app, console, errors, preflight
 from jobstore.config import Config
-from jobstore.errors import InvalidLocatorError
+from jobstore.errors import InvalidLocatorError, StoreBeingDestroyedError
 from jobstore.redact import redact_url
-from jobstore.store import JobStore
+from jobstore.store import JobStore, create_job_store
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the report as JSON (for scripts).")]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Report what would be done; change nothing.")]
@@ -30,8 +30,6 @@ DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Report what would
 
 def open_store(locator: str, catalog: str | None) -> JobStore:
     """Resume an existing store (never create one): a typo must not make a new, empty store."""
-    from jobstore.store import create_job_store
-
     preflight(locator, catalog)
     store = create_job_store(locator)
     store.resume(Config(catalog=catalog) if catalog else None)
@@ -318,7 +316,14 @@ def destroy_command(
     """Delete a store: its rows and its blobs, and nothing else of the catalog or the bucket."""
     from jobstore.maintenance.orphans import check_blobs_not_shared
 
-    store = open_store(locator, catalog)
+    try:
+        store = open_store(locator, catalog)
+    except StoreBeingDestroyedError:
+        # An earlier destroy was interrupted after it marked the store: finish it (nothing of the
+        # store is usable any more, so there is nothing left to confirm).
+        create_job_store(locator).destroy(Config(catalog=catalog) if catalog else None)
+        console.print(f"finished destroying {redact_url(locator)} (an earlier destroy was interrupted)")
+        return
     try:
         stats = store.stats()
         check_blobs_not_shared(store)
