@@ -311,6 +311,31 @@ class LocalBlobStore(BlobStore):
     def destroy(self, *, final: bool = True) -> None:
         if not self.container_exists():
             return
+        for attempt in range(1, _DESTROY_SWEEPS + 1):
+            try:
+                self._delete_everything_but_the_marker()
+                break
+            except OSError as error:
+                # A process still writing into the directory adds entries while they are deleted
+                # (ENOTEMPTY), or renames one away (ENOENT): sweep again.
+                if error.errno not in (errno.ENOTEMPTY, errno.ENOENT, errno.EEXIST):
+                    raise
+                if attempt == _DESTROY_SWEEPS:
+                    if not final:
+                        return  # the final sweep comes after the rows are gone
+                    raise BlobStoreError(
+                        f"The blob directory {self.root!r} kept changing while it was deleted: a process is "
+                        "still writing into it. Stop it and run destroy again (the store is already unusable)."
+                    ) from None
+        if not final:
+            return
+        os.unlink(os.path.join(self.root, MARKER))
+        try:
+            os.rmdir(self.root)
+        except OSError:
+            pass
+
+    def _delete_everything_but_the_marker(self) -> None:
         for entry in os.scandir(self.root):
             if entry.name == MARKER:
                 continue
@@ -319,13 +344,6 @@ class LocalBlobStore(BlobStore):
             else:
                 with contextlib.suppress(FileNotFoundError):  # a writer's temporary file, renamed meanwhile
                     os.unlink(entry.path)
-        if not final:
-            return
-        os.unlink(os.path.join(self.root, MARKER))
-        try:
-            os.rmdir(self.root)
-        except OSError:
-            pass
 
     def remove_stale_uploads(self, older_than: float) -> int:
         """Temporary files of writers that died mid-write (not modified since ``older_than``)."""
@@ -661,6 +679,10 @@ def _is_executable(path: str) -> bool:
         return bool(os.stat(path).st_mode & stat.S_IXUSR)
     except FileNotFoundError:
         return False
+
+
+#: How many times ``destroy`` sweeps a directory that a running writer keeps changing.
+_DESTROY_SWEEPS = 5
 
 
 def _make_writable_and_retry(function: object, path: str, _info: object) -> None:

@@ -79,6 +79,7 @@ def _constructs(dialect: str) -> dict[str, tuple[Any, list[str] | None]]:
         "take_lease": (queries._TAKE_LEASE, None),
         "renew_lease": (queries._RENEW_LEASE, None),
         "mark_lease_destroyed": (queries._MARK_LEASE_DESTROYED, None),
+        "insert_lease_of_existing_store": (queries.insert_lease_of_existing_store(dialect), None),
         "select_lease": (queries._SELECT_LEASE, None),
         "lease_attempt": (queries._LEASE_ATTEMPT, None),
     }

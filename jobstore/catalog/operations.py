@@ -761,7 +761,10 @@ class CatalogOperations:
         values = {"store_id": store_id, "attempt": DESTROYED_ATTEMPT, "holder": holder}
 
         def work(_: Any) -> None:
-            if self._one("insert_lease", {**values, "acquired_at": now, "expires_at": forever}) is None:
+            inserted = self._one(
+                "insert_lease_of_existing_store", {**values, "acquired_at": now, "expires_at": forever}
+            )
+            if inserted is None:  # a lease exists (or the store is gone: then this changes nothing)
                 self._rowcount("mark_lease_destroyed", {"sid": store_id, **values, "now": now, "expires": forever})
 
         self._in_transaction(work)

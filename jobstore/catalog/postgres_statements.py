@@ -3,1159 +3,1157 @@
 
 from typing import Any
 
-STATEMENTS: dict[str, dict[str, Any]] = {'all_file_ids': {'bind': [None],
-                  'defaults': {},
-                  'names': ['sid'],
-                  'result': [None],
-                  'sql': 'SELECT files.id \nFROM files \nWHERE files.store_id = %s::INTEGER'},
- 'claim_unread_logs': {'bind': ['boolean', None],
-                       'defaults': {'is_read': True},
-                       'names': ['is_read', 'sid'],
-                       'result': [None, None],
-                       'sql': 'UPDATE logs SET is_read=%s WHERE logs.store_id = %s::INTEGER AND logs.is_read '
-                              'IS false RETURNING logs.seq, logs.message'},
- 'claim_unread_logs_fenced': {'bind': ['boolean', None, None, None, None],
-                              'defaults': {'is_read': True, 'param_1': 1},
-                              'names': ['is_read', 'sid', 'param_1', 'fence_sid', 'fence_attempt'],
-                              'result': [None, None],
-                              'sql': 'UPDATE logs SET is_read=%s WHERE logs.store_id = %s::INTEGER AND '
-                                     'logs.is_read IS false AND (EXISTS (SELECT %s::INTEGER AS anon_1 \n'
-                                     'FROM leases \n'
-                                     'WHERE leases.store_id = %s::INTEGER AND leases.attempt = %s::BIGINT '
-                                     'FOR KEY SHARE)) RETURNING logs.seq, logs.message'},
- 'delete_cleanup_files': {'bind': [None, None],
-                          'defaults': {},
-                          'names': ['sid', 'job_id'],
-                          'result': [None],
-                          'sql': 'DELETE FROM files WHERE files.store_id = %s::INTEGER AND files.job_id = '
-                                 '%s::VARCHAR AND files.cleanup IS true RETURNING files.blob_key'},
- 'delete_file': {'bind': [None, None],
-                 'defaults': {},
-                 'names': ['sid', 'id'],
-                 'result': [None],
-                 'sql': 'DELETE FROM files WHERE files.store_id = %s::INTEGER AND files.id = %s::VARCHAR '
-                        'RETURNING files.blob_key'},
- 'delete_file_fenced': {'bind': [None, None, None, None, None],
-                        'defaults': {'param_1': 1},
-                        'names': ['sid', 'id', 'param_1', 'fence_sid', 'fence_attempt'],
-                        'result': [None],
-                        'sql': 'DELETE FROM files WHERE files.store_id = %s::INTEGER AND files.id = '
-                               '%s::VARCHAR AND (EXISTS (SELECT %s::INTEGER AS anon_1 \n'
-                               'FROM leases \n'
-                               'WHERE leases.store_id = %s::INTEGER AND leases.attempt = %s::BIGINT FOR KEY '
-                               'SHARE)) RETURNING files.blob_key'},
- 'delete_job': {'bind': [None, None],
-                'defaults': {},
-                'names': ['sid', 'id'],
-                'result': [],
-                'sql': 'DELETE FROM jobs WHERE jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR'},
- 'delete_job_with_cleanup_files': {'bind': [None, None, None, None, None],
-                                   'defaults': {'param_1': 1},
-                                   'names': ['sid', 'id', 'sid', 'job_id', 'param_1'],
-                                   'result': [None, None],
-                                   'sql': 'WITH gone_job AS \n'
-                                          '(DELETE FROM jobs WHERE jobs.store_id = %s::INTEGER AND jobs.id = '
-                                          '%s::VARCHAR RETURNING jobs.id), \n'
-                                          'gone_files AS \n'
-                                          '(DELETE FROM files WHERE files.store_id = %s::INTEGER AND '
-                                          'files.job_id = %s::VARCHAR AND files.cleanup IS true RETURNING '
-                                          'files.blob_key)\n'
-                                          ' SELECT (SELECT count(*) AS count_1 \n'
-                                          'FROM gone_job) AS jobs_deleted, gone_files.blob_key \n'
-                                          'FROM (SELECT %s::INTEGER AS one) AS one_row LEFT OUTER JOIN '
-                                          'gone_files ON true'},
- 'delete_job_with_cleanup_files_fenced': {'bind': [None,
-                                                   None,
-                                                   None,
-                                                   None,
-                                                   None,
-                                                   None,
-                                                   None,
-                                                   None,
-                                                   None,
-                                                   None,
-                                                   None],
-                                          'defaults': {'param_1': 1, 'param_2': 1},
-                                          'names': ['sid',
-                                                    'id',
-                                                    'param_1',
-                                                    'fence_sid',
-                                                    'fence_attempt',
-                                                    'sid',
-                                                    'job_id',
-                                                    'param_1',
-                                                    'fence_sid',
-                                                    'fence_attempt',
-                                                    'param_2'],
-                                          'result': [None, None],
-                                          'sql': 'WITH gone_job AS \n'
-                                                 '(DELETE FROM jobs WHERE jobs.store_id = %s::INTEGER AND '
-                                                 'jobs.id = %s::VARCHAR AND (EXISTS (SELECT %s::INTEGER AS '
-                                                 'anon_1 \n'
-                                                 'FROM leases \n'
-                                                 'WHERE leases.store_id = %s::INTEGER AND leases.attempt = '
-                                                 '%s::BIGINT FOR KEY SHARE)) RETURNING jobs.id), \n'
-                                                 'gone_files AS \n'
-                                                 '(DELETE FROM files WHERE files.store_id = %s::INTEGER AND '
-                                                 'files.job_id = %s::VARCHAR AND files.cleanup IS true AND '
-                                                 '(EXISTS (SELECT %s::INTEGER AS anon_1 \n'
-                                                 'FROM leases \n'
-                                                 'WHERE leases.store_id = %s::INTEGER AND leases.attempt = '
-                                                 '%s::BIGINT FOR KEY SHARE)) RETURNING files.blob_key)\n'
-                                                 ' SELECT (SELECT count(*) AS count_1 \n'
-                                                 'FROM gone_job) AS jobs_deleted, gone_files.blob_key \n'
-                                                 'FROM (SELECT %s::INTEGER AS one) AS one_row LEFT OUTER '
-                                                 'JOIN gone_files ON true'},
- 'delete_store_condemned_blobs': {'bind': [None],
-                                  'defaults': {},
-                                  'names': ['sid'],
-                                  'result': [],
-                                  'sql': 'DELETE FROM condemned_blobs WHERE condemned_blobs.store_id = '
-                                         '%s::INTEGER'},
- 'delete_store_files': {'bind': [None],
-                        'defaults': {},
-                        'names': ['sid'],
-                        'result': [],
-                        'sql': 'DELETE FROM files WHERE files.store_id = %s::INTEGER'},
- 'delete_store_jobs': {'bind': [None],
-                       'defaults': {},
-                       'names': ['sid'],
-                       'result': [],
-                       'sql': 'DELETE FROM jobs WHERE jobs.store_id = %s::INTEGER'},
- 'delete_store_leases': {'bind': [None],
-                         'defaults': {},
-                         'names': ['sid'],
-                         'result': [],
-                         'sql': 'DELETE FROM leases WHERE leases.store_id = %s::INTEGER'},
- 'delete_store_logs': {'bind': [None],
-                       'defaults': {},
-                       'names': ['sid'],
-                       'result': [],
-                       'sql': 'DELETE FROM logs WHERE logs.store_id = %s::INTEGER'},
- 'delete_store_row': {'bind': [None],
-                      'defaults': {},
-                      'names': ['sid'],
-                      'result': [],
-                      'sql': 'DELETE FROM stores WHERE stores.id = %s::INTEGER'},
- 'file_exists': {'bind': [None, None, None],
-                 'defaults': {'param_1': 1},
-                 'names': ['param_1', 'sid', 'id'],
-                 'result': [None],
-                 'sql': 'SELECT %s::INTEGER AS anon_1 \n'
-                        'FROM files \n'
-                        'WHERE files.store_id = %s::INTEGER AND files.id = %s::VARCHAR'},
- 'file_size': {'bind': [None, None],
-               'defaults': {},
-               'names': ['sid', 'id'],
-               'result': [None],
-               'sql': 'SELECT files.size \n'
-                      'FROM files \n'
-                      'WHERE files.store_id = %s::INTEGER AND files.id = %s::VARCHAR'},
- 'get_file': {'bind': [None, None],
-              'defaults': {},
-              'names': ['sid', 'id'],
-              'result': [None,
-                         None,
-                         None,
-                         None,
-                         None,
-                         None,
-                         None,
-                         None,
-                         None,
-                         None,
-                         None,
-                         None,
-                         None,
-                         None,
-                         None],
-              'sql': 'SELECT files.id, files.version, files.job_id, files.cleanup, files.shared_name, '
-                     'files.basename, files.size, files.checksum, files.blob_key, files.executable, '
-                     'files.encrypted, files.source_url, files.created_at, files.updated_at, '
-                     'files.reference \n'
-                     'FROM files \n'
-                     'WHERE files.store_id = %s::INTEGER AND files.id = %s::VARCHAR'},
- 'get_job': {'bind': [None, None],
-             'defaults': {},
-             'names': ['sid', 'id'],
-             'result': [None, None],
-             'sql': 'SELECT jobs.version, jobs.description \n'
-                    'FROM jobs \n'
-                    'WHERE jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR'},
- 'get_shared_file': {'bind': [None, None],
-                     'defaults': {},
-                     'names': ['sid', 'shared_name'],
-                     'result': [None,
-                                None,
-                                None,
-                                None,
-                                None,
-                                None,
-                                None,
-                                None,
-                                None,
-                                None,
-                                None,
-                                None,
-                                None,
-                                None,
-                                None],
-                     'sql': 'SELECT files.id, files.version, files.job_id, files.cleanup, files.shared_name, '
-                            'files.basename, files.size, files.checksum, files.blob_key, files.executable, '
-                            'files.encrypted, files.source_url, files.created_at, files.updated_at, '
-                            'files.reference \n'
-                            'FROM files \n'
-                            'WHERE files.store_id = %s::INTEGER AND files.shared_name = %s::VARCHAR'},
- 'has_unread_logs': {'bind': [None, None, None],
-                     'defaults': {'param_1': 1, 'param_2': 1},
-                     'names': ['param_1', 'sid', 'param_2'],
-                     'result': [None],
-                     'sql': 'SELECT %s::INTEGER AS anon_1 \n'
-                            'FROM logs \n'
-                            'WHERE logs.store_id = %s::INTEGER AND logs.is_read IS false \n'
-                            ' LIMIT %s::INTEGER'},
- 'insert_file': {'bind': [None,
-                          None,
-                          None,
-                          None,
-                          'boolean',
-                          None,
-                          None,
-                          None,
-                          None,
-                          None,
-                          'boolean',
-                          'boolean',
-                          None,
-                          None,
-                          None,
-                          None],
-                 'defaults': {},
-                 'names': ['store_id',
-                           'id',
-                           'version',
-                           'job_id',
-                           'cleanup',
-                           'shared_name',
-                           'basename',
-                           'size',
-                           'checksum',
-                           'blob_key',
-                           'executable',
-                           'encrypted',
-                           'source_url',
-                           'created_at',
-                           'updated_at',
-                           'reference'],
-                 'result': [None],
-                 'sql': 'INSERT INTO files (store_id, id, version, job_id, cleanup, shared_name, basename, '
-                        'size, checksum, blob_key, executable, encrypted, source_url, created_at, '
-                        'updated_at, reference) VALUES (%s::INTEGER, %s::VARCHAR, %s::INTEGER, %s::VARCHAR, '
-                        '%s, %s::VARCHAR, %s::VARCHAR, %s::BIGINT, %s::VARCHAR, %s::VARCHAR, %s, %s, '
-                        '%s::VARCHAR, %s::TIMESTAMP WITH TIME ZONE, %s::TIMESTAMP WITH TIME ZONE, '
-                        '%s::VARCHAR) ON CONFLICT DO NOTHING RETURNING files.store_id'},
- 'insert_file_fenced': {'bind': [None,
-                                 None,
-                                 None,
-                                 None,
-                                 'boolean',
-                                 None,
-                                 None,
-                                 None,
-                                 None,
-                                 None,
-                                 'boolean',
-                                 'boolean',
-                                 None,
-                                 None,
-                                 None,
-                                 None,
-                                 None,
-                                 None,
-                                 None],
-                        'defaults': {'param_1': 1},
-                        'names': ['store_id',
-                                  'id',
-                                  'version',
-                                  'job_id',
-                                  'cleanup',
-                                  'shared_name',
-                                  'basename',
-                                  'size',
-                                  'checksum',
-                                  'blob_key',
-                                  'executable',
-                                  'encrypted',
-                                  'source_url',
-                                  'created_at',
-                                  'updated_at',
-                                  'reference',
-                                  'param_1',
-                                  'fence_sid',
-                                  'fence_attempt'],
-                        'result': [None],
-                        'sql': 'INSERT INTO files (store_id, id, version, job_id, cleanup, shared_name, '
-                               'basename, size, checksum, blob_key, executable, encrypted, source_url, '
-                               'created_at, updated_at, reference) SELECT CAST(%s::INTEGER AS INTEGER) AS '
-                               'anon_1, CAST(%s::VARCHAR AS VARCHAR(128)) AS anon_2, CAST(%s::INTEGER AS '
-                               'INTEGER) AS anon_3, CAST(%s::VARCHAR AS VARCHAR(128)) AS anon_4, CAST(%s AS '
-                               'BOOLEAN) AS anon_5, CAST(%s::VARCHAR AS VARCHAR(255)) AS anon_6, '
-                               'CAST(%s::VARCHAR AS VARCHAR(255)) AS anon_7, CAST(%s::BIGINT AS BIGINT) AS '
-                               'anon_8, CAST(%s::VARCHAR AS VARCHAR(64)) AS anon_9, CAST(%s::VARCHAR AS '
-                               'VARCHAR(512)) AS anon_10, CAST(%s AS BOOLEAN) AS anon_11, CAST(%s AS '
-                               'BOOLEAN) AS anon_12, CAST(%s::VARCHAR AS TEXT) AS anon_13, '
-                               'CAST(%s::TIMESTAMP WITH TIME ZONE AS TIMESTAMP WITH TIME ZONE) AS anon_14, '
-                               'CAST(%s::TIMESTAMP WITH TIME ZONE AS TIMESTAMP WITH TIME ZONE) AS anon_15, '
-                               'CAST(%s::VARCHAR AS TEXT) AS anon_16 \n'
-                               'WHERE EXISTS (SELECT %s::INTEGER AS anon_17 \n'
-                               'FROM leases \n'
-                               'WHERE leases.store_id = %s::INTEGER AND leases.attempt = %s::BIGINT FOR KEY '
-                               'SHARE) ON CONFLICT DO NOTHING RETURNING files.store_id'},
- 'insert_job': {'bind': [None, None, None, None, None, None, None, None, None, None, None, None, None, None],
-                'defaults': {},
-                'names': ['store_id',
-                          'id',
-                          'version',
-                          'name',
-                          'unit_name',
-                          'state',
-                          'remaining_tries',
-                          'memory',
-                          'cores',
-                          'disk',
-                          'description',
-                          'created_at',
-                          'updated_at',
-                          'write_token'],
-                'result': [None],
-                'sql': 'INSERT INTO jobs (store_id, id, version, name, unit_name, state, remaining_tries, '
-                       'memory, cores, disk, description, created_at, updated_at, write_token) VALUES '
-                       '(%s::INTEGER, %s::VARCHAR, %s::INTEGER, %s::VARCHAR, %s::VARCHAR, %s::VARCHAR, '
-                       '%s::INTEGER, %s::BIGINT, %s, %s::BIGINT, %s::VARCHAR, %s::TIMESTAMP WITH TIME ZONE, '
-                       '%s::TIMESTAMP WITH TIME ZONE, %s::BIGINT) ON CONFLICT DO NOTHING RETURNING '
-                       'jobs.store_id'},
- 'insert_job_fenced': {'bind': [None,
-                                None,
-                                None,
-                                None,
-                                None,
-                                None,
-                                None,
-                                None,
-                                None,
-                                None,
-                                None,
-                                None,
-                                None,
-                                None,
-                                None,
-                                None,
-                                None],
-                       'defaults': {'param_1': 1},
-                       'names': ['store_id',
-                                 'version',
-                                 'created_at',
-                                 'updated_at',
-                                 'id',
-                                 'name',
-                                 'unit_name',
-                                 'state',
-                                 'remaining_tries',
-                                 'memory',
-                                 'cores',
-                                 'disk',
-                                 'description',
-                                 'write_token',
-                                 'param_1',
-                                 'fence_sid',
-                                 'fence_attempt'],
-                       'result': [None],
-                       'sql': 'INSERT INTO jobs (store_id, version, created_at, updated_at, id, name, '
-                              'unit_name, state, remaining_tries, memory, cores, disk, description, '
-                              'write_token) SELECT CAST(%s::INTEGER AS INTEGER) AS anon_1, CAST(%s::INTEGER '
-                              'AS INTEGER) AS anon_2, CAST(%s::TIMESTAMP WITH TIME ZONE AS TIMESTAMP WITH '
-                              'TIME ZONE) AS anon_3, CAST(%s::TIMESTAMP WITH TIME ZONE AS TIMESTAMP WITH '
-                              'TIME ZONE) AS anon_4, CAST(%s::VARCHAR AS VARCHAR(128)) AS anon_5, '
-                              'CAST(%s::VARCHAR AS VARCHAR(255)) AS anon_6, CAST(%s::VARCHAR AS '
-                              'VARCHAR(255)) AS anon_7, CAST(%s::VARCHAR AS VARCHAR(32)) AS anon_8, '
-                              'CAST(%s::INTEGER AS INTEGER) AS anon_9, CAST(%s::BIGINT AS BIGINT) AS '
-                              'anon_10, CAST(%s AS FLOAT) AS anon_11, CAST(%s::BIGINT AS BIGINT) AS anon_12, '
-                              'CAST(%s::VARCHAR AS TEXT) AS anon_13, CAST(%s::BIGINT AS BIGINT) AS anon_14 \n'
-                              'WHERE EXISTS (SELECT %s::INTEGER AS anon_15 \n'
-                              'FROM leases \n'
-                              'WHERE leases.store_id = %s::INTEGER AND leases.attempt = %s::BIGINT FOR KEY '
-                              'SHARE) ON CONFLICT DO NOTHING RETURNING jobs.store_id'},
- 'insert_job_file': {'bind': [None,
-                              None,
-                              None,
-                              None,
-                              'boolean',
-                              None,
-                              None,
-                              None,
-                              None,
-                              None,
-                              'boolean',
-                              'boolean',
-                              None,
-                              None,
-                              None,
-                              None,
-                              None,
-                              None],
-                     'defaults': {},
-                     'names': ['store_id',
-                               'id',
-                               'version',
-                               'job_id',
-                               'cleanup',
-                               'shared_name',
-                               'basename',
-                               'size',
-                               'checksum',
-                               'blob_key',
-                               'executable',
-                               'encrypted',
-                               'source_url',
-                               'created_at',
-                               'updated_at',
-                               'reference',
-                               'store_id',
-                               'job_id'],
-                     'result': [None],
-                     'sql': 'INSERT INTO files (store_id, id, version, job_id, cleanup, shared_name, '
-                            'basename, size, checksum, blob_key, executable, encrypted, source_url, '
-                            'created_at, updated_at, reference) SELECT %s::INTEGER AS anon_1, %s::VARCHAR AS '
-                            'anon_2, %s::INTEGER AS anon_3, %s::VARCHAR AS anon_4, %s AS anon_5, %s::VARCHAR '
-                            'AS anon_6, %s::VARCHAR AS anon_7, %s::BIGINT AS anon_8, %s::VARCHAR AS anon_9, '
-                            '%s::VARCHAR AS anon_10, %s AS anon_11, %s AS anon_12, %s::VARCHAR AS anon_13, '
-                            '%s::TIMESTAMP WITH TIME ZONE AS anon_14, %s::TIMESTAMP WITH TIME ZONE AS '
-                            'anon_15, %s::VARCHAR AS anon_16 \n'
-                            'WHERE EXISTS (SELECT * \n'
-                            'FROM jobs \n'
-                            'WHERE jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR) ON CONFLICT DO '
-                            'NOTHING RETURNING files.store_id'},
- 'insert_job_file_fenced': {'bind': [None,
-                                     None,
-                                     None,
-                                     None,
-                                     'boolean',
-                                     None,
-                                     None,
-                                     None,
-                                     None,
-                                     None,
-                                     'boolean',
-                                     'boolean',
-                                     None,
-                                     None,
-                                     None,
-                                     None,
-                                     None,
-                                     None,
-                                     None,
-                                     None,
-                                     None],
-                            'defaults': {'param_1': 1},
-                            'names': ['store_id',
-                                      'id',
-                                      'version',
-                                      'job_id',
-                                      'cleanup',
-                                      'shared_name',
-                                      'basename',
-                                      'size',
-                                      'checksum',
-                                      'blob_key',
-                                      'executable',
-                                      'encrypted',
-                                      'source_url',
-                                      'created_at',
-                                      'updated_at',
-                                      'reference',
-                                      'store_id',
-                                      'job_id',
-                                      'param_1',
-                                      'fence_sid',
-                                      'fence_attempt'],
-                            'result': [None],
-                            'sql': 'INSERT INTO files (store_id, id, version, job_id, cleanup, shared_name, '
-                                   'basename, size, checksum, blob_key, executable, encrypted, source_url, '
-                                   'created_at, updated_at, reference) SELECT %s::INTEGER AS anon_1, '
-                                   '%s::VARCHAR AS anon_2, %s::INTEGER AS anon_3, %s::VARCHAR AS anon_4, %s '
-                                   'AS anon_5, %s::VARCHAR AS anon_6, %s::VARCHAR AS anon_7, %s::BIGINT AS '
-                                   'anon_8, %s::VARCHAR AS anon_9, %s::VARCHAR AS anon_10, %s AS anon_11, %s '
-                                   'AS anon_12, %s::VARCHAR AS anon_13, %s::TIMESTAMP WITH TIME ZONE AS '
-                                   'anon_14, %s::TIMESTAMP WITH TIME ZONE AS anon_15, %s::VARCHAR AS '
-                                   'anon_16 \n'
-                                   'WHERE (EXISTS (SELECT * \n'
-                                   'FROM jobs \n'
-                                   'WHERE jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR)) AND '
-                                   '(EXISTS (SELECT %s::INTEGER AS anon_17 \n'
-                                   'FROM leases \n'
-                                   'WHERE leases.store_id = %s::INTEGER AND leases.attempt = %s::BIGINT FOR '
-                                   'KEY SHARE)) ON CONFLICT DO NOTHING RETURNING files.store_id'},
- 'insert_jobs': {'bind': [None, None, None, None, None, None, None, None, None, None, None, None, None, None],
-                 'defaults': {},
-                 'names': ['store_id',
-                           'id',
-                           'version',
-                           'name',
-                           'unit_name',
-                           'state',
-                           'remaining_tries',
-                           'memory',
-                           'cores',
-                           'disk',
-                           'description',
-                           'created_at',
-                           'updated_at',
-                           'write_token'],
-                 'result': [],
-                 'sql': 'INSERT INTO jobs (store_id, id, version, name, unit_name, state, remaining_tries, '
-                        'memory, cores, disk, description, created_at, updated_at, write_token) VALUES '
-                        '(%s::INTEGER, %s::VARCHAR, %s::INTEGER, %s::VARCHAR, %s::VARCHAR, %s::VARCHAR, '
-                        '%s::INTEGER, %s::BIGINT, %s, %s::BIGINT, %s::VARCHAR, %s::TIMESTAMP WITH TIME ZONE, '
-                        '%s::TIMESTAMP WITH TIME ZONE, %s::BIGINT)'},
- 'insert_jobs_from_arrays': {'bind': [None,
-                                      None,
-                                      None,
-                                      None,
-                                      None,
-                                      None,
-                                      None,
-                                      None,
-                                      None,
-                                      None,
-                                      None,
-                                      None,
-                                      None,
-                                      None],
-                             'defaults': {'param_1': 1},
-                             'names': ['sid',
-                                       'param_1',
-                                       'now',
-                                       'now',
-                                       'all_id',
-                                       'all_name',
-                                       'all_unit_name',
-                                       'all_state',
-                                       'all_remaining_tries',
-                                       'all_memory',
-                                       'all_cores',
-                                       'all_disk',
-                                       'all_description',
-                                       'all_write_token'],
-                             'result': [],
-                             'sql': 'INSERT INTO jobs (store_id, version, id, name, unit_name, state, '
-                                    'remaining_tries, memory, cores, disk, description, write_token, '
-                                    'created_at, updated_at) SELECT %s AS anon_1, %s::INTEGER AS anon_2, '
-                                    'given.id, given.name, given.unit_name, given.state, '
-                                    'given.remaining_tries, given.memory, given.cores, given.disk, '
-                                    'given.description, given.write_token, %s::TIMESTAMP WITH TIME ZONE AS '
-                                    'anon_3, %s::TIMESTAMP WITH TIME ZONE AS anon__1 \n'
-                                    'FROM unnest(CAST(%s AS VARCHAR(128)[]), CAST(%s AS VARCHAR(255)[]), '
-                                    'CAST(%s AS VARCHAR(255)[]), CAST(%s AS VARCHAR(32)[]), CAST(%s AS '
-                                    'INTEGER[]), CAST(%s AS BIGINT[]), CAST(%s AS FLOAT[]), CAST(%s AS '
-                                    'BIGINT[]), CAST(%s AS TEXT[]), CAST(%s AS BIGINT[])) AS given(id, name, '
-                                    'unit_name, state, remaining_tries, memory, cores, disk, description, '
-                                    'write_token)'},
- 'insert_jobs_from_arrays_fenced': {'bind': [None,
-                                             None,
-                                             None,
-                                             None,
-                                             None,
-                                             None,
-                                             None,
-                                             None,
-                                             None,
-                                             None,
-                                             None,
-                                             None,
-                                             None,
-                                             None,
-                                             None,
-                                             None,
-                                             None],
-                                    'defaults': {'param_1': 1, 'param_2': 1},
-                                    'names': ['sid',
-                                              'param_1',
-                                              'now',
-                                              'now',
-                                              'all_id',
-                                              'all_name',
-                                              'all_unit_name',
-                                              'all_state',
-                                              'all_remaining_tries',
-                                              'all_memory',
-                                              'all_cores',
-                                              'all_disk',
-                                              'all_description',
-                                              'all_write_token',
-                                              'param_2',
-                                              'fence_sid',
-                                              'fence_attempt'],
-                                    'result': [],
-                                    'sql': 'INSERT INTO jobs (store_id, version, id, name, unit_name, state, '
-                                           'remaining_tries, memory, cores, disk, description, write_token, '
-                                           'created_at, updated_at) SELECT %s AS anon_1, %s::INTEGER AS '
-                                           'anon_2, given.id, given.name, given.unit_name, given.state, '
-                                           'given.remaining_tries, given.memory, given.cores, given.disk, '
-                                           'given.description, given.write_token, %s::TIMESTAMP WITH TIME '
-                                           'ZONE AS anon_3, %s::TIMESTAMP WITH TIME ZONE AS anon__1 \n'
-                                           'FROM unnest(CAST(%s AS VARCHAR(128)[]), CAST(%s AS '
-                                           'VARCHAR(255)[]), CAST(%s AS VARCHAR(255)[]), CAST(%s AS '
-                                           'VARCHAR(32)[]), CAST(%s AS INTEGER[]), CAST(%s AS BIGINT[]), '
-                                           'CAST(%s AS FLOAT[]), CAST(%s AS BIGINT[]), CAST(%s AS TEXT[]), '
-                                           'CAST(%s AS BIGINT[])) AS given(id, name, unit_name, state, '
-                                           'remaining_tries, memory, cores, disk, description, '
-                                           'write_token) \n'
-                                           'WHERE EXISTS (SELECT %s::INTEGER AS anon_4 \n'
-                                           'FROM leases \n'
-                                           'WHERE leases.store_id = %s::INTEGER AND leases.attempt = '
-                                           '%s::BIGINT FOR KEY SHARE)'},
- 'insert_lease': {'bind': [None, None, None, None, None],
-                  'defaults': {},
-                  'names': ['store_id', 'attempt', 'holder', 'acquired_at', 'expires_at'],
-                  'result': [None],
-                  'sql': 'INSERT INTO leases (store_id, attempt, holder, acquired_at, expires_at) VALUES '
-                         '(%s::INTEGER, %s::BIGINT, %s::VARCHAR, %s::TIMESTAMP WITH TIME ZONE, %s::TIMESTAMP '
-                         'WITH TIME ZONE) ON CONFLICT DO NOTHING RETURNING leases.store_id'},
- 'insert_log': {'bind': [None, None, 'boolean', None],
-                'defaults': {},
-                'names': ['store_id', 'message', 'is_read', 'created_at'],
-                'result': [],
-                'sql': 'INSERT INTO logs (store_id, message, is_read, created_at) VALUES (%s::INTEGER, %s, '
-                       '%s, %s::TIMESTAMP WITH TIME ZONE) RETURNING logs.seq'},
- 'insert_log_fenced': {'bind': [None, None, 'boolean', None, None, None, None],
-                       'defaults': {'param_1': 1},
-                       'names': ['store_id',
-                                 'message',
-                                 'is_read',
-                                 'created_at',
-                                 'param_1',
-                                 'fence_sid',
-                                 'fence_attempt'],
-                       'result': [None],
-                       'sql': 'INSERT INTO logs (store_id, message, is_read, created_at) SELECT '
-                              'CAST(%s::INTEGER AS INTEGER) AS anon_1, CAST(%s AS BYTEA) AS anon_2, CAST(%s '
-                              'AS BOOLEAN) AS anon_3, CAST(%s::TIMESTAMP WITH TIME ZONE AS TIMESTAMP WITH '
-                              'TIME ZONE) AS anon_4 \n'
-                              'WHERE EXISTS (SELECT %s::INTEGER AS anon_5 \n'
-                              'FROM leases \n'
-                              'WHERE leases.store_id = %s::INTEGER AND leases.attempt = %s::BIGINT FOR KEY '
-                              'SHARE) RETURNING logs.seq'},
- 'insert_store': {'bind': [None, None, None, None, None],
-                  'defaults': {},
-                  'names': ['name', 'blob_url', 'workflow_id', 'config_json', 'created_at'],
-                  'result': [None],
-                  'sql': 'INSERT INTO stores (name, blob_url, workflow_id, config_json, created_at) VALUES '
-                         '(%s::VARCHAR, %s::VARCHAR, %s::VARCHAR, %s::VARCHAR, %s::TIMESTAMP WITH TIME ZONE) '
-                         'ON CONFLICT DO NOTHING RETURNING stores.id'},
- 'job_exists': {'bind': [None, None, None],
-                'defaults': {'param_1': 1},
-                'names': ['param_1', 'sid', 'id'],
-                'result': [None],
-                'sql': 'SELECT %s::INTEGER AS anon_1 \n'
-                       'FROM jobs \n'
-                       'WHERE jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR'},
- 'job_file_summary': {'bind': [None, None, None],
-                      'defaults': {'coalesce_2': 0},
-                      'names': ['coalesce_2', 'sid', 'coalesce_2'],
-                      'result': [None, None, None, None, None],
-                      'sql': 'SELECT jobs.id, jobs.name, jobs.state, count(files.id) AS count_1, '
-                             'coalesce(sum(files.size), %s::INTEGER) AS coalesce_1 \n'
-                             'FROM jobs LEFT OUTER JOIN files ON files.store_id = jobs.store_id AND '
-                             'files.job_id = jobs.id \n'
-                             'WHERE jobs.store_id = %s::INTEGER GROUP BY jobs.id, jobs.name, jobs.state '
-                             'ORDER BY coalesce(sum(files.size), %s::INTEGER) DESC, jobs.name'},
- 'job_page': {'bind': [None, None, None],
-              'defaults': {},
-              'names': ['sid', 'after', 'page_size'],
-              'result': [None, None, None],
-              'sql': 'SELECT jobs.id, jobs.version, jobs.description \n'
-                     'FROM jobs \n'
-                     'WHERE jobs.store_id = %s::INTEGER AND jobs.id > %s::VARCHAR ORDER BY jobs.id \n'
-                     ' LIMIT %s'},
- 'job_write_token': {'bind': [None, None, None],
-                     'defaults': {'coalesce_2': 0},
-                     'names': ['coalesce_2', 'sid', 'id'],
-                     'result': [None],
-                     'sql': 'SELECT coalesce(jobs.write_token, %s::INTEGER) AS coalesce_1 \n'
-                            'FROM jobs \n'
-                            'WHERE jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR'},
- 'lease_attempt': {'bind': [None],
-                   'defaults': {},
-                   'names': ['sid'],
-                   'result': [None],
-                   'sql': 'SELECT leases.attempt \n'
-                          'FROM leases \n'
-                          'WHERE leases.store_id = %s::INTEGER FOR KEY SHARE'},
- 'mark_lease_destroyed': {'bind': [None, None, None, None, None],
-                          'defaults': {},
-                          'names': ['attempt', 'holder', 'now', 'expires', 'sid'],
-                          'result': [],
-                          'sql': 'UPDATE leases SET attempt=%s::BIGINT, holder=%s::VARCHAR, '
-                                 'acquired_at=%s::TIMESTAMP WITH TIME ZONE, expires_at=%s::TIMESTAMP WITH '
-                                 'TIME ZONE WHERE leases.store_id = %s::INTEGER'},
- 'orphaned_file_ids': {'bind': [None],
-                       'defaults': {},
-                       'names': ['sid'],
-                       'result': [None],
-                       'sql': 'SELECT files.id \n'
-                              'FROM files \n'
-                              'WHERE files.store_id = %s::INTEGER AND files.job_id IS NOT NULL AND NOT '
-                              '(EXISTS (SELECT * \n'
-                              'FROM jobs \n'
-                              'WHERE jobs.store_id = files.store_id AND jobs.id = files.job_id))'},
- 'read_logs': {'bind': [None],
-               'defaults': {},
-               'names': ['sid'],
-               'result': [None, None],
-               'sql': 'SELECT logs.seq, logs.message \n'
-                      'FROM logs \n'
-                      'WHERE logs.store_id = %s::INTEGER AND logs.is_read IS true ORDER BY logs.seq'},
- 'renew_lease': {'bind': [None, None, None],
-                 'defaults': {},
-                 'names': ['expires', 'sid', 'attempt'],
-                 'result': [],
-                 'sql': 'UPDATE leases SET expires_at=%s::TIMESTAMP WITH TIME ZONE WHERE leases.store_id = '
-                        '%s::INTEGER AND leases.attempt = %s::BIGINT'},
- 'replace_file_content': {'bind': [None,
-                                   None,
-                                   None,
-                                   None,
-                                   'boolean',
-                                   'boolean',
-                                   None,
-                                   None,
-                                   None,
-                                   None,
-                                   None,
-                                   None],
-                          'defaults': {'version_1': 1},
-                          'names': ['version_1',
-                                    'new_size',
-                                    'new_checksum',
-                                    'new_blob_key',
-                                    'new_executable',
-                                    'new_encrypted',
-                                    'new_source_url',
-                                    'new_updated_at',
-                                    'new_reference',
-                                    'sid',
-                                    'match_id',
-                                    'expected'],
-                          'result': [],
-                          'sql': 'UPDATE files SET version=(files.version + %s::INTEGER), size=%s::BIGINT, '
-                                 'checksum=%s::VARCHAR, blob_key=%s::VARCHAR, executable=coalesce(%s, '
-                                 'files.executable), encrypted=%s, source_url=coalesce(%s::VARCHAR, '
-                                 'files.source_url), updated_at=%s::TIMESTAMP WITH TIME ZONE, '
-                                 'reference=%s::VARCHAR WHERE files.store_id = %s::INTEGER AND files.id = '
-                                 '%s::VARCHAR AND files.version = %s::INTEGER'},
- 'replace_file_content_in_one_statement': {'bind': [None,
-                                                    None,
-                                                    None,
-                                                    None,
-                                                    'boolean',
-                                                    'boolean',
-                                                    None,
-                                                    None,
-                                                    None,
-                                                    None,
-                                                    None,
-                                                    None,
-                                                    None,
-                                                    None,
-                                                    None],
-                                           'defaults': {'param_1': 1, 'version_1': 1},
-                                           'names': ['version_1',
-                                                     'new_size',
-                                                     'new_checksum',
-                                                     'new_blob_key',
-                                                     'new_executable',
-                                                     'new_encrypted',
-                                                     'new_source_url',
-                                                     'new_updated_at',
-                                                     'new_reference',
-                                                     'sid',
-                                                     'match_id',
-                                                     'expected',
-                                                     'sid',
-                                                     'match_id',
-                                                     'param_1'],
-                                           'result': [None, None],
-                                           'sql': 'WITH updated_file AS \n'
-                                                  '(UPDATE files SET version=(files.version + %s::INTEGER), '
-                                                  'size=%s::BIGINT, checksum=%s::VARCHAR, '
-                                                  'blob_key=%s::VARCHAR, executable=coalesce(%s, '
-                                                  'files.executable), encrypted=%s, '
-                                                  'source_url=coalesce(%s::VARCHAR, files.source_url), '
-                                                  'updated_at=%s::TIMESTAMP WITH TIME ZONE, '
-                                                  'reference=%s::VARCHAR WHERE files.store_id = %s::INTEGER '
-                                                  'AND files.id = %s::VARCHAR AND files.version = '
-                                                  '%s::INTEGER RETURNING files.version), \n'
-                                                  'current_file AS \n'
-                                                  '(SELECT files.blob_key AS blob_key \n'
-                                                  'FROM files \n'
-                                                  'WHERE files.store_id = %s::INTEGER AND files.id = '
-                                                  '%s::VARCHAR)\n'
-                                                  ' SELECT current_file.blob_key, (SELECT count(*) AS '
-                                                  'count_1 \n'
-                                                  'FROM updated_file) AS updated \n'
-                                                  'FROM (SELECT %s::INTEGER AS one) AS one_row LEFT OUTER '
-                                                  'JOIN current_file ON true'},
- 'replace_file_content_in_one_statement_fenced': {'bind': [None,
-                                                           None,
-                                                           None,
-                                                           None,
-                                                           'boolean',
-                                                           'boolean',
-                                                           None,
-                                                           None,
-                                                           None,
-                                                           None,
-                                                           None,
-                                                           None,
-                                                           None,
-                                                           None,
-                                                           None,
-                                                           None,
-                                                           None,
-                                                           None],
-                                                  'defaults': {'param_1': 1, 'param_2': 1, 'version_1': 1},
-                                                  'names': ['version_1',
-                                                            'new_size',
-                                                            'new_checksum',
-                                                            'new_blob_key',
-                                                            'new_executable',
-                                                            'new_encrypted',
-                                                            'new_source_url',
-                                                            'new_updated_at',
-                                                            'new_reference',
-                                                            'sid',
-                                                            'match_id',
-                                                            'expected',
-                                                            'param_1',
-                                                            'fence_sid',
-                                                            'fence_attempt',
-                                                            'sid',
-                                                            'match_id',
-                                                            'param_2'],
-                                                  'result': [None, None],
-                                                  'sql': 'WITH updated_file AS \n'
-                                                         '(UPDATE files SET version=(files.version + '
-                                                         '%s::INTEGER), size=%s::BIGINT, '
-                                                         'checksum=%s::VARCHAR, blob_key=%s::VARCHAR, '
-                                                         'executable=coalesce(%s, files.executable), '
-                                                         'encrypted=%s, source_url=coalesce(%s::VARCHAR, '
-                                                         'files.source_url), updated_at=%s::TIMESTAMP WITH '
-                                                         'TIME ZONE, reference=%s::VARCHAR WHERE '
-                                                         'files.store_id = %s::INTEGER AND files.id = '
-                                                         '%s::VARCHAR AND files.version = %s::INTEGER AND '
-                                                         '(EXISTS (SELECT %s::INTEGER AS anon_1 \n'
-                                                         'FROM leases \n'
-                                                         'WHERE leases.store_id = %s::INTEGER AND '
-                                                         'leases.attempt = %s::BIGINT FOR KEY SHARE)) '
-                                                         'RETURNING files.version), \n'
-                                                         'current_file AS \n'
-                                                         '(SELECT files.blob_key AS blob_key \n'
-                                                         'FROM files \n'
-                                                         'WHERE files.store_id = %s::INTEGER AND files.id = '
-                                                         '%s::VARCHAR)\n'
-                                                         ' SELECT current_file.blob_key, (SELECT count(*) AS '
-                                                         'count_1 \n'
-                                                         'FROM updated_file) AS updated \n'
-                                                         'FROM (SELECT %s::INTEGER AS one) AS one_row LEFT '
-                                                         'OUTER JOIN current_file ON true'},
- 'revision_and_store': {'bind': [None],
-                        'defaults': {},
-                        'names': ['name'],
-                        'result': [None, None, None, None, None, None, None, None],
-                        'sql': 'SELECT jobstore_alembic_version.version_num, stores.id, stores.name, '
-                               'stores.blob_url, stores.workflow_id, stores.config_json, stores.created_at, '
-                               '(SELECT leases.attempt \n'
-                               'FROM leases \n'
-                               'WHERE leases.store_id = stores.id) AS lease_attempt \n'
-                               'FROM jobstore_alembic_version LEFT OUTER JOIN stores ON stores.name = '
-                               '%s::VARCHAR'},
- 'select_lease': {'bind': [None],
-                  'defaults': {},
-                  'names': ['sid'],
-                  'result': [None, None, None, None],
-                  'sql': 'SELECT leases.attempt, leases.holder, leases.acquired_at, leases.expires_at \n'
-                         'FROM leases \n'
-                         'WHERE leases.store_id = %s::INTEGER'},
- 'take_lease': {'bind': [None, None, None, None, None, None, None],
-                'defaults': {'attempt_1': 1},
-                'names': ['attempt_1', 'holder', 'now', 'expires', 'sid', 'now', 'expected'],
-                'result': [None],
-                'sql': 'UPDATE leases SET attempt=(leases.attempt + %s::BIGINT), holder=%s::VARCHAR, '
-                       'acquired_at=%s::TIMESTAMP WITH TIME ZONE, expires_at=%s::TIMESTAMP WITH TIME ZONE '
-                       'WHERE leases.store_id = %s::INTEGER AND (leases.expires_at < %s::TIMESTAMP WITH TIME '
-                       'ZONE OR leases.attempt = %s::BIGINT) RETURNING leases.attempt'},
- 'unclaim_log': {'bind': ['boolean', None, None],
-                 'defaults': {'is_read': False},
-                 'names': ['is_read', 'sid', 'seq'],
-                 'result': [],
-                 'sql': 'UPDATE logs SET is_read=%s WHERE logs.store_id = %s::INTEGER AND logs.seq = '
-                        '%s::INTEGER'},
- 'update_job_any': {'bind': [None, None, None, None, None, None, None, None, None, None, None, None, None],
-                    'defaults': {'version_1': 1},
-                    'names': ['version_1',
-                              'new_name',
-                              'new_unit_name',
-                              'new_state',
-                              'new_remaining_tries',
-                              'new_memory',
-                              'new_cores',
-                              'new_disk',
-                              'new_description',
-                              'new_updated_at',
-                              'new_write_token',
-                              'sid',
-                              'match_id'],
-                    'result': [None],
-                    'sql': 'UPDATE jobs SET version=(jobs.version + %s::INTEGER), name=%s::VARCHAR, '
-                           'unit_name=%s::VARCHAR, state=%s::VARCHAR, remaining_tries=%s::INTEGER, '
-                           'memory=%s::BIGINT, cores=%s, disk=%s::BIGINT, description=%s::VARCHAR, '
-                           'updated_at=%s::TIMESTAMP WITH TIME ZONE, write_token=%s::BIGINT WHERE '
-                           'jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR RETURNING jobs.version'},
- 'update_job_any_fenced': {'bind': [None,
-                                    None,
-                                    None,
-                                    None,
-                                    None,
-                                    None,
-                                    None,
-                                    None,
-                                    None,
-                                    None,
-                                    None,
-                                    None,
-                                    None,
-                                    None,
-                                    None,
-                                    None],
-                           'defaults': {'param_1': 1, 'version_1': 1},
-                           'names': ['version_1',
-                                     'new_name',
-                                     'new_unit_name',
-                                     'new_state',
-                                     'new_remaining_tries',
-                                     'new_memory',
-                                     'new_cores',
-                                     'new_disk',
-                                     'new_description',
-                                     'new_updated_at',
-                                     'new_write_token',
-                                     'sid',
-                                     'match_id',
-                                     'param_1',
-                                     'fence_sid',
-                                     'fence_attempt'],
-                           'result': [None],
-                           'sql': 'UPDATE jobs SET version=(jobs.version + %s::INTEGER), name=%s::VARCHAR, '
-                                  'unit_name=%s::VARCHAR, state=%s::VARCHAR, remaining_tries=%s::INTEGER, '
-                                  'memory=%s::BIGINT, cores=%s, disk=%s::BIGINT, description=%s::VARCHAR, '
-                                  'updated_at=%s::TIMESTAMP WITH TIME ZONE, write_token=%s::BIGINT WHERE '
-                                  'jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR AND (EXISTS (SELECT '
-                                  '%s::INTEGER AS anon_1 \n'
-                                  'FROM leases \n'
-                                  'WHERE leases.store_id = %s::INTEGER AND leases.attempt = %s::BIGINT FOR '
-                                  'KEY SHARE)) RETURNING jobs.version'},
- 'update_job_cas': {'bind': [None,
-                             None,
-                             None,
-                             None,
-                             None,
-                             None,
-                             None,
-                             None,
-                             None,
-                             None,
-                             None,
-                             None,
-                             None,
-                             None],
-                    'defaults': {'version_1': 1},
-                    'names': ['version_1',
-                              'new_name',
-                              'new_unit_name',
-                              'new_state',
-                              'new_remaining_tries',
-                              'new_memory',
-                              'new_cores',
-                              'new_disk',
-                              'new_description',
-                              'new_updated_at',
-                              'new_write_token',
-                              'sid',
-                              'match_id',
-                              'expected'],
-                    'result': [],
-                    'sql': 'UPDATE jobs SET version=(jobs.version + %s::INTEGER), name=%s::VARCHAR, '
-                           'unit_name=%s::VARCHAR, state=%s::VARCHAR, remaining_tries=%s::INTEGER, '
-                           'memory=%s::BIGINT, cores=%s, disk=%s::BIGINT, description=%s::VARCHAR, '
-                           'updated_at=%s::TIMESTAMP WITH TIME ZONE, write_token=%s::BIGINT WHERE '
-                           'jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR AND jobs.version = '
-                           '%s::INTEGER'},
- 'update_job_cas_fenced': {'bind': [None,
-                                    None,
-                                    None,
-                                    None,
-                                    None,
-                                    None,
-                                    None,
-                                    None,
-                                    None,
-                                    None,
-                                    None,
-                                    None,
-                                    None,
-                                    None,
-                                    None,
-                                    None,
-                                    None],
-                           'defaults': {'param_1': 1, 'version_1': 1},
-                           'names': ['version_1',
-                                     'new_name',
-                                     'new_unit_name',
-                                     'new_state',
-                                     'new_remaining_tries',
-                                     'new_memory',
-                                     'new_cores',
-                                     'new_disk',
-                                     'new_description',
-                                     'new_updated_at',
-                                     'new_write_token',
-                                     'sid',
-                                     'match_id',
-                                     'expected',
-                                     'param_1',
-                                     'fence_sid',
-                                     'fence_attempt'],
-                           'result': [],
-                           'sql': 'UPDATE jobs SET version=(jobs.version + %s::INTEGER), name=%s::VARCHAR, '
-                                  'unit_name=%s::VARCHAR, state=%s::VARCHAR, remaining_tries=%s::INTEGER, '
-                                  'memory=%s::BIGINT, cores=%s, disk=%s::BIGINT, description=%s::VARCHAR, '
-                                  'updated_at=%s::TIMESTAMP WITH TIME ZONE, write_token=%s::BIGINT WHERE '
-                                  'jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR AND jobs.version = '
-                                  '%s::INTEGER AND (EXISTS (SELECT %s::INTEGER AS anon_1 \n'
-                                  'FROM leases \n'
-                                  'WHERE leases.store_id = %s::INTEGER AND leases.attempt = %s::BIGINT FOR '
-                                  'KEY SHARE))'},
- 'upsert_jobs_from_arrays': {'bind': [None,
-                                      None,
-                                      None,
-                                      None,
-                                      None,
-                                      None,
-                                      None,
-                                      None,
-                                      None,
-                                      None,
-                                      None,
-                                      None,
-                                      None,
-                                      None,
-                                      None],
-                             'defaults': {'param_1': 1, 'version_1': 1},
-                             'names': ['sid',
-                                       'param_1',
-                                       'now',
-                                       'now',
-                                       'all_id',
-                                       'all_name',
-                                       'all_unit_name',
-                                       'all_state',
-                                       'all_remaining_tries',
-                                       'all_memory',
-                                       'all_cores',
-                                       'all_disk',
-                                       'all_description',
-                                       'all_write_token',
-                                       'version_1'],
-                             'result': [None, None],
-                             'sql': 'INSERT INTO jobs (store_id, version, id, name, unit_name, state, '
-                                    'remaining_tries, memory, cores, disk, description, write_token, '
-                                    'created_at, updated_at) SELECT %s AS anon_1, %s::INTEGER AS anon_2, '
-                                    'given.id, given.name, given.unit_name, given.state, '
-                                    'given.remaining_tries, given.memory, given.cores, given.disk, '
-                                    'given.description, given.write_token, %s::TIMESTAMP WITH TIME ZONE AS '
-                                    'anon_3, %s::TIMESTAMP WITH TIME ZONE AS anon__1 \n'
-                                    'FROM unnest(CAST(%s AS VARCHAR(128)[]), CAST(%s AS VARCHAR(255)[]), '
-                                    'CAST(%s AS VARCHAR(255)[]), CAST(%s AS VARCHAR(32)[]), CAST(%s AS '
-                                    'INTEGER[]), CAST(%s AS BIGINT[]), CAST(%s AS FLOAT[]), CAST(%s AS '
-                                    'BIGINT[]), CAST(%s AS TEXT[]), CAST(%s AS BIGINT[])) AS given(id, name, '
-                                    'unit_name, state, remaining_tries, memory, cores, disk, description, '
-                                    'write_token) ON CONFLICT (store_id, id) DO UPDATE SET version = '
-                                    '(jobs.version + %s::INTEGER), name = excluded.name, unit_name = '
-                                    'excluded.unit_name, state = excluded.state, remaining_tries = '
-                                    'excluded.remaining_tries, memory = excluded.memory, cores = '
-                                    'excluded.cores, disk = excluded.disk, description = '
-                                    'excluded.description, updated_at = excluded.updated_at, write_token = '
-                                    'excluded.write_token RETURNING jobs.id, jobs.version'},
- 'upsert_jobs_from_arrays_fenced': {'bind': [None,
-                                             None,
-                                             None,
-                                             None,
-                                             None,
-                                             None,
-                                             None,
-                                             None,
-                                             None,
-                                             None,
-                                             None,
-                                             None,
-                                             None,
-                                             None,
-                                             None,
-                                             None,
-                                             None,
-                                             None],
-                                    'defaults': {'param_1': 1, 'param_2': 1, 'version_1': 1},
-                                    'names': ['sid',
-                                              'param_1',
-                                              'now',
-                                              'now',
-                                              'all_id',
-                                              'all_name',
-                                              'all_unit_name',
-                                              'all_state',
-                                              'all_remaining_tries',
-                                              'all_memory',
-                                              'all_cores',
-                                              'all_disk',
-                                              'all_description',
-                                              'all_write_token',
-                                              'param_2',
-                                              'fence_sid',
-                                              'fence_attempt',
-                                              'version_1'],
-                                    'result': [None, None],
-                                    'sql': 'INSERT INTO jobs (store_id, version, id, name, unit_name, state, '
-                                           'remaining_tries, memory, cores, disk, description, write_token, '
-                                           'created_at, updated_at) SELECT %s AS anon_1, %s::INTEGER AS '
-                                           'anon_2, given.id, given.name, given.unit_name, given.state, '
-                                           'given.remaining_tries, given.memory, given.cores, given.disk, '
-                                           'given.description, given.write_token, %s::TIMESTAMP WITH TIME '
-                                           'ZONE AS anon_3, %s::TIMESTAMP WITH TIME ZONE AS anon__1 \n'
-                                           'FROM unnest(CAST(%s AS VARCHAR(128)[]), CAST(%s AS '
-                                           'VARCHAR(255)[]), CAST(%s AS VARCHAR(255)[]), CAST(%s AS '
-                                           'VARCHAR(32)[]), CAST(%s AS INTEGER[]), CAST(%s AS BIGINT[]), '
-                                           'CAST(%s AS FLOAT[]), CAST(%s AS BIGINT[]), CAST(%s AS TEXT[]), '
-                                           'CAST(%s AS BIGINT[])) AS given(id, name, unit_name, state, '
-                                           'remaining_tries, memory, cores, disk, description, '
-                                           'write_token) \n'
-                                           'WHERE EXISTS (SELECT %s::INTEGER AS anon_4 \n'
-                                           'FROM leases \n'
-                                           'WHERE leases.store_id = %s::INTEGER AND leases.attempt = '
-                                           '%s::BIGINT FOR KEY SHARE) ON CONFLICT (store_id, id) DO UPDATE '
-                                           'SET version = (jobs.version + %s::INTEGER), name = '
-                                           'excluded.name, unit_name = excluded.unit_name, state = '
-                                           'excluded.state, remaining_tries = excluded.remaining_tries, '
-                                           'memory = excluded.memory, cores = excluded.cores, disk = '
-                                           'excluded.disk, description = excluded.description, updated_at = '
-                                           'excluded.updated_at, write_token = excluded.write_token '
-                                           'RETURNING jobs.id, jobs.version'}}
+STATEMENTS: dict[str, dict[str, Any]] = {
+    "all_file_ids": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [None],
+        "sql": "SELECT files.id \nFROM files \nWHERE files.store_id = %s::INTEGER",
+    },
+    "claim_unread_logs": {
+        "bind": ["boolean", None],
+        "defaults": {"is_read": True},
+        "names": ["is_read", "sid"],
+        "result": [None, None],
+        "sql": "UPDATE logs SET is_read=%s WHERE logs.store_id = %s::INTEGER AND logs.is_read "
+        "IS false RETURNING logs.seq, logs.message",
+    },
+    "claim_unread_logs_fenced": {
+        "bind": ["boolean", None, None, None, None],
+        "defaults": {"is_read": True, "param_1": 1},
+        "names": ["is_read", "sid", "param_1", "fence_sid", "fence_attempt"],
+        "result": [None, None],
+        "sql": "UPDATE logs SET is_read=%s WHERE logs.store_id = %s::INTEGER AND "
+        "logs.is_read IS false AND (EXISTS (SELECT %s::INTEGER AS anon_1 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = %s::INTEGER AND leases.attempt = %s::BIGINT "
+        "FOR KEY SHARE)) RETURNING logs.seq, logs.message",
+    },
+    "delete_cleanup_files": {
+        "bind": [None, None],
+        "defaults": {},
+        "names": ["sid", "job_id"],
+        "result": [None],
+        "sql": "DELETE FROM files WHERE files.store_id = %s::INTEGER AND files.job_id = "
+        "%s::VARCHAR AND files.cleanup IS true RETURNING files.blob_key",
+    },
+    "delete_file": {
+        "bind": [None, None],
+        "defaults": {},
+        "names": ["sid", "id"],
+        "result": [None],
+        "sql": "DELETE FROM files WHERE files.store_id = %s::INTEGER AND files.id = %s::VARCHAR "
+        "RETURNING files.blob_key",
+    },
+    "delete_file_fenced": {
+        "bind": [None, None, None, None, None],
+        "defaults": {"param_1": 1},
+        "names": ["sid", "id", "param_1", "fence_sid", "fence_attempt"],
+        "result": [None],
+        "sql": "DELETE FROM files WHERE files.store_id = %s::INTEGER AND files.id = "
+        "%s::VARCHAR AND (EXISTS (SELECT %s::INTEGER AS anon_1 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = %s::INTEGER AND leases.attempt = %s::BIGINT FOR KEY "
+        "SHARE)) RETURNING files.blob_key",
+    },
+    "delete_job": {
+        "bind": [None, None],
+        "defaults": {},
+        "names": ["sid", "id"],
+        "result": [],
+        "sql": "DELETE FROM jobs WHERE jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR",
+    },
+    "delete_job_with_cleanup_files": {
+        "bind": [None, None, None, None, None],
+        "defaults": {"param_1": 1},
+        "names": ["sid", "id", "sid", "job_id", "param_1"],
+        "result": [None, None],
+        "sql": "WITH gone_job AS \n"
+        "(DELETE FROM jobs WHERE jobs.store_id = %s::INTEGER AND jobs.id = "
+        "%s::VARCHAR RETURNING jobs.id), \n"
+        "gone_files AS \n"
+        "(DELETE FROM files WHERE files.store_id = %s::INTEGER AND "
+        "files.job_id = %s::VARCHAR AND files.cleanup IS true RETURNING "
+        "files.blob_key)\n"
+        " SELECT (SELECT count(*) AS count_1 \n"
+        "FROM gone_job) AS jobs_deleted, gone_files.blob_key \n"
+        "FROM (SELECT %s::INTEGER AS one) AS one_row LEFT OUTER JOIN "
+        "gone_files ON true",
+    },
+    "delete_job_with_cleanup_files_fenced": {
+        "bind": [None, None, None, None, None, None, None, None, None, None, None],
+        "defaults": {"param_1": 1, "param_2": 1},
+        "names": [
+            "sid",
+            "id",
+            "param_1",
+            "fence_sid",
+            "fence_attempt",
+            "sid",
+            "job_id",
+            "param_1",
+            "fence_sid",
+            "fence_attempt",
+            "param_2",
+        ],
+        "result": [None, None],
+        "sql": "WITH gone_job AS \n"
+        "(DELETE FROM jobs WHERE jobs.store_id = %s::INTEGER AND "
+        "jobs.id = %s::VARCHAR AND (EXISTS (SELECT %s::INTEGER AS "
+        "anon_1 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = %s::INTEGER AND leases.attempt = "
+        "%s::BIGINT FOR KEY SHARE)) RETURNING jobs.id), \n"
+        "gone_files AS \n"
+        "(DELETE FROM files WHERE files.store_id = %s::INTEGER AND "
+        "files.job_id = %s::VARCHAR AND files.cleanup IS true AND "
+        "(EXISTS (SELECT %s::INTEGER AS anon_1 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = %s::INTEGER AND leases.attempt = "
+        "%s::BIGINT FOR KEY SHARE)) RETURNING files.blob_key)\n"
+        " SELECT (SELECT count(*) AS count_1 \n"
+        "FROM gone_job) AS jobs_deleted, gone_files.blob_key \n"
+        "FROM (SELECT %s::INTEGER AS one) AS one_row LEFT OUTER "
+        "JOIN gone_files ON true",
+    },
+    "delete_store_condemned_blobs": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [],
+        "sql": "DELETE FROM condemned_blobs WHERE condemned_blobs.store_id = %s::INTEGER",
+    },
+    "delete_store_files": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [],
+        "sql": "DELETE FROM files WHERE files.store_id = %s::INTEGER",
+    },
+    "delete_store_jobs": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [],
+        "sql": "DELETE FROM jobs WHERE jobs.store_id = %s::INTEGER",
+    },
+    "delete_store_leases": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [],
+        "sql": "DELETE FROM leases WHERE leases.store_id = %s::INTEGER",
+    },
+    "delete_store_logs": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [],
+        "sql": "DELETE FROM logs WHERE logs.store_id = %s::INTEGER",
+    },
+    "delete_store_row": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [],
+        "sql": "DELETE FROM stores WHERE stores.id = %s::INTEGER",
+    },
+    "file_exists": {
+        "bind": [None, None, None],
+        "defaults": {"param_1": 1},
+        "names": ["param_1", "sid", "id"],
+        "result": [None],
+        "sql": "SELECT %s::INTEGER AS anon_1 \n"
+        "FROM files \n"
+        "WHERE files.store_id = %s::INTEGER AND files.id = %s::VARCHAR",
+    },
+    "file_size": {
+        "bind": [None, None],
+        "defaults": {},
+        "names": ["sid", "id"],
+        "result": [None],
+        "sql": "SELECT files.size \nFROM files \nWHERE files.store_id = %s::INTEGER AND files.id = %s::VARCHAR",
+    },
+    "get_file": {
+        "bind": [None, None],
+        "defaults": {},
+        "names": ["sid", "id"],
+        "result": [None, None, None, None, None, None, None, None, None, None, None, None, None, None, None],
+        "sql": "SELECT files.id, files.version, files.job_id, files.cleanup, files.shared_name, "
+        "files.basename, files.size, files.checksum, files.blob_key, files.executable, "
+        "files.encrypted, files.source_url, files.created_at, files.updated_at, "
+        "files.reference \n"
+        "FROM files \n"
+        "WHERE files.store_id = %s::INTEGER AND files.id = %s::VARCHAR",
+    },
+    "get_job": {
+        "bind": [None, None],
+        "defaults": {},
+        "names": ["sid", "id"],
+        "result": [None, None],
+        "sql": "SELECT jobs.version, jobs.description \n"
+        "FROM jobs \n"
+        "WHERE jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR",
+    },
+    "get_shared_file": {
+        "bind": [None, None],
+        "defaults": {},
+        "names": ["sid", "shared_name"],
+        "result": [None, None, None, None, None, None, None, None, None, None, None, None, None, None, None],
+        "sql": "SELECT files.id, files.version, files.job_id, files.cleanup, files.shared_name, "
+        "files.basename, files.size, files.checksum, files.blob_key, files.executable, "
+        "files.encrypted, files.source_url, files.created_at, files.updated_at, "
+        "files.reference \n"
+        "FROM files \n"
+        "WHERE files.store_id = %s::INTEGER AND files.shared_name = %s::VARCHAR",
+    },
+    "has_unread_logs": {
+        "bind": [None, None, None],
+        "defaults": {"param_1": 1, "param_2": 1},
+        "names": ["param_1", "sid", "param_2"],
+        "result": [None],
+        "sql": "SELECT %s::INTEGER AS anon_1 \n"
+        "FROM logs \n"
+        "WHERE logs.store_id = %s::INTEGER AND logs.is_read IS false \n"
+        " LIMIT %s::INTEGER",
+    },
+    "insert_file": {
+        "bind": [
+            None,
+            None,
+            None,
+            None,
+            "boolean",
+            None,
+            None,
+            None,
+            None,
+            None,
+            "boolean",
+            "boolean",
+            None,
+            None,
+            None,
+            None,
+        ],
+        "defaults": {},
+        "names": [
+            "store_id",
+            "id",
+            "version",
+            "job_id",
+            "cleanup",
+            "shared_name",
+            "basename",
+            "size",
+            "checksum",
+            "blob_key",
+            "executable",
+            "encrypted",
+            "source_url",
+            "created_at",
+            "updated_at",
+            "reference",
+        ],
+        "result": [None],
+        "sql": "INSERT INTO files (store_id, id, version, job_id, cleanup, shared_name, basename, "
+        "size, checksum, blob_key, executable, encrypted, source_url, created_at, "
+        "updated_at, reference) VALUES (%s::INTEGER, %s::VARCHAR, %s::INTEGER, %s::VARCHAR, "
+        "%s, %s::VARCHAR, %s::VARCHAR, %s::BIGINT, %s::VARCHAR, %s::VARCHAR, %s, %s, "
+        "%s::VARCHAR, %s::TIMESTAMP WITH TIME ZONE, %s::TIMESTAMP WITH TIME ZONE, "
+        "%s::VARCHAR) ON CONFLICT DO NOTHING RETURNING files.store_id",
+    },
+    "insert_file_fenced": {
+        "bind": [
+            None,
+            None,
+            None,
+            None,
+            "boolean",
+            None,
+            None,
+            None,
+            None,
+            None,
+            "boolean",
+            "boolean",
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        ],
+        "defaults": {"param_1": 1},
+        "names": [
+            "store_id",
+            "id",
+            "version",
+            "job_id",
+            "cleanup",
+            "shared_name",
+            "basename",
+            "size",
+            "checksum",
+            "blob_key",
+            "executable",
+            "encrypted",
+            "source_url",
+            "created_at",
+            "updated_at",
+            "reference",
+            "param_1",
+            "fence_sid",
+            "fence_attempt",
+        ],
+        "result": [None],
+        "sql": "INSERT INTO files (store_id, id, version, job_id, cleanup, shared_name, "
+        "basename, size, checksum, blob_key, executable, encrypted, source_url, "
+        "created_at, updated_at, reference) SELECT CAST(%s::INTEGER AS INTEGER) AS "
+        "anon_1, CAST(%s::VARCHAR AS VARCHAR(128)) AS anon_2, CAST(%s::INTEGER AS "
+        "INTEGER) AS anon_3, CAST(%s::VARCHAR AS VARCHAR(128)) AS anon_4, CAST(%s AS "
+        "BOOLEAN) AS anon_5, CAST(%s::VARCHAR AS VARCHAR(255)) AS anon_6, "
+        "CAST(%s::VARCHAR AS VARCHAR(255)) AS anon_7, CAST(%s::BIGINT AS BIGINT) AS "
+        "anon_8, CAST(%s::VARCHAR AS VARCHAR(64)) AS anon_9, CAST(%s::VARCHAR AS "
+        "VARCHAR(512)) AS anon_10, CAST(%s AS BOOLEAN) AS anon_11, CAST(%s AS "
+        "BOOLEAN) AS anon_12, CAST(%s::VARCHAR AS TEXT) AS anon_13, "
+        "CAST(%s::TIMESTAMP WITH TIME ZONE AS TIMESTAMP WITH TIME ZONE) AS anon_14, "
+        "CAST(%s::TIMESTAMP WITH TIME ZONE AS TIMESTAMP WITH TIME ZONE) AS anon_15, "
+        "CAST(%s::VARCHAR AS TEXT) AS anon_16 \n"
+        "WHERE EXISTS (SELECT %s::INTEGER AS anon_17 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = %s::INTEGER AND leases.attempt = %s::BIGINT FOR KEY "
+        "SHARE) ON CONFLICT DO NOTHING RETURNING files.store_id",
+    },
+    "insert_job": {
+        "bind": [None, None, None, None, None, None, None, None, None, None, None, None, None, None],
+        "defaults": {},
+        "names": [
+            "store_id",
+            "id",
+            "version",
+            "name",
+            "unit_name",
+            "state",
+            "remaining_tries",
+            "memory",
+            "cores",
+            "disk",
+            "description",
+            "created_at",
+            "updated_at",
+            "write_token",
+        ],
+        "result": [None],
+        "sql": "INSERT INTO jobs (store_id, id, version, name, unit_name, state, remaining_tries, "
+        "memory, cores, disk, description, created_at, updated_at, write_token) VALUES "
+        "(%s::INTEGER, %s::VARCHAR, %s::INTEGER, %s::VARCHAR, %s::VARCHAR, %s::VARCHAR, "
+        "%s::INTEGER, %s::BIGINT, %s, %s::BIGINT, %s::VARCHAR, %s::TIMESTAMP WITH TIME ZONE, "
+        "%s::TIMESTAMP WITH TIME ZONE, %s::BIGINT) ON CONFLICT DO NOTHING RETURNING "
+        "jobs.store_id",
+    },
+    "insert_job_fenced": {
+        "bind": [None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None],
+        "defaults": {"param_1": 1},
+        "names": [
+            "store_id",
+            "version",
+            "created_at",
+            "updated_at",
+            "id",
+            "name",
+            "unit_name",
+            "state",
+            "remaining_tries",
+            "memory",
+            "cores",
+            "disk",
+            "description",
+            "write_token",
+            "param_1",
+            "fence_sid",
+            "fence_attempt",
+        ],
+        "result": [None],
+        "sql": "INSERT INTO jobs (store_id, version, created_at, updated_at, id, name, "
+        "unit_name, state, remaining_tries, memory, cores, disk, description, "
+        "write_token) SELECT CAST(%s::INTEGER AS INTEGER) AS anon_1, CAST(%s::INTEGER "
+        "AS INTEGER) AS anon_2, CAST(%s::TIMESTAMP WITH TIME ZONE AS TIMESTAMP WITH "
+        "TIME ZONE) AS anon_3, CAST(%s::TIMESTAMP WITH TIME ZONE AS TIMESTAMP WITH "
+        "TIME ZONE) AS anon_4, CAST(%s::VARCHAR AS VARCHAR(128)) AS anon_5, "
+        "CAST(%s::VARCHAR AS VARCHAR(255)) AS anon_6, CAST(%s::VARCHAR AS "
+        "VARCHAR(255)) AS anon_7, CAST(%s::VARCHAR AS VARCHAR(32)) AS anon_8, "
+        "CAST(%s::INTEGER AS INTEGER) AS anon_9, CAST(%s::BIGINT AS BIGINT) AS "
+        "anon_10, CAST(%s AS FLOAT) AS anon_11, CAST(%s::BIGINT AS BIGINT) AS anon_12, "
+        "CAST(%s::VARCHAR AS TEXT) AS anon_13, CAST(%s::BIGINT AS BIGINT) AS anon_14 \n"
+        "WHERE EXISTS (SELECT %s::INTEGER AS anon_15 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = %s::INTEGER AND leases.attempt = %s::BIGINT FOR KEY "
+        "SHARE) ON CONFLICT DO NOTHING RETURNING jobs.store_id",
+    },
+    "insert_job_file": {
+        "bind": [
+            None,
+            None,
+            None,
+            None,
+            "boolean",
+            None,
+            None,
+            None,
+            None,
+            None,
+            "boolean",
+            "boolean",
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        ],
+        "defaults": {},
+        "names": [
+            "store_id",
+            "id",
+            "version",
+            "job_id",
+            "cleanup",
+            "shared_name",
+            "basename",
+            "size",
+            "checksum",
+            "blob_key",
+            "executable",
+            "encrypted",
+            "source_url",
+            "created_at",
+            "updated_at",
+            "reference",
+            "store_id",
+            "job_id",
+        ],
+        "result": [None],
+        "sql": "INSERT INTO files (store_id, id, version, job_id, cleanup, shared_name, "
+        "basename, size, checksum, blob_key, executable, encrypted, source_url, "
+        "created_at, updated_at, reference) SELECT %s::INTEGER AS anon_1, %s::VARCHAR AS "
+        "anon_2, %s::INTEGER AS anon_3, %s::VARCHAR AS anon_4, %s AS anon_5, %s::VARCHAR "
+        "AS anon_6, %s::VARCHAR AS anon_7, %s::BIGINT AS anon_8, %s::VARCHAR AS anon_9, "
+        "%s::VARCHAR AS anon_10, %s AS anon_11, %s AS anon_12, %s::VARCHAR AS anon_13, "
+        "%s::TIMESTAMP WITH TIME ZONE AS anon_14, %s::TIMESTAMP WITH TIME ZONE AS "
+        "anon_15, %s::VARCHAR AS anon_16 \n"
+        "WHERE EXISTS (SELECT * \n"
+        "FROM jobs \n"
+        "WHERE jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR) ON CONFLICT DO "
+        "NOTHING RETURNING files.store_id",
+    },
+    "insert_job_file_fenced": {
+        "bind": [
+            None,
+            None,
+            None,
+            None,
+            "boolean",
+            None,
+            None,
+            None,
+            None,
+            None,
+            "boolean",
+            "boolean",
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        ],
+        "defaults": {"param_1": 1},
+        "names": [
+            "store_id",
+            "id",
+            "version",
+            "job_id",
+            "cleanup",
+            "shared_name",
+            "basename",
+            "size",
+            "checksum",
+            "blob_key",
+            "executable",
+            "encrypted",
+            "source_url",
+            "created_at",
+            "updated_at",
+            "reference",
+            "store_id",
+            "job_id",
+            "param_1",
+            "fence_sid",
+            "fence_attempt",
+        ],
+        "result": [None],
+        "sql": "INSERT INTO files (store_id, id, version, job_id, cleanup, shared_name, "
+        "basename, size, checksum, blob_key, executable, encrypted, source_url, "
+        "created_at, updated_at, reference) SELECT %s::INTEGER AS anon_1, "
+        "%s::VARCHAR AS anon_2, %s::INTEGER AS anon_3, %s::VARCHAR AS anon_4, %s "
+        "AS anon_5, %s::VARCHAR AS anon_6, %s::VARCHAR AS anon_7, %s::BIGINT AS "
+        "anon_8, %s::VARCHAR AS anon_9, %s::VARCHAR AS anon_10, %s AS anon_11, %s "
+        "AS anon_12, %s::VARCHAR AS anon_13, %s::TIMESTAMP WITH TIME ZONE AS "
+        "anon_14, %s::TIMESTAMP WITH TIME ZONE AS anon_15, %s::VARCHAR AS "
+        "anon_16 \n"
+        "WHERE (EXISTS (SELECT * \n"
+        "FROM jobs \n"
+        "WHERE jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR)) AND "
+        "(EXISTS (SELECT %s::INTEGER AS anon_17 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = %s::INTEGER AND leases.attempt = %s::BIGINT FOR "
+        "KEY SHARE)) ON CONFLICT DO NOTHING RETURNING files.store_id",
+    },
+    "insert_jobs": {
+        "bind": [None, None, None, None, None, None, None, None, None, None, None, None, None, None],
+        "defaults": {},
+        "names": [
+            "store_id",
+            "id",
+            "version",
+            "name",
+            "unit_name",
+            "state",
+            "remaining_tries",
+            "memory",
+            "cores",
+            "disk",
+            "description",
+            "created_at",
+            "updated_at",
+            "write_token",
+        ],
+        "result": [],
+        "sql": "INSERT INTO jobs (store_id, id, version, name, unit_name, state, remaining_tries, "
+        "memory, cores, disk, description, created_at, updated_at, write_token) VALUES "
+        "(%s::INTEGER, %s::VARCHAR, %s::INTEGER, %s::VARCHAR, %s::VARCHAR, %s::VARCHAR, "
+        "%s::INTEGER, %s::BIGINT, %s, %s::BIGINT, %s::VARCHAR, %s::TIMESTAMP WITH TIME ZONE, "
+        "%s::TIMESTAMP WITH TIME ZONE, %s::BIGINT)",
+    },
+    "insert_jobs_from_arrays": {
+        "bind": [None, None, None, None, None, None, None, None, None, None, None, None, None, None],
+        "defaults": {"param_1": 1},
+        "names": [
+            "sid",
+            "param_1",
+            "now",
+            "now",
+            "all_id",
+            "all_name",
+            "all_unit_name",
+            "all_state",
+            "all_remaining_tries",
+            "all_memory",
+            "all_cores",
+            "all_disk",
+            "all_description",
+            "all_write_token",
+        ],
+        "result": [],
+        "sql": "INSERT INTO jobs (store_id, version, id, name, unit_name, state, "
+        "remaining_tries, memory, cores, disk, description, write_token, "
+        "created_at, updated_at) SELECT %s AS anon_1, %s::INTEGER AS anon_2, "
+        "given.id, given.name, given.unit_name, given.state, "
+        "given.remaining_tries, given.memory, given.cores, given.disk, "
+        "given.description, given.write_token, %s::TIMESTAMP WITH TIME ZONE AS "
+        "anon_3, %s::TIMESTAMP WITH TIME ZONE AS anon__1 \n"
+        "FROM unnest(CAST(%s AS VARCHAR(128)[]), CAST(%s AS VARCHAR(255)[]), "
+        "CAST(%s AS VARCHAR(255)[]), CAST(%s AS VARCHAR(32)[]), CAST(%s AS "
+        "INTEGER[]), CAST(%s AS BIGINT[]), CAST(%s AS FLOAT[]), CAST(%s AS "
+        "BIGINT[]), CAST(%s AS TEXT[]), CAST(%s AS BIGINT[])) AS given(id, name, "
+        "unit_name, state, remaining_tries, memory, cores, disk, description, "
+        "write_token)",
+    },
+    "insert_jobs_from_arrays_fenced": {
+        "bind": [None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None],
+        "defaults": {"param_1": 1, "param_2": 1},
+        "names": [
+            "sid",
+            "param_1",
+            "now",
+            "now",
+            "all_id",
+            "all_name",
+            "all_unit_name",
+            "all_state",
+            "all_remaining_tries",
+            "all_memory",
+            "all_cores",
+            "all_disk",
+            "all_description",
+            "all_write_token",
+            "param_2",
+            "fence_sid",
+            "fence_attempt",
+        ],
+        "result": [],
+        "sql": "INSERT INTO jobs (store_id, version, id, name, unit_name, state, "
+        "remaining_tries, memory, cores, disk, description, write_token, "
+        "created_at, updated_at) SELECT %s AS anon_1, %s::INTEGER AS "
+        "anon_2, given.id, given.name, given.unit_name, given.state, "
+        "given.remaining_tries, given.memory, given.cores, given.disk, "
+        "given.description, given.write_token, %s::TIMESTAMP WITH TIME "
+        "ZONE AS anon_3, %s::TIMESTAMP WITH TIME ZONE AS anon__1 \n"
+        "FROM unnest(CAST(%s AS VARCHAR(128)[]), CAST(%s AS "
+        "VARCHAR(255)[]), CAST(%s AS VARCHAR(255)[]), CAST(%s AS "
+        "VARCHAR(32)[]), CAST(%s AS INTEGER[]), CAST(%s AS BIGINT[]), "
+        "CAST(%s AS FLOAT[]), CAST(%s AS BIGINT[]), CAST(%s AS TEXT[]), "
+        "CAST(%s AS BIGINT[])) AS given(id, name, unit_name, state, "
+        "remaining_tries, memory, cores, disk, description, "
+        "write_token) \n"
+        "WHERE EXISTS (SELECT %s::INTEGER AS anon_4 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = %s::INTEGER AND leases.attempt = "
+        "%s::BIGINT FOR KEY SHARE)",
+    },
+    "insert_lease": {
+        "bind": [None, None, None, None, None],
+        "defaults": {},
+        "names": ["store_id", "attempt", "holder", "acquired_at", "expires_at"],
+        "result": [None],
+        "sql": "INSERT INTO leases (store_id, attempt, holder, acquired_at, expires_at) VALUES "
+        "(%s::INTEGER, %s::BIGINT, %s::VARCHAR, %s::TIMESTAMP WITH TIME ZONE, %s::TIMESTAMP "
+        "WITH TIME ZONE) ON CONFLICT DO NOTHING RETURNING leases.store_id",
+    },
+    "insert_lease_of_existing_store": {
+        "bind": [None, None, None, None, None, None],
+        "defaults": {},
+        "names": ["store_id", "attempt", "holder", "acquired_at", "expires_at", "store_id"],
+        "result": [None],
+        "sql": "INSERT INTO leases (store_id, attempt, holder, acquired_at, "
+        "expires_at) SELECT %s::INTEGER AS anon_1, %s::BIGINT AS anon_2, "
+        "%s::VARCHAR AS anon_3, %s::TIMESTAMP WITH TIME ZONE AS anon_4, "
+        "%s::TIMESTAMP WITH TIME ZONE AS anon_5 \n"
+        "WHERE EXISTS (SELECT * \n"
+        "FROM stores \n"
+        "WHERE stores.id = %s::INTEGER) ON CONFLICT DO NOTHING RETURNING "
+        "leases.store_id",
+    },
+    "insert_log": {
+        "bind": [None, None, "boolean", None],
+        "defaults": {},
+        "names": ["store_id", "message", "is_read", "created_at"],
+        "result": [],
+        "sql": "INSERT INTO logs (store_id, message, is_read, created_at) VALUES (%s::INTEGER, %s, "
+        "%s, %s::TIMESTAMP WITH TIME ZONE) RETURNING logs.seq",
+    },
+    "insert_log_fenced": {
+        "bind": [None, None, "boolean", None, None, None, None],
+        "defaults": {"param_1": 1},
+        "names": ["store_id", "message", "is_read", "created_at", "param_1", "fence_sid", "fence_attempt"],
+        "result": [None],
+        "sql": "INSERT INTO logs (store_id, message, is_read, created_at) SELECT "
+        "CAST(%s::INTEGER AS INTEGER) AS anon_1, CAST(%s AS BYTEA) AS anon_2, CAST(%s "
+        "AS BOOLEAN) AS anon_3, CAST(%s::TIMESTAMP WITH TIME ZONE AS TIMESTAMP WITH "
+        "TIME ZONE) AS anon_4 \n"
+        "WHERE EXISTS (SELECT %s::INTEGER AS anon_5 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = %s::INTEGER AND leases.attempt = %s::BIGINT FOR KEY "
+        "SHARE) RETURNING logs.seq",
+    },
+    "insert_store": {
+        "bind": [None, None, None, None, None],
+        "defaults": {},
+        "names": ["name", "blob_url", "workflow_id", "config_json", "created_at"],
+        "result": [None],
+        "sql": "INSERT INTO stores (name, blob_url, workflow_id, config_json, created_at) VALUES "
+        "(%s::VARCHAR, %s::VARCHAR, %s::VARCHAR, %s::VARCHAR, %s::TIMESTAMP WITH TIME ZONE) "
+        "ON CONFLICT DO NOTHING RETURNING stores.id",
+    },
+    "job_exists": {
+        "bind": [None, None, None],
+        "defaults": {"param_1": 1},
+        "names": ["param_1", "sid", "id"],
+        "result": [None],
+        "sql": "SELECT %s::INTEGER AS anon_1 \nFROM jobs \nWHERE jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR",
+    },
+    "job_file_summary": {
+        "bind": [None, None, None],
+        "defaults": {"coalesce_2": 0},
+        "names": ["coalesce_2", "sid", "coalesce_2"],
+        "result": [None, None, None, None, None],
+        "sql": "SELECT jobs.id, jobs.name, jobs.state, count(files.id) AS count_1, "
+        "coalesce(sum(files.size), %s::INTEGER) AS coalesce_1 \n"
+        "FROM jobs LEFT OUTER JOIN files ON files.store_id = jobs.store_id AND "
+        "files.job_id = jobs.id \n"
+        "WHERE jobs.store_id = %s::INTEGER GROUP BY jobs.id, jobs.name, jobs.state "
+        "ORDER BY coalesce(sum(files.size), %s::INTEGER) DESC, jobs.name",
+    },
+    "job_page": {
+        "bind": [None, None, None],
+        "defaults": {},
+        "names": ["sid", "after", "page_size"],
+        "result": [None, None, None],
+        "sql": "SELECT jobs.id, jobs.version, jobs.description \n"
+        "FROM jobs \n"
+        "WHERE jobs.store_id = %s::INTEGER AND jobs.id > %s::VARCHAR ORDER BY jobs.id \n"
+        " LIMIT %s",
+    },
+    "job_write_token": {
+        "bind": [None, None, None],
+        "defaults": {"coalesce_2": 0},
+        "names": ["coalesce_2", "sid", "id"],
+        "result": [None],
+        "sql": "SELECT coalesce(jobs.write_token, %s::INTEGER) AS coalesce_1 \n"
+        "FROM jobs \n"
+        "WHERE jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR",
+    },
+    "lease_attempt": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [None],
+        "sql": "SELECT leases.attempt \nFROM leases \nWHERE leases.store_id = %s::INTEGER FOR KEY SHARE",
+    },
+    "mark_lease_destroyed": {
+        "bind": [None, None, None, None, None],
+        "defaults": {},
+        "names": ["attempt", "holder", "now", "expires", "sid"],
+        "result": [],
+        "sql": "UPDATE leases SET attempt=%s::BIGINT, holder=%s::VARCHAR, "
+        "acquired_at=%s::TIMESTAMP WITH TIME ZONE, expires_at=%s::TIMESTAMP WITH "
+        "TIME ZONE WHERE leases.store_id = %s::INTEGER",
+    },
+    "orphaned_file_ids": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [None],
+        "sql": "SELECT files.id \n"
+        "FROM files \n"
+        "WHERE files.store_id = %s::INTEGER AND files.job_id IS NOT NULL AND NOT "
+        "(EXISTS (SELECT * \n"
+        "FROM jobs \n"
+        "WHERE jobs.store_id = files.store_id AND jobs.id = files.job_id))",
+    },
+    "read_logs": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [None, None],
+        "sql": "SELECT logs.seq, logs.message \n"
+        "FROM logs \n"
+        "WHERE logs.store_id = %s::INTEGER AND logs.is_read IS true ORDER BY logs.seq",
+    },
+    "renew_lease": {
+        "bind": [None, None, None],
+        "defaults": {},
+        "names": ["expires", "sid", "attempt"],
+        "result": [],
+        "sql": "UPDATE leases SET expires_at=%s::TIMESTAMP WITH TIME ZONE WHERE leases.store_id = "
+        "%s::INTEGER AND leases.attempt = %s::BIGINT",
+    },
+    "replace_file_content": {
+        "bind": [None, None, None, None, "boolean", "boolean", None, None, None, None, None, None],
+        "defaults": {"version_1": 1},
+        "names": [
+            "version_1",
+            "new_size",
+            "new_checksum",
+            "new_blob_key",
+            "new_executable",
+            "new_encrypted",
+            "new_source_url",
+            "new_updated_at",
+            "new_reference",
+            "sid",
+            "match_id",
+            "expected",
+        ],
+        "result": [],
+        "sql": "UPDATE files SET version=(files.version + %s::INTEGER), size=%s::BIGINT, "
+        "checksum=%s::VARCHAR, blob_key=%s::VARCHAR, executable=coalesce(%s, "
+        "files.executable), encrypted=%s, source_url=coalesce(%s::VARCHAR, "
+        "files.source_url), updated_at=%s::TIMESTAMP WITH TIME ZONE, "
+        "reference=%s::VARCHAR WHERE files.store_id = %s::INTEGER AND files.id = "
+        "%s::VARCHAR AND files.version = %s::INTEGER",
+    },
+    "replace_file_content_in_one_statement": {
+        "bind": [None, None, None, None, "boolean", "boolean", None, None, None, None, None, None, None, None, None],
+        "defaults": {"param_1": 1, "version_1": 1},
+        "names": [
+            "version_1",
+            "new_size",
+            "new_checksum",
+            "new_blob_key",
+            "new_executable",
+            "new_encrypted",
+            "new_source_url",
+            "new_updated_at",
+            "new_reference",
+            "sid",
+            "match_id",
+            "expected",
+            "sid",
+            "match_id",
+            "param_1",
+        ],
+        "result": [None, None],
+        "sql": "WITH updated_file AS \n"
+        "(UPDATE files SET version=(files.version + %s::INTEGER), "
+        "size=%s::BIGINT, checksum=%s::VARCHAR, "
+        "blob_key=%s::VARCHAR, executable=coalesce(%s, "
+        "files.executable), encrypted=%s, "
+        "source_url=coalesce(%s::VARCHAR, files.source_url), "
+        "updated_at=%s::TIMESTAMP WITH TIME ZONE, "
+        "reference=%s::VARCHAR WHERE files.store_id = %s::INTEGER "
+        "AND files.id = %s::VARCHAR AND files.version = "
+        "%s::INTEGER RETURNING files.version), \n"
+        "current_file AS \n"
+        "(SELECT files.blob_key AS blob_key \n"
+        "FROM files \n"
+        "WHERE files.store_id = %s::INTEGER AND files.id = "
+        "%s::VARCHAR)\n"
+        " SELECT current_file.blob_key, (SELECT count(*) AS "
+        "count_1 \n"
+        "FROM updated_file) AS updated \n"
+        "FROM (SELECT %s::INTEGER AS one) AS one_row LEFT OUTER "
+        "JOIN current_file ON true",
+    },
+    "replace_file_content_in_one_statement_fenced": {
+        "bind": [
+            None,
+            None,
+            None,
+            None,
+            "boolean",
+            "boolean",
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        ],
+        "defaults": {"param_1": 1, "param_2": 1, "version_1": 1},
+        "names": [
+            "version_1",
+            "new_size",
+            "new_checksum",
+            "new_blob_key",
+            "new_executable",
+            "new_encrypted",
+            "new_source_url",
+            "new_updated_at",
+            "new_reference",
+            "sid",
+            "match_id",
+            "expected",
+            "param_1",
+            "fence_sid",
+            "fence_attempt",
+            "sid",
+            "match_id",
+            "param_2",
+        ],
+        "result": [None, None],
+        "sql": "WITH updated_file AS \n"
+        "(UPDATE files SET version=(files.version + "
+        "%s::INTEGER), size=%s::BIGINT, "
+        "checksum=%s::VARCHAR, blob_key=%s::VARCHAR, "
+        "executable=coalesce(%s, files.executable), "
+        "encrypted=%s, source_url=coalesce(%s::VARCHAR, "
+        "files.source_url), updated_at=%s::TIMESTAMP WITH "
+        "TIME ZONE, reference=%s::VARCHAR WHERE "
+        "files.store_id = %s::INTEGER AND files.id = "
+        "%s::VARCHAR AND files.version = %s::INTEGER AND "
+        "(EXISTS (SELECT %s::INTEGER AS anon_1 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = %s::INTEGER AND "
+        "leases.attempt = %s::BIGINT FOR KEY SHARE)) "
+        "RETURNING files.version), \n"
+        "current_file AS \n"
+        "(SELECT files.blob_key AS blob_key \n"
+        "FROM files \n"
+        "WHERE files.store_id = %s::INTEGER AND files.id = "
+        "%s::VARCHAR)\n"
+        " SELECT current_file.blob_key, (SELECT count(*) AS "
+        "count_1 \n"
+        "FROM updated_file) AS updated \n"
+        "FROM (SELECT %s::INTEGER AS one) AS one_row LEFT "
+        "OUTER JOIN current_file ON true",
+    },
+    "revision_and_store": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["name"],
+        "result": [None, None, None, None, None, None, None, None],
+        "sql": "SELECT jobstore_alembic_version.version_num, stores.id, stores.name, "
+        "stores.blob_url, stores.workflow_id, stores.config_json, stores.created_at, "
+        "(SELECT leases.attempt \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = stores.id) AS lease_attempt \n"
+        "FROM jobstore_alembic_version LEFT OUTER JOIN stores ON stores.name = "
+        "%s::VARCHAR",
+    },
+    "select_lease": {
+        "bind": [None],
+        "defaults": {},
+        "names": ["sid"],
+        "result": [None, None, None, None],
+        "sql": "SELECT leases.attempt, leases.holder, leases.acquired_at, leases.expires_at \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = %s::INTEGER",
+    },
+    "take_lease": {
+        "bind": [None, None, None, None, None, None, None],
+        "defaults": {"attempt_1": 1},
+        "names": ["attempt_1", "holder", "now", "expires", "sid", "now", "expected"],
+        "result": [None],
+        "sql": "UPDATE leases SET attempt=(leases.attempt + %s::BIGINT), holder=%s::VARCHAR, "
+        "acquired_at=%s::TIMESTAMP WITH TIME ZONE, expires_at=%s::TIMESTAMP WITH TIME ZONE "
+        "WHERE leases.store_id = %s::INTEGER AND (leases.expires_at < %s::TIMESTAMP WITH TIME "
+        "ZONE OR leases.attempt = %s::BIGINT) RETURNING leases.attempt",
+    },
+    "unclaim_log": {
+        "bind": ["boolean", None, None],
+        "defaults": {"is_read": False},
+        "names": ["is_read", "sid", "seq"],
+        "result": [],
+        "sql": "UPDATE logs SET is_read=%s WHERE logs.store_id = %s::INTEGER AND logs.seq = %s::INTEGER",
+    },
+    "update_job_any": {
+        "bind": [None, None, None, None, None, None, None, None, None, None, None, None, None],
+        "defaults": {"version_1": 1},
+        "names": [
+            "version_1",
+            "new_name",
+            "new_unit_name",
+            "new_state",
+            "new_remaining_tries",
+            "new_memory",
+            "new_cores",
+            "new_disk",
+            "new_description",
+            "new_updated_at",
+            "new_write_token",
+            "sid",
+            "match_id",
+        ],
+        "result": [None],
+        "sql": "UPDATE jobs SET version=(jobs.version + %s::INTEGER), name=%s::VARCHAR, "
+        "unit_name=%s::VARCHAR, state=%s::VARCHAR, remaining_tries=%s::INTEGER, "
+        "memory=%s::BIGINT, cores=%s, disk=%s::BIGINT, description=%s::VARCHAR, "
+        "updated_at=%s::TIMESTAMP WITH TIME ZONE, write_token=%s::BIGINT WHERE "
+        "jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR RETURNING jobs.version",
+    },
+    "update_job_any_fenced": {
+        "bind": [None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None],
+        "defaults": {"param_1": 1, "version_1": 1},
+        "names": [
+            "version_1",
+            "new_name",
+            "new_unit_name",
+            "new_state",
+            "new_remaining_tries",
+            "new_memory",
+            "new_cores",
+            "new_disk",
+            "new_description",
+            "new_updated_at",
+            "new_write_token",
+            "sid",
+            "match_id",
+            "param_1",
+            "fence_sid",
+            "fence_attempt",
+        ],
+        "result": [None],
+        "sql": "UPDATE jobs SET version=(jobs.version + %s::INTEGER), name=%s::VARCHAR, "
+        "unit_name=%s::VARCHAR, state=%s::VARCHAR, remaining_tries=%s::INTEGER, "
+        "memory=%s::BIGINT, cores=%s, disk=%s::BIGINT, description=%s::VARCHAR, "
+        "updated_at=%s::TIMESTAMP WITH TIME ZONE, write_token=%s::BIGINT WHERE "
+        "jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR AND (EXISTS (SELECT "
+        "%s::INTEGER AS anon_1 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = %s::INTEGER AND leases.attempt = %s::BIGINT FOR "
+        "KEY SHARE)) RETURNING jobs.version",
+    },
+    "update_job_cas": {
+        "bind": [None, None, None, None, None, None, None, None, None, None, None, None, None, None],
+        "defaults": {"version_1": 1},
+        "names": [
+            "version_1",
+            "new_name",
+            "new_unit_name",
+            "new_state",
+            "new_remaining_tries",
+            "new_memory",
+            "new_cores",
+            "new_disk",
+            "new_description",
+            "new_updated_at",
+            "new_write_token",
+            "sid",
+            "match_id",
+            "expected",
+        ],
+        "result": [],
+        "sql": "UPDATE jobs SET version=(jobs.version + %s::INTEGER), name=%s::VARCHAR, "
+        "unit_name=%s::VARCHAR, state=%s::VARCHAR, remaining_tries=%s::INTEGER, "
+        "memory=%s::BIGINT, cores=%s, disk=%s::BIGINT, description=%s::VARCHAR, "
+        "updated_at=%s::TIMESTAMP WITH TIME ZONE, write_token=%s::BIGINT WHERE "
+        "jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR AND jobs.version = "
+        "%s::INTEGER",
+    },
+    "update_job_cas_fenced": {
+        "bind": [None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None],
+        "defaults": {"param_1": 1, "version_1": 1},
+        "names": [
+            "version_1",
+            "new_name",
+            "new_unit_name",
+            "new_state",
+            "new_remaining_tries",
+            "new_memory",
+            "new_cores",
+            "new_disk",
+            "new_description",
+            "new_updated_at",
+            "new_write_token",
+            "sid",
+            "match_id",
+            "expected",
+            "param_1",
+            "fence_sid",
+            "fence_attempt",
+        ],
+        "result": [],
+        "sql": "UPDATE jobs SET version=(jobs.version + %s::INTEGER), name=%s::VARCHAR, "
+        "unit_name=%s::VARCHAR, state=%s::VARCHAR, remaining_tries=%s::INTEGER, "
+        "memory=%s::BIGINT, cores=%s, disk=%s::BIGINT, description=%s::VARCHAR, "
+        "updated_at=%s::TIMESTAMP WITH TIME ZONE, write_token=%s::BIGINT WHERE "
+        "jobs.store_id = %s::INTEGER AND jobs.id = %s::VARCHAR AND jobs.version = "
+        "%s::INTEGER AND (EXISTS (SELECT %s::INTEGER AS anon_1 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = %s::INTEGER AND leases.attempt = %s::BIGINT FOR "
+        "KEY SHARE))",
+    },
+    "upsert_jobs_from_arrays": {
+        "bind": [None, None, None, None, None, None, None, None, None, None, None, None, None, None, None],
+        "defaults": {"param_1": 1, "version_1": 1},
+        "names": [
+            "sid",
+            "param_1",
+            "now",
+            "now",
+            "all_id",
+            "all_name",
+            "all_unit_name",
+            "all_state",
+            "all_remaining_tries",
+            "all_memory",
+            "all_cores",
+            "all_disk",
+            "all_description",
+            "all_write_token",
+            "version_1",
+        ],
+        "result": [None, None],
+        "sql": "INSERT INTO jobs (store_id, version, id, name, unit_name, state, "
+        "remaining_tries, memory, cores, disk, description, write_token, "
+        "created_at, updated_at) SELECT %s AS anon_1, %s::INTEGER AS anon_2, "
+        "given.id, given.name, given.unit_name, given.state, "
+        "given.remaining_tries, given.memory, given.cores, given.disk, "
+        "given.description, given.write_token, %s::TIMESTAMP WITH TIME ZONE AS "
+        "anon_3, %s::TIMESTAMP WITH TIME ZONE AS anon__1 \n"
+        "FROM unnest(CAST(%s AS VARCHAR(128)[]), CAST(%s AS VARCHAR(255)[]), "
+        "CAST(%s AS VARCHAR(255)[]), CAST(%s AS VARCHAR(32)[]), CAST(%s AS "
+        "INTEGER[]), CAST(%s AS BIGINT[]), CAST(%s AS FLOAT[]), CAST(%s AS "
+        "BIGINT[]), CAST(%s AS TEXT[]), CAST(%s AS BIGINT[])) AS given(id, name, "
+        "unit_name, state, remaining_tries, memory, cores, disk, description, "
+        "write_token) ON CONFLICT (store_id, id) DO UPDATE SET version = "
+        "(jobs.version + %s::INTEGER), name = excluded.name, unit_name = "
+        "excluded.unit_name, state = excluded.state, remaining_tries = "
+        "excluded.remaining_tries, memory = excluded.memory, cores = "
+        "excluded.cores, disk = excluded.disk, description = "
+        "excluded.description, updated_at = excluded.updated_at, write_token = "
+        "excluded.write_token RETURNING jobs.id, jobs.version",
+    },
+    "upsert_jobs_from_arrays_fenced": {
+        "bind": [
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        ],
+        "defaults": {"param_1": 1, "param_2": 1, "version_1": 1},
+        "names": [
+            "sid",
+            "param_1",
+            "now",
+            "now",
+            "all_id",
+            "all_name",
+            "all_unit_name",
+            "all_state",
+            "all_remaining_tries",
+            "all_memory",
+            "all_cores",
+            "all_disk",
+            "all_description",
+            "all_write_token",
+            "param_2",
+            "fence_sid",
+            "fence_attempt",
+            "version_1",
+        ],
+        "result": [None, None],
+        "sql": "INSERT INTO jobs (store_id, version, id, name, unit_name, state, "
+        "remaining_tries, memory, cores, disk, description, write_token, "
+        "created_at, updated_at) SELECT %s AS anon_1, %s::INTEGER AS "
+        "anon_2, given.id, given.name, given.unit_name, given.state, "
+        "given.remaining_tries, given.memory, given.cores, given.disk, "
+        "given.description, given.write_token, %s::TIMESTAMP WITH TIME "
+        "ZONE AS anon_3, %s::TIMESTAMP WITH TIME ZONE AS anon__1 \n"
+        "FROM unnest(CAST(%s AS VARCHAR(128)[]), CAST(%s AS "
+        "VARCHAR(255)[]), CAST(%s AS VARCHAR(255)[]), CAST(%s AS "
+        "VARCHAR(32)[]), CAST(%s AS INTEGER[]), CAST(%s AS BIGINT[]), "
+        "CAST(%s AS FLOAT[]), CAST(%s AS BIGINT[]), CAST(%s AS TEXT[]), "
+        "CAST(%s AS BIGINT[])) AS given(id, name, unit_name, state, "
+        "remaining_tries, memory, cores, disk, description, "
+        "write_token) \n"
+        "WHERE EXISTS (SELECT %s::INTEGER AS anon_4 \n"
+        "FROM leases \n"
+        "WHERE leases.store_id = %s::INTEGER AND leases.attempt = "
+        "%s::BIGINT FOR KEY SHARE) ON CONFLICT (store_id, id) DO UPDATE "
+        "SET version = (jobs.version + %s::INTEGER), name = "
+        "excluded.name, unit_name = excluded.unit_name, state = "
+        "excluded.state, remaining_tries = excluded.remaining_tries, "
+        "memory = excluded.memory, cores = excluded.cores, disk = "
+        "excluded.disk, description = excluded.description, updated_at = "
+        "excluded.updated_at, write_token = excluded.write_token "
+        "RETURNING jobs.id, jobs.version",
+    },
+}

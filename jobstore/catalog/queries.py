@@ -287,6 +287,22 @@ def _insert_ignoring_conflicts(table: Table, dialect: str) -> Any:
     return statement
 
 
+def insert_lease_of_existing_store(dialect: str) -> Any:
+    """``destroy()``'s lease row, inserted only while the store's row exists (another handle may
+    have destroyed the store already): ``INSERT ... SELECT ... WHERE EXISTS (<the store>) ON CONFLICT
+    DO NOTHING RETURNING``. No returned row: the store has a lease already, or no row any more."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+
+    columns = ["store_id", "attempt", "holder", "acquired_at", "expires_at"]
+    values = select(*(bindparam(name, type_=leases.c[name].type) for name in columns)).where(
+        exists().where(stores.c.id == bindparam("store_id"))
+    )
+    return dialect_insert(leases).from_select(columns, values).on_conflict_do_nothing().returning(leases.c.store_id)
+
+
 def insert_file_of_existing_job(dialect: str, *, fenced: bool = False) -> Any:
     """One statement that inserts a job-associated file row only if its job exists.
 
