@@ -198,6 +198,11 @@ class MaintenanceCatalog:
         """Insert copied file rows into this store (one transaction)."""
         self._write("copy files", lambda connection, sid: reports.insert_file_rows(connection, sid, rows))
 
+    def refresh_statistics(self) -> None:
+        """Refresh the catalog's planner statistics after a bulk load (PostgreSQL: ANALYZE of the
+        jobs, files and logs tables; nothing on SQLite, whose statistics are fixed)."""
+        self._write("refresh the planner statistics", lambda connection, _sid: reports.refresh_statistics(connection))
+
     def existing_file_ids(self, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` this store holds already."""
         return self._read("find copied files", lambda connection, sid: reports.existing_file_ids(connection, sid, ids))

@@ -44,6 +44,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Connection
@@ -544,6 +545,19 @@ def file_rows_page(connection: Connection, store_id: int, after: str, limit: int
         .limit(bindparam("limit"))
     )
     return [dict(r._mapping) for r in connection.execute(query, {"sid": store_id, "after": after, "limit": limit})]
+
+
+#: PostgreSQL's planner statistics for the tables a bulk load fills. Until autovacuum has analyzed
+#: freshly filled tables, the planner believes them nearly empty and can choose a nested-loop
+#: anti-join for the orphan query and the totals (quadratic in the rows). SQLite's catalog keeps a
+#: fixed snapshot of statistics (sqlite_schema.py), which ANALYZE would overwrite.
+_ANALYZE_FILLED_TABLES = "ANALYZE jobs, files, logs"
+
+
+def refresh_statistics(connection: Connection) -> None:
+    """After a bulk load (``jobstore copy``): give PostgreSQL's planner the tables' real sizes."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text(_ANALYZE_FILLED_TABLES))
 
 
 def insert_job_rows(connection: Connection, store_id: int, rows: Sequence[dict[str, Any]]) -> None:

@@ -139,6 +139,7 @@ def copy_store(
 
     report.logs = _copy_logs(source, destination)
     progress("logs", report.logs, totals["logs"])
+    destination_rows.refresh_statistics()  # reports on the copy must not wait for autovacuum
 
     copied = destination_rows.row_counts()
     for what in ("jobs", "files", "logs"):

@@ -232,3 +232,29 @@ def test_durations() -> None:
     assert parse_duration("30m").total_seconds() == 1800 and parse_duration("0").total_seconds() == 0
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration("5 parsecs")
+
+
+@pytest.mark.parametrize("backend", ["postgres-local"], indirect=True)
+def test_a_copy_into_postgresql_leaves_the_planner_real_statistics(
+    backend: Backend, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Freshly filled tables that autovacuum has not analyzed yet look empty to PostgreSQL's
+    planner, which then picks a quadratic anti-join for the orphan query and the totals; a copy
+    is such a fill, so it analyzes the tables at its end."""
+    from sqlalchemy import text
+
+    from jobstore.maintenance import open_destination
+
+    source = open_destination(f"file:{tmp_path_factory.mktemp('copy') / 'source'}")
+    backend.opened.append(source)
+    populate(source, jobs_count=3)
+    destination = backend.new_store()
+    with destination.catalog.engine.connect() as connection:
+        before = connection.execute(text("SELECT now()")).scalar_one()
+    assert copy_store(source, destination).ok
+    with destination.catalog.engine.connect() as connection:
+        analyzed = connection.execute(
+            text("SELECT relname, last_analyze FROM pg_stat_user_tables WHERE relname IN ('jobs', 'files', 'logs')")
+        ).fetchall()
+    assert len(analyzed) == 3
+    assert all(last is not None and last >= before for _, last in analyzed), analyzed
