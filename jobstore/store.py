@@ -265,11 +265,12 @@ class JobStore(AbstractJobStore):
         blobs.check_owner(blob_owner(self._location.store_name, self.config.workflowID))
         self.release_leader_lease()
         database = sqlite_path(catalog.url)
-        if database is None or os.path.exists(database):  # else another handle destroyed it already
+        catalog_exists = database is None or os.path.exists(database)  # else another handle destroyed it
+        if catalog_exists:
             holder = json.dumps({"destroy": new_holder()}, sort_keys=True)
             catalog.operations.mark_destroyed(store_id, holder, utc_now())
         blobs.destroy(final=False)
-        if database is None or os.path.exists(database):
+        if catalog_exists:
             catalog.operations.delete_store(store_id)
         blobs.destroy()  # what writers that hold no lease added between the first sweep and the rows
         catalog.dispose()

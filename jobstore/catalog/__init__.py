@@ -15,13 +15,11 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from jobstore.catalog.idle import IDLE_TIMEOUT, idle_timeout_option
 from jobstore.catalog.location import (
-    PREPARE_THRESHOLD,
     dialect_name,
+    jobstore_options,
     parse_catalog_url,
     postgres_connect_args,
-    prepare_threshold,
     sqlite_path,
 )
 from jobstore.catalog.operations import CatalogOperations, PostgresOperations, SQLiteOperations
@@ -208,9 +206,5 @@ def _psycopg_connect_args(engine: Engine, catalog_url: str) -> dict[str, Any]:
     arguments: dict[str, Any] = url.translate_connect_args(username="user", database="dbname")
     arguments.update({key: value for key, value in url.query.items() if isinstance(value, str)})
     arguments.setdefault("connect_timeout", 10)
-    original = parse_catalog_url(catalog_url)
-    if PREPARE_THRESHOLD in original.query:
-        arguments[PREPARE_THRESHOLD] = prepare_threshold(str(original.query[PREPARE_THRESHOLD]), catalog_url)
-    if IDLE_TIMEOUT in original.query:
-        arguments[IDLE_TIMEOUT] = idle_timeout_option(str(original.query[IDLE_TIMEOUT]), catalog_url)
+    arguments.update(jobstore_options(parse_catalog_url(catalog_url).query, catalog_url))
     return arguments

@@ -25,14 +25,8 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from jobstore.catalog.idle import (
-    DEFAULT_IDLE_TIMEOUT_SECONDS,
-    IDLE_TIMEOUT,
-    application_name,
-    idle_timeout_option,
-    release_when_idle,
-)
-from jobstore.catalog.location import PREPARE_THRESHOLD, parse_catalog_url, prepare_threshold, sqlite_path
+from jobstore.catalog.idle import DEFAULT_IDLE_TIMEOUT_SECONDS, IDLE_TIMEOUT, application_name, release_when_idle
+from jobstore.catalog.location import PREPARE_THRESHOLD, jobstore_options, parse_catalog_url, sqlite_path
 from jobstore.catalog.retry import SQLITE_BUSY_TIMEOUT_MS, is_transient, run_with_retries
 from jobstore.catalog.sqlite_file import prepare_sqlite_file
 from jobstore.catalog.sqlite_pragmas import connection_pragmas
@@ -126,17 +120,12 @@ def _make_postgres_engine(url: URL, pool_size: int) -> Engine:
         url = url.difference_update_query(["pool_size"])
     if pool_size < 1:
         raise InvalidLocatorError(f"The catalog pool size must be at least 1, not {pool_size}.")
+    options = jobstore_options(url.query, url.render_as_string(hide_password=True))
+    url = url.difference_update_query(list(options))
     connect_args: dict[str, Any] = {"connect_timeout": 10}
-    # psycopg's own option, not libpq's: it goes to psycopg.connect() as a keyword, not in the
-    # connection string (which would refuse it).
-    if PREPARE_THRESHOLD in url.query:
-        rendered = url.render_as_string(hide_password=True)
-        connect_args[PREPARE_THRESHOLD] = prepare_threshold(str(url.query[PREPARE_THRESHOLD]), rendered)
-        url = url.difference_update_query([PREPARE_THRESHOLD])
-    idle_timeout = DEFAULT_IDLE_TIMEOUT_SECONDS
-    if IDLE_TIMEOUT in url.query:
-        idle_timeout = idle_timeout_option(str(url.query[IDLE_TIMEOUT]), url.render_as_string(hide_password=True))
-        url = url.difference_update_query([IDLE_TIMEOUT])
+    if PREPARE_THRESHOLD in options:  # psycopg's keyword, not a libpq connection-string option
+        connect_args[PREPARE_THRESHOLD] = options[PREPARE_THRESHOLD]
+    idle_timeout = float(options.get(IDLE_TIMEOUT, DEFAULT_IDLE_TIMEOUT_SECONDS))
     engine = create_engine(
         url,
         pool_size=pool_size,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -87,6 +88,19 @@ def prepare_threshold(value: str, url: str = "") -> int | None:
     )
 
 
+_OPTION_READERS: dict[str, Callable[[str, str], Any]] = {
+    PREPARE_THRESHOLD: prepare_threshold,
+    IDLE_TIMEOUT: idle_timeout_option,
+}
+
+
+def jobstore_options(query: Mapping[str, Any], url: str) -> dict[str, Any]:
+    """jobstore's own options found in a PostgreSQL URL's ``query`` (``prepare_threshold``,
+    ``idle_timeout``), read into what psycopg and the catalog take; libpq would refuse them, so
+    callers take them out of the connection string. A bad value is an InvalidLocatorError."""
+    return {name: read(str(query[name]), url) for name, read in _OPTION_READERS.items() if name in query}
+
+
 def postgres_connect_args(url: str) -> dict[str, Any] | None:
     """``psycopg.connect()`` keyword arguments for a plain PostgreSQL URL, or None.
 
@@ -125,12 +139,8 @@ def postgres_connect_args(url: str) -> dict[str, Any] | None:
             if not value.isdigit() or int(value) < 1:
                 return None  # invalid: the engine's parser says so
             continue
-        if key == PREPARE_THRESHOLD:
-            arguments[key] = prepare_threshold(value, url)
-            continue
-        if key == IDLE_TIMEOUT:
-            arguments[key] = idle_timeout_option(value, url)
-            continue
-        arguments[key] = value
+        # Read at once: an invalid value is reported even where a later option sends the URL on to
+        # SQLAlchemy's parser (which drops blank values).
+        arguments[key] = _OPTION_READERS[key](value, url) if key in _OPTION_READERS else value
     arguments.setdefault("connect_timeout", 10)
     return arguments
